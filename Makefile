@@ -1,0 +1,116 @@
+# ferry - one Makefile.
+#
+#   make                      build bin/ferry-agent, bin/ferry-server,
+#                             bin/ferry-convert
+#   make check                install test dependencies, build, run all tests
+#   make demo                 run the main job on embedded defaults
+#   make SANITIZE=address,undefined check
+#                             the same tests on a sanitizer build
+#                             (objects and binaries under build-sanitize/)
+#   make bench                benchmarks against the peers (docs/PERFORMANCE.md)
+
+PKGS := libcurl libmicrohttpd jansson openssl libarchive zlib libnbd \
+        sqlite3 yaml-0.1 libzstd
+
+CC ?= cc
+VERSION := 0.1.0
+
+ifeq ($(SANITIZE),)
+O := build
+BIN := bin
+OPT := -O2
+else
+O := build-sanitize
+BIN := build-sanitize/bin
+OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) \
+       -fno-sanitize-recover=all
+SAN_LDFLAGS := -fsanitize=$(SANITIZE)
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes -Werror
+CFLAGS ?= -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DFERRY_VERSION='"$(VERSION)"' \
+              $(WARN) $(OPT) $(CFLAGS) -pthread -MMD -MP \
+              -Ilib -Iconverters $(PKG_CFLAGS)
+ALL_LDFLAGS := -pthread $(SAN_LDFLAGS) $(LDFLAGS)
+LIBS = $(PKG_LIBS) -lm
+
+LIB_SRC := $(wildcard lib/*.c)
+AGENT_SRC := $(wildcard agent/*.c)
+SERVER_SRC := $(wildcard server/*.c server/targets/*.c)
+CONVERT_SRC := $(wildcard converters/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(O)/%.o,$(1))
+
+LIBFERRY := $(O)/libferry.a
+PROGRAMS := $(BIN)/ferry-agent $(BIN)/ferry-server $(BIN)/ferry-convert
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
+
+.PHONY: all clean check check-unit check-shell demo bench deps \
+        deps-build checksrc unit
+
+all: $(PROGRAMS)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBFERRY): $(call obj,$(LIB_SRC))
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN)/ferry-agent: $(call obj,$(AGENT_SRC)) $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BIN)/ferry-server: $(call obj,$(SERVER_SRC)) $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BIN)/ferry-convert: $(call obj,$(CONVERT_SRC)) $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# A unit test links the library and, where it tests a program's own code,
+# that program's objects (named in tests/unit/<test>.deps).
+$(O)/tests/%: tests/unit/%.c $(LIBFERRY) \
+              $(call obj,$(filter-out %/main.c,$(CONVERT_SRC) $(AGENT_SRC)))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests/unit -Iagent -o $@ $< \
+	  $(call obj,$(filter-out %/main.c,$(CONVERT_SRC) $(AGENT_SRC))) \
+	  $(LIBFERRY) $(LIBS)
+
+unit: $(UNIT_TESTS)
+
+deps-build:
+	@bash scripts/setup.sh build
+
+deps:
+	@bash scripts/setup.sh test
+
+checksrc:
+	@bash scripts/checksrc.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory checksrc
+	@FERRY_BIN=$(abspath $(BIN)) FERRY_UNIT=$(abspath $(O)/tests) \
+	  bash tests/run.sh
+
+demo:
+	@bash scripts/setup.sh demo
+	@$(MAKE) --no-print-directory all
+	@FERRY_BIN=$(abspath $(BIN)) bash scripts/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@FERRY_BIN=$(abspath $(BIN)) bash bench/run.sh
+
+clean:
+	rm -rf build build-sanitize bin
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,446 @@
+/* clone.c - the clone pipeline (see clone.h). */
+#include "clone.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chunkset.h"
+#include "error.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "source.h"
+#include "store.h"
+
+/* A chunk handed to a worker, and what became of it. */
+struct slot {
+  uint64_t index;
+  int done;
+  int zero;                              /* read, and all zeros */
+  struct image_chunk chunk;
+};
+
+struct clone {
+  const struct clone_opts *o;
+  struct image_manifest m;               /* disk_size, chunk_size, count */
+  struct chunkset *have;                 /* chunks the store holds */
+  struct table_writer *table;
+  struct ratelimit *rate;
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond;                   /* any change of the counters */
+  struct slot *slots;                    /* window, indexed seq % window */
+  uint64_t window;
+  uint64_t issued, taken, emitted;       /* sequence numbers */
+  int planning_done;
+  int failed;                            /* first error is in errmsg */
+  char errmsg[1024];
+
+  /* statistics, updated atomically */
+  _Atomic uint64_t read_bytes, zero_chunks, data_chunks, data_bytes;
+  _Atomic uint64_t sent_chunks, sent_bytes, reused_chunks, reused_bytes;
+  _Atomic uint64_t scanned_bytes, hole_bytes, alloc_bytes;
+  struct timespec start;
+};
+
+static double since(const struct timespec *t0)
+{
+  struct timespec t;
+
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) +
+         (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void snapshot(struct clone *c, struct clone_stats *st)
+{
+  st->disk_size = c->m.disk_size;
+  st->chunks = c->m.chunk_count;
+  st->scanned_bytes = atomic_load(&c->scanned_bytes);
+  st->hole_bytes = atomic_load(&c->hole_bytes);
+  st->read_bytes = atomic_load(&c->read_bytes);
+  st->zero_chunks = atomic_load(&c->zero_chunks);
+  st->data_chunks = atomic_load(&c->data_chunks);
+  st->data_bytes = atomic_load(&c->data_bytes);
+  st->sent_chunks = atomic_load(&c->sent_chunks);
+  st->sent_bytes = atomic_load(&c->sent_bytes);
+  st->reused_chunks = atomic_load(&c->reused_chunks);
+  st->reused_bytes = atomic_load(&c->reused_bytes);
+  st->alloc_bytes = atomic_load(&c->alloc_bytes);
+  st->seconds = since(&c->start);
+}
+
+/* Record the first failure (called with the lock held). */
+static void fail_locked(struct clone *c, const char *msg)
+{
+  if (!c->failed) {
+    c->failed = 1;
+    snprintf(c->errmsg, sizeof c->errmsg, "%s", msg);
+  }
+  pthread_cond_broadcast(&c->cond);
+}
+
+static int cancelled(struct clone *c)
+{
+  return c->o->cancel && *c->o->cancel;
+}
+
+/* Write finished slots to the table in disk order (lock held). */
+static void emit_locked(struct clone *c)
+{
+  while (c->emitted < c->taken) {
+    struct slot *sl = &c->slots[c->emitted % c->window];
+
+    if (!sl->done)
+      break;
+    if (!sl->zero && !c->failed &&
+        table_writer_add(c->table, &sl->chunk) == -1)
+      fail_locked(c, ferry_errmsg());
+    sl->done = 0;
+    c->emitted++;
+  }
+  pthread_cond_broadcast(&c->cond);
+}
+
+struct worker {
+  struct clone *c;
+  pthread_t thread;
+  void *buf;                     /* one chunk read from the source */
+  void *zbuf;                    /* its compressed form */
+  struct codec *codec;
+};
+
+/* Read, hash, maybe compress and upload one chunk; fills sl. */
+static int process(struct worker *w, struct slot *sl)
+{
+  struct clone *c = w->c;
+  uint64_t len = image_chunk_len(&c->m, sl->index);
+  uint64_t off = sl->index * c->m.chunk_size;
+  char key[IMAGE_CHUNK_KEY_MAX];
+  struct image_chunk *ch = &sl->chunk;
+  const void *data = w->buf;
+  size_t stored = (size_t)len;
+
+  if (source_pread(c->o->src, w->buf, (size_t)len, off) == -1)
+    return -1;
+  atomic_fetch_add(&c->read_bytes, len);
+  if (buf_is_zero(w->buf, (size_t)len)) {
+    sl->zero = 1;
+    atomic_fetch_add(&c->zero_chunks, 1);
+    return 0;
+  }
+  sl->zero = 0;
+  ch->index = sl->index;
+  digest_buf(w->buf, (size_t)len, ch->digest);
+  atomic_fetch_add(&c->data_chunks, 1);
+  atomic_fetch_add(&c->data_bytes, len);
+
+  if (chunkset_find(c->have, ch->digest, &ch->enc, &ch->stored_size) == 1 &&
+      (ch->enc != ENC_RAW || ch->stored_size == len)) {
+    atomic_fetch_add(&c->reused_chunks, 1);
+    atomic_fetch_add(&c->reused_bytes, len);
+    return 0;
+  }
+  ch->enc = ENC_RAW;
+  if (c->o->enc != ENC_RAW) {
+    /* compression pays when it saves at least an eighth */
+    size_t z = codec_encode(w->codec, w->buf, (size_t)len, w->zbuf,
+                            (size_t)len - (size_t)len / 8);
+
+    if (z > 0) {
+      ch->enc = c->o->enc;
+      data = w->zbuf;
+      stored = z;
+    }
+  }
+  ch->stored_size = stored;
+  image_chunk_key(ch->digest, ch->enc, key);
+  if (c->rate)
+    ratelimit_take(c->rate, stored);
+  if (store_put(c->o->store, key, data, stored) == -1) {
+    ferry_error_prefix("upload chunk %" PRIu64 " (offset %" PRIu64 "): ",
+                       sl->index, off);
+    return -1;
+  }
+  if (chunkset_add(c->have, ch->digest, ch->enc, stored) == -1)
+    return -1;
+  atomic_fetch_add(&c->sent_chunks, 1);
+  atomic_fetch_add(&c->sent_bytes, stored);
+  return 0;
+}
+
+static void *worker_main(void *arg)
+{
+  struct worker *w = arg;
+  struct clone *c = w->c;
+
+  pthread_mutex_lock(&c->lock);
+  for (;;) {
+    uint64_t seq;
+    struct slot *sl;
+    int r;
+
+    while (!c->failed && c->taken == c->issued && !c->planning_done)
+      pthread_cond_wait(&c->cond, &c->lock);
+    if (c->failed || c->taken == c->issued)
+      break;
+    seq = c->taken++;
+    sl = &c->slots[seq % c->window];
+    pthread_mutex_unlock(&c->lock);
+
+    r = cancelled(c) ? (ferry_error("canceled"), -1) : process(w, sl);
+
+    pthread_mutex_lock(&c->lock);
+    if (r == -1)
+      fail_locked(c, ferry_errmsg());
+    sl->done = 1;
+    emit_locked(c);
+  }
+  pthread_mutex_unlock(&c->lock);
+  return NULL;
+}
+
+/* Hand chunk index to the workers, waiting for room in the window. */
+static int issue(struct clone *c, uint64_t index)
+{
+  struct slot *sl;
+
+  pthread_mutex_lock(&c->lock);
+  while (!c->failed && c->issued - c->emitted >= c->window)
+    pthread_cond_wait(&c->cond, &c->lock);
+  if (c->failed) {
+    pthread_mutex_unlock(&c->lock);
+    return -1;
+  }
+  sl = &c->slots[c->issued % c->window];
+  sl->index = index;
+  sl->done = 0;
+  c->issued++;
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
+  return 0;
+}
+
+/* Walk the disk's extents: chunks wholly inside holes are zero without a
+ * read, every other chunk is issued to the workers.  With dry set, only
+ * count what would be read (st->alloc_bytes, for progress totals). */
+static int plan(struct clone *c, int dry)
+{
+  const uint64_t cs = c->m.chunk_size, size = c->m.disk_size;
+  const uint64_t count = c->m.chunk_count;
+  uint64_t index = 0;
+
+  while (index < count) {
+    uint64_t off = index * cs, len, end, stop;
+    int zero;
+
+    if (cancelled(c)) {
+      ferry_error("canceled");
+      return -1;
+    }
+    if (source_extent(c->o->src, off, &zero, &len) == -1)
+      return -1;
+    end = len > size - off ? size : off + len;
+    if (zero) {
+      stop = end == size ? count : end / cs;   /* chunks wholly in the hole */
+      if (stop > index) {
+        if (!dry) {
+          atomic_fetch_add(&c->zero_chunks, stop - index);
+          atomic_fetch_add(&c->hole_bytes,
+                           (stop == count ? size : stop * cs) - off);
+          atomic_store(&c->scanned_bytes, stop == count ? size : stop * cs);
+        }
+        index = stop;
+        continue;
+      }
+      stop = index + 1;            /* data follows the hole in this chunk */
+    } else {
+      stop = (end + cs - 1) / cs;  /* every chunk the data touches */
+    }
+    for (; index < stop; index++) {
+      if (dry)
+        atomic_fetch_add(&c->alloc_bytes, image_chunk_len(&c->m, index));
+      else if (issue(c, index) == -1)
+        return -1;
+      else
+        atomic_store(&c->scanned_bytes,
+                     index + 1 == count ? size : (index + 1) * cs);
+    }
+  }
+  return 0;
+}
+
+struct progress_thread {
+  struct clone *c;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int stop;
+};
+
+static void *progress_main(void *arg)
+{
+  struct progress_thread *p = arg;
+  struct clone_stats st;
+
+  pthread_mutex_lock(&p->lock);
+  while (!p->stop) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+    if (p->stop)
+      break;
+    pthread_mutex_unlock(&p->lock);
+    memset(&st, 0, sizeof st);
+    snapshot(p->c, &st);
+    p->c->o->progress(p->c->o->opaque, &st);
+    pthread_mutex_lock(&p->lock);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return NULL;
+}
+
+/* Compare with the image already in the store: an unchanged disk keeps its
+ * generation and manifest, a changed one becomes the next generation. */
+static int commit(struct clone *c, struct clone_stats *st)
+{
+  struct image_manifest old;
+  struct store *s = c->o->store;
+
+  c->m.generation = 1;
+  if (table_writer_finish(c->table, s, &c->m) == -1)
+    return -1;
+  if (image_manifest_load(s, &old) == 0) {
+    if (old.disk_size == c->m.disk_size &&
+        old.chunk_size == c->m.chunk_size &&
+        memcmp(old.table_digest, c->m.table_digest, DIGEST_LEN) == 0) {
+      st->unchanged = 1;
+      st->manifest = old;
+      return 0;
+    }
+    c->m.generation = old.generation + 1;
+  } else if (errno != ENOENT) {
+    log_warn("%s; writing a new manifest", ferry_errmsg());
+  }
+  if (image_manifest_commit(s, &c->m) == -1)
+    return -1;
+  st->manifest = c->m;
+  return 0;
+}
+
+int clone_run(const struct clone_opts *o, struct clone_stats *st)
+{
+  struct clone c = { .o = o };
+  struct worker *workers = NULL;
+  struct progress_thread prog = { .c = &c };
+  unsigned jobs = o->jobs ? o->jobs : CLONE_JOBS_DEFAULT, i, started = 0;
+  int r = -1, prog_started = 0;
+
+  memset(st, 0, sizeof *st);
+  clock_gettime(CLOCK_MONOTONIC, &c.start);
+  if (jobs > CLONE_JOBS_MAX)
+    jobs = CLONE_JOBS_MAX;
+  c.m.version = IMAGE_VERSION;
+  c.m.disk_size = o->src->size;
+  c.m.chunk_size = o->chunk_size ? o->chunk_size : IMAGE_CHUNK_DEFAULT;
+  c.m.chunk_count = (c.m.disk_size + c.m.chunk_size - 1) / c.m.chunk_size;
+  c.window = (uint64_t)jobs * 4;
+  pthread_mutex_init(&c.lock, NULL);
+  pthread_cond_init(&c.cond, NULL);
+  pthread_mutex_init(&prog.lock, NULL);
+  pthread_cond_init(&prog.cond, NULL);
+
+  c.have = chunkset_create();
+  c.table = table_writer_create(&c.m);
+  c.slots = calloc(c.window, sizeof *c.slots);
+  workers = calloc(jobs, sizeof *workers);
+  if (c.have == NULL || c.table == NULL || c.slots == NULL ||
+      workers == NULL) {
+    ferry_error("out of memory");
+    goto out;
+  }
+  if (o->max_rate && (c.rate = ratelimit_create(o->max_rate)) == NULL)
+    goto out;
+  if (chunkset_load(c.have, o->store) == -1) {
+    ferry_error_prefix("cannot list the chunks already in %s: ",
+                       store_url(o->store));
+    goto out;
+  }
+  if (chunkset_count(c.have) > 0)
+    log_info("%" PRIu64 " chunks already in %s: they will not be sent again",
+             chunkset_count(c.have), store_url(o->store));
+
+  if (plan(&c, 1) == -1)
+    goto out;
+  for (i = 0; i < jobs; i++) {
+    struct worker *w = &workers[i];
+
+    w->c = &c;
+    w->buf = malloc(c.m.chunk_size);
+    w->zbuf = malloc(c.m.chunk_size);
+    w->codec = codec_create(o->enc, o->level);
+    if (w->buf == NULL || w->zbuf == NULL || w->codec == NULL) {
+      ferry_error("out of memory for %u chunk buffers of %u bytes", jobs * 2,
+                  c.m.chunk_size);
+      goto stop;
+    }
+    if ((errno = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
+      ferry_error("cannot start a worker thread: %m");
+      goto stop;
+    }
+    started++;
+  }
+  if (o->progress &&
+      pthread_create(&prog.thread, NULL, progress_main, &prog) == 0)
+    prog_started = 1;
+
+  r = plan(&c, 0);
+stop:
+  pthread_mutex_lock(&c.lock);
+  c.planning_done = 1;
+  if (r == -1 && !c.failed)
+    fail_locked(&c, ferry_errmsg());
+  pthread_cond_broadcast(&c.cond);
+  pthread_mutex_unlock(&c.lock);
+  for (i = 0; i < started; i++)
+    pthread_join(workers[i].thread, NULL);
+  if (prog_started) {
+    pthread_mutex_lock(&prog.lock);
+    prog.stop = 1;
+    pthread_cond_signal(&prog.cond);
+    pthread_mutex_unlock(&prog.lock);
+    pthread_join(prog.thread, NULL);
+  }
+  if (c.failed) {
+    ferry_error_set(c.errmsg);
+    r = -1;
+  } else if (r == 0) {
+    r = commit(&c, st);
+  }
+  snapshot(&c, st);
+  if (o->progress && r == 0)
+    o->progress(o->opaque, st);
+out:
+  for (i = 0; workers && i < jobs; i++) {
+    free(workers[i].buf);
+    free(workers[i].zbuf);
+    codec_close(workers[i].codec);
+  }
+  free(workers);
+  free(c.slots);
+  table_writer_close(c.table);
+  chunkset_close(c.have);
+  ratelimit_close(c.rate);
+  pthread_mutex_destroy(&c.lock);
+  pthread_cond_destroy(&c.cond);
+  pthread_mutex_destroy(&prog.lock);
+  pthread_cond_destroy(&prog.cond);
+  return r;
+}

@@ -1,0 +1,62 @@
+/* clone.h - stream a disk into a store as a chunked image.
+ *
+ * A planner walks the source's extents and hands every chunk that may hold
+ * data to worker threads; each worker reads its chunk, drops it if it is
+ * all zeros, hashes it, compresses it when that pays and uploads it unless
+ * the store has it already.  Results are put back in disk order through a
+ * bounded window, so memory is jobs x 2 chunk buffers plus the window's
+ * small records, whatever the disk's size.  The manifest is written last. */
+#ifndef FERRY_CLONE_H
+#define FERRY_CLONE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "image.h"
+
+struct source;
+struct store;
+
+struct clone_stats {
+  uint64_t disk_size;
+  uint64_t chunks;             /* chunks on the disk */
+  uint64_t scanned_bytes;      /* disk offsets dealt with so far */
+  uint64_t hole_bytes;         /* skipped without reading (holes) */
+  uint64_t read_bytes;         /* read from the source */
+  uint64_t zero_chunks;        /* all-zero chunks (holes or read) */
+  uint64_t data_chunks;        /* non-zero chunks */
+  uint64_t data_bytes;         /* their plain size */
+  uint64_t sent_chunks;        /* uploaded by this run */
+  uint64_t sent_bytes;         /* bytes uploaded (stored size) */
+  uint64_t reused_chunks;      /* already in the store: not sent again */
+  uint64_t reused_bytes;       /* their plain size */
+  uint64_t alloc_bytes;        /* bytes to read: chunks touching data */
+  double seconds;
+  int unchanged;               /* the store already held this generation */
+  struct image_manifest manifest;
+};
+
+struct clone_opts {
+  struct source *src;
+  struct store *store;
+  uint32_t chunk_size;               /* 0: IMAGE_CHUNK_DEFAULT */
+  enum chunk_encoding enc;
+  int level;                         /* compression level, 0: default */
+  unsigned jobs;                     /* worker threads, 0: default */
+  uint64_t max_rate;                 /* bytes/s sent, 0: unlimited */
+  volatile sig_atomic_t *cancel;     /* set to stop early (optional) */
+  /* Called about once a second from another thread, and once at the end. */
+  void (*progress)(void *opaque, const struct clone_stats *st);
+  void *opaque;
+};
+
+#define CLONE_JOBS_DEFAULT 4
+#define CLONE_JOBS_MAX 64
+
+/* Clone o->src into o->store.  0 with *st filled, or -1 with an error;
+ * after a failure or a kill, running it again sends only what is
+ * missing. */
+int clone_run(const struct clone_opts *o, struct clone_stats *st);
+
+#endif

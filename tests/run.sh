@@ -1,0 +1,40 @@
+#!/bin/bash
+# run.sh [PATTERN] - every test: C unit tests, then shell tests (tests/t-*.sh).
+# Under CI=true a skipped test counts as a failure: CI installs everything.
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+FERRY_BIN=${FERRY_BIN:-$TOP/bin}
+FERRY_UNIT=${FERRY_UNIT:-$TOP/build/tests}
+export FERRY_BIN
+pattern=${1:-}
+pass=0 failed=() skipped=()
+start=$(date +%s)
+
+run_one() {  # name cmd...
+  local name=$1 rc t0 secs log; shift
+  [[ -z $pattern || $name == *$pattern* ]] || return 0
+  log=$(mktemp); t0=$(date +%s)
+  timeout --kill-after=10 "${FERRY_TEST_TIMEOUT:-900}" "$@" >"$log" 2>&1; rc=$?
+  secs=$(( $(date +%s) - t0 ))
+  case $rc in
+    0) pass=$((pass + 1)); printf 'PASS %-28s %4ss\n' "$name" "$secs" ;;
+    77) skipped+=("$name"); printf 'SKIP %-28s %s\n' "$name" "$(grep -m1 SKIP "$log")" ;;
+    *) failed+=("$name"); printf 'FAIL %-28s %4ss (exit %s)\n' "$name" "$secs" "$rc"; sed 's/^/    /' "$log" | tail -n 40 ;;
+  esac
+  [[ ${FERRY_TEST_VERBOSE:-} ]] && sed 's/^/    /' "$log"
+  rm -f "$log"
+}
+
+for t in "$FERRY_UNIT"/test_*; do
+  [[ -x $t && $t != *.d ]] && run_one "unit/$(basename "$t")" "$t"
+done
+for t in "$TOP"/tests/t-*.sh; do
+  run_one "$(basename "$t" .sh)" bash "$t"
+done
+
+echo "---- $pass passed, ${#failed[@]} failed, ${#skipped[@]} skipped in $(( $(date +%s) - start ))s"
+[[ ${#failed[@]} -eq 0 ]] || { echo "failed: ${failed[*]}"; exit 1; }
+if [[ ${#skipped[@]} -gt 0 && ${CI:-} == true ]]; then
+  echo "skipped under CI (counts as failure): ${skipped[*]}"; exit 1
+fi
+exit 0
