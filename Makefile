@@ -55,32 +55,41 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 
 all: $(PROGRAMS)
 
+V ?= 0
+ifeq ($(V),0)
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2);
+else
+Q :=
+say :=
+endif
+
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(call say,CC,$<)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIBFERRY): $(call obj,$(LIB_SRC))
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call say,AR,$@)$(AR) rcs $@ $^
 
 $(BIN)/ferry-agent: $(call obj,$(AGENT_SRC)) $(LIBFERRY)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BIN)/ferry-server: $(call obj,$(SERVER_SRC)) $(LIBFERRY)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BIN)/ferry-convert: $(call obj,$(CONVERT_SRC)) $(LIBFERRY)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # A unit test links the library and, where it tests a program's own code,
 # that program's objects (named in tests/unit/<test>.deps).
 $(O)/tests/%: tests/unit/%.c $(LIBFERRY) \
               $(call obj,$(filter-out %/main.c,$(CONVERT_SRC) $(AGENT_SRC)))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests/unit -Iagent -o $@ $< \
+	$(call say,TEST,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests/unit -Iagent -o $@ $< \
 	  $(call obj,$(filter-out %/main.c,$(CONVERT_SRC) $(AGENT_SRC))) \
 	  $(LIBFERRY) $(LIBS)
 
