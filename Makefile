@@ -42,12 +42,14 @@ LIB_SRC := $(wildcard lib/*.c)
 AGENT_SRC := $(wildcard agent/*.c)
 SERVER_SRC := $(wildcard server/*.c server/targets/*.c)
 CONVERT_SRC := $(wildcard converters/*.c)
+CLI_SRC := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(O)/%.o,$(1))
 
 LIBFERRY := $(O)/libferry.a
-PROGRAMS := $(BIN)/ferry-agent $(BIN)/ferry-server $(BIN)/ferry-convert
+PROGRAMS := $(BIN)/ferry-agent $(BIN)/ferry-server $(BIN)/ferry-convert \
+            $(BIN)/ferry
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean check check-unit check-shell demo bench deps \
@@ -81,6 +83,10 @@ $(BIN)/ferry-server: $(call obj,$(SERVER_SRC)) $(LIBFERRY)
 	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BIN)/ferry-convert: $(call obj,$(CONVERT_SRC)) $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BIN)/ferry: $(call obj,$(CLI_SRC)) $(LIBFERRY)
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 

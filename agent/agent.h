@@ -10,5 +10,6 @@
 
 int cmd_clone(int argc, char **argv);
 int cmd_discover(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

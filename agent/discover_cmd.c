@@ -10,70 +10,67 @@
 #include "cleanup.h"
 #include "discover.h"
 #include "error.h"
-#include "http.h"
+#include "client.h"
+#include "config.h"
 
 static void usage(FILE *fp)
 {
   fprintf(fp,
-    "usage: ferry-agent discover [--root DIR] [--server URL]\n"
+    "usage: ferry-agent discover [--root DIR] [--server URL | --post]\n"
+    "                            [--config PATH]\n"
     "\n"
-    "Collect this server's inventory (OS, kernel, CPU, memory, disks) and\n"
-    "print it as JSON, or post it to the ferry-server at URL\n"
-    "(e.g. http://10.0.0.5:8700).  --root reads another system's /proc,\n"
-    "/sys and /etc (default /).\n");
+    "Collect this server's inventory and print it as JSON, or post it to\n"
+    "the ferry-server at URL (e.g. http://10.0.0.5:8700) or, with --post,\n"
+    "to the server of the agent config.  Posting enrolls the agent first\n"
+    "if needed (enroll_token_file and token_file from the config).\n"
+    "--root reads another system's /proc, /sys and /etc (default /).\n");
 }
 
-/* POST the inventory to URL/v1/discovery; prints the server's answer. */
-static int post_inventory(const char *server, const char *body)
+/* Enroll if needed and post the inventory; prints the server's answer. */
+static int post_inventory(const char *config, const char *server,
+                          json_t *inv)
 {
-  CLEANUP_FREE char *url = NULL;
-  struct curl_slist *hdrs = NULL;
-  struct http_response resp;
-  struct http_request req = {
-    .method = "POST", .body = body, .body_len = strlen(body),
-    .timeout = 30,
-  };
-  char host[256];
+  const char *hn = json_string_value(json_object_get(inv, "hostname"));
+  struct agent_config cfg;
+  struct client cl;
+  json_t *resp = NULL;
+  long status;
   int r = -1;
-  size_t n = strlen(server);
 
-  while (n > 0 && server[n - 1] == '/')
-    n--;
-  if (asprintf(&url, "%.*s/v1/discovery", (int)n, server) == -1 ||
-      http_header_add(&hdrs, "Content-Type: application/json") == -1) {
-    ferry_error("out of memory");
+  if (config_load(&cfg, config) == -1)
     return -1;
+  if (client_init(&cl, &cfg, server) == -1)
+    goto out;
+  if (hn == NULL) {
+    ferry_error("the inventory has no hostname: cannot enroll");
+    goto out;
   }
-  req.url = url;
-  req.headers = hdrs;
-  /* the server may be restarting: a few tries with backoff */
-  for (unsigned attempt = 0; attempt < 5; attempt++) {
-    if (attempt)
-      http_backoff(attempt, 500, 8000);
-    r = http_do(&req, &resp);
-    if (r == 0 && !resp.retryable)
-      break;
-    if (r == 0)
-      ferry_error("server %s answered %ld", http_host(url, host, sizeof host),
-                  resp.status);
-    http_response_free(&resp);
-    r = -1;
+  if (client_ensure_token(&cl, hn) == -1)
+    goto out;
+  status = client_call(&cl, "POST", "/v1/agent/discovery", inv, &resp, 5,
+                       60);
+  if (status == 401) {       /* the server no longer knows our token */
+    if (client_reenroll(&cl, hn) == -1)
+      goto out;
+    status = client_call(&cl, "POST", "/v1/agent/discovery", inv, &resp, 5,
+                         60);
   }
-  curl_slist_free_all(hdrs);
-  if (r == -1) {
-    ferry_error_prefix("post discovery: ");
-    return -1;
+  if (status != 201) {
+    if (status < 0)
+      ferry_error_prefix("post discovery: ");
+    goto out;
   }
-  if (resp.status != 200 && resp.status != 201) {
-    ferry_error("server %s refused the inventory (HTTP %ld): %.300s",
-                http_host(url, host, sizeof host), resp.status,
-                resp.body ? resp.body : "");
-    http_response_free(&resp);
-    return -1;
+  {
+    CLEANUP_FREE char *text = json_dumps(resp, JSON_COMPACT);
+
+    printf("%s\n", text ? text : "{}");
   }
-  printf("%s\n", resp.body ? resp.body : "{}");
-  http_response_free(&resp);
-  return 0;
+  r = 0;
+out:
+  json_decref(resp);
+  client_free(&cl);
+  config_free(&cfg);
+  return r;
 }
 
 int cmd_discover(int argc, char **argv)
@@ -81,19 +78,24 @@ int cmd_discover(int argc, char **argv)
   static const struct option longopts[] = {
     { "root", required_argument, NULL, 'r' },
     { "server", required_argument, NULL, 's' },
+    { "config", required_argument, NULL, 'c' },
+    { "post", no_argument, NULL, 'p' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  const char *root = "/", *server = NULL;
+  const char *root = "/", *server = NULL, *config = NULL;
+  int post = 0;
   CLEANUP_JSON json_t *inv = NULL;
   CLEANUP_FREE char *text = NULL;
   int c;
 
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "r:s:h", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "r:s:c:ph", longopts, NULL)) != -1) {
     switch (c) {
     case 'r': root = optarg; break;
-    case 's': server = optarg; break;
+    case 's': server = optarg; post = 1; break;
+    case 'c': config = optarg; break;
+    case 'p': post = 1; break;
     case 'h': usage(stdout); return 0;
     default:
       fprintf(stderr, "ferry-agent discover: unknown or incomplete option %s "
@@ -114,11 +116,11 @@ int cmd_discover(int argc, char **argv)
     ferry_error("out of memory");
     goto fail;
   }
-  if (server == NULL) {
+  if (!post) {
     printf("%s\n", text);
     return 0;
   }
-  if (post_inventory(server, text) == -1)
+  if (post_inventory(config, server, inv) == -1)
     goto fail;
   return 0;
 fail:

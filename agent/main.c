@@ -13,6 +13,7 @@ static const struct command {
 } commands[] = {
   { "clone", cmd_clone, "stream a disk into a store as a chunked image" },
   { "discover", cmd_discover, "print or post this server's inventory" },
+  { "run", cmd_run, "run as the agent daemon (enroll, poll for tasks)" },
 };
 
 static void usage(FILE *fp)

@@ -45,3 +45,8 @@ void ferry_error_set(const char *msg)
 {
   snprintf(errmsg, sizeof errmsg, "%s", msg);
 }
+
+int ferry_error_pending(void)
+{
+  return errmsg[0] != '\0';
+}

@@ -20,6 +20,9 @@ void ferry_error_prefix(const char *fmt, ...)
 /* The calling thread's last message; never NULL ("unknown error" if none). */
 const char *ferry_errmsg(void);
 
+/* 1 if the calling thread has a message recorded. */
+int ferry_error_pending(void);
+
 /* Copy another thread's message into the calling thread (worker -> main). */
 void ferry_error_set(const char *msg);
 

@@ -1,62 +1,87 @@
 #!/bin/bash
 # demo.sh - ferry's main job on embedded defaults, end to end on this
-# machine: the agent reports this machine to a local ferry-server, then a
-# server-like disk is cloned into a file:// store,
-# converted back to raw and proven byte-identical.  Everything it starts
-# binds 127.0.0.1 and is stopped before it exits.
+# machine: a ferry-server on 127.0.0.1, an agent for a server-like disk,
+# a blueprint for the local target with a file:// store, then one
+# migration through every phase (discover, preflight, clone, convert,
+# create), and proof that the migrated disk is the source disk.
+# Everything it starts is stopped before it exits.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${FERRY_BIN:-$TOP/bin}
 DIR=${FERRY_DEMO_DIR:-/tmp/ferry-demo}
 SIZE=${FERRY_DEMO_SIZE:-1G}
+export PATH="$BIN:$PATH"
 say() { printf '\n==> %s\n' "$*"; }
 
-rm -rf "$DIR"; mkdir -p "$DIR"
-SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null' EXIT
+rm -rf "$DIR"; mkdir -p "$DIR/state" "$DIR/agent" "$DIR/root"
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 
-say "building a $SIZE server disk (MBR, /boot and / ext4 with files, mostly free)"
+say "building a $SIZE server disk for host web01 (MBR, /boot and / ext4 with files, mostly free)"
 bash "$TOP/scripts/make-demo-disk.sh" "$DIR/web01-sda.img" "$SIZE"
 sfdisk -l "$DIR/web01-sda.img" | sed -n '/^Device/,$p'
-echo "allocated on disk: $(du -h "$DIR/web01-sda.img" | cut -f1) of $(du -h --apparent-size "$DIR/web01-sda.img" | cut -f1)"
+echo "allocated: $(du -h "$DIR/web01-sda.img" | cut -f1) of $(du -h --apparent-size "$DIR/web01-sda.img" | cut -f1)"
+# what the agent on web01 would read from /proc, /sys and /etc
+mkdir -p "$DIR/root/etc" "$DIR/root/proc/sys/kernel" "$DIR/root/sys/block/sda"
+echo web01 > "$DIR/root/proc/sys/kernel/hostname"
+printf 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n' > "$DIR/root/etc/os-release"
+echo $(( $(stat -c %s "$DIR/web01-sda.img") / 512 )) > "$DIR/root/sys/block/sda/size"
 
-say "starting ferry-server on 127.0.0.1 (state in $DIR/ferry.db)"
+say "starting ferry-server on 127.0.0.1 (state in $DIR/state)"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN/ferry-server" --listen "127.0.0.1:$PORT" --db "$DIR/ferry.db" 2>"$DIR/server.log" &
-SERVER_PID=$!
-URL=http://127.0.0.1:$PORT
-for _ in $(seq 100); do curl -sf "$URL/v1/hosts" >/dev/null && break; sleep 0.1; done
-curl -sf "$URL/v1/hosts" >/dev/null || { cat "$DIR/server.log"; exit 1; }
-echo "listening on $URL"
+ferry-server --listen "127.0.0.1:$PORT" --db "$DIR/state/ferry.db" 2>"$DIR/server.log" &
+PIDS+=($!)
+export FERRY_SERVER=http://127.0.0.1:$PORT FERRY_TOKEN_FILE=$DIR/state/operator.token
+for _ in $(seq 100); do curl -s -o /dev/null "$FERRY_SERVER/v1/hosts" && break; sleep 0.1; done
+echo "listening on $FERRY_SERVER; tokens: $DIR/state/enroll.token, $DIR/state/operator.token (mode 0600)"
 
-say "discovery of this machine: ferry-agent discover --server $URL"
-"$BIN/ferry-agent" discover --server "$URL"
-curl -sf "$URL/v1/hosts" | jq -r '.hosts[] | "host \(.id): \(.hostname), \(.os), \(.disks | length) disk(s)"'
+say "starting the agent for web01 (ferry-agent run): it enrolls and posts its discovery"
+install -m 600 "$DIR/state/enroll.token" "$DIR/agent/enroll.token"
+cat > "$DIR/agent/agent.conf" <<CONF
+server = $FERRY_SERVER
+enroll_token_file = $DIR/agent/enroll.token
+token_file = $DIR/agent/agent.token
+root = $DIR/root
+disk.sda = $DIR/web01-sda.img
+poll_wait = 5
+CONF
+ferry-agent run --config "$DIR/agent/agent.conf" 2>"$DIR/agent.log" &
+PIDS+=($!)
+for _ in $(seq 100); do ferry hosts 2>/dev/null | grep -q web01 && break; sleep 0.1; done
+ferry hosts
 
-STORE=file://$DIR/store/web01/sda
-say "clone: ferry-agent clone --source web01-sda.img --to $STORE"
-"$BIN/ferry-agent" clone --source "$DIR/web01-sda.img" --to "$STORE" --json > "$DIR/clone.json"
-jq . "$DIR/clone.json"
+say "blueprint: web01 onto the local KVM target, disks in file://$DIR/store"
+cat > "$DIR/wave1.yaml" <<YAML
+name: wave1
+provider: local
+store: file://$DIR/store
+hosts:
+  - name: web01
+    format: raw
+YAML
+cat "$DIR/wave1.yaml"
+ferry blueprint apply "$DIR/wave1.yaml"
 
-say "convert: ferry-convert --from $STORE --format raw --to restored.raw"
-"$BIN/ferry-convert" --from "$STORE" --format raw --to "$DIR/restored.raw" --json > "$DIR/convert.json"
-jq . "$DIR/convert.json"
+say "migrate: ferry migrate web01 --blueprint wave1; ferry job watch 1"
+ferry migrate web01 --blueprint wave1
+ferry job watch 1 --timeout 600
+ferry jobs
 
-say "proof: the restored disk is the source disk"
-cmp "$DIR/web01-sda.img" "$DIR/restored.raw" && echo "cmp: identical"
-qemu-img compare -f raw -F raw "$DIR/web01-sda.img" "$DIR/restored.raw"
+OUT=$DIR/store/web01/sda.raw
+say "proof: the migrated disk is the source disk"
+cmp "$DIR/web01-sda.img" "$OUT" && echo "cmp: identical"
+qemu-img compare -f raw -F raw "$DIR/web01-sda.img" "$OUT"
 
-stored=$(du -sb "$DIR/store" | cut -f1)
-size=$(jq .disk_size "$DIR/clone.json")
+R=$(curl -s -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$FERRY_TOKEN_FILE")") "$FERRY_SERVER/v1/migrations/1")
+clone=$(jq '.tasks[] | select(.kind == "clone") | .result' <<<"$R")
+size=$(jq .disk_size <<<"$clone")
+stored=$(du -sb "$DIR/store/web01/sda" | cut -f1)
 say "summary"
 printf '  disk size      %s bytes (%s)\n' "$size" "$(numfmt --to=iec "$size")"
-printf '  data chunks    %s of %s (%s all-zero chunks not stored)\n' \
-  "$(jq .data_chunks "$DIR/clone.json")" "$(jq .chunks "$DIR/clone.json")" "$(jq .zero_chunks "$DIR/clone.json")"
-printf '  holes skipped  %s, never read\n' "$(numfmt --to=iec "$(jq .hole_bytes "$DIR/clone.json")")"
-printf '  bytes read     %s\n' "$(numfmt --to=iec "$(jq .read_bytes "$DIR/clone.json")")"
-printf '  bytes stored   %s (%.1f%% of the disk)\n' "$(numfmt --to=iec "$stored")" \
+printf '  bytes read     %s (holes are never read)\n' "$(numfmt --to=iec "$(jq .read_bytes <<<"$clone")")"
+printf '  bytes stored   %s (%.1f%% of the disk, zstd where it pays)\n' "$(numfmt --to=iec "$stored")" \
   "$(echo "100 * $stored / $size" | bc -l)"
-printf '  clone time     %.2f s\n' "$(jq .seconds "$DIR/clone.json")"
-printf '  convert time   %.2f s\n' "$(jq .seconds "$DIR/convert.json")"
-printf '  image digest   %s\n' "$(jq -r .image_digest "$DIR/clone.json")"
+printf '  clone time     %.2f s\n' "$(jq .seconds <<<"$clone")"
+printf '  migration      %s -> %s\n' "$(jq -r .created <<<"$R")" "$(jq -r .updated <<<"$R")"
+printf '  image digest   %s\n' "$(jq -r .image_digest <<<"$clone")"
 printf '  files          %s\n' "$DIR"

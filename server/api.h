@@ -1,18 +1,41 @@
-/* api.h - the REST API: requests, routes and JSON replies. */
+/* api.h - the REST API: the server's state, requests, routes, replies. */
 #ifndef FERRY_API_H
 #define FERRY_API_H
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
 #include <sqlite3.h>
+
+#include "digest.h"
 
 #define API_BODY_MAX (4u << 20)        /* larger bodies get 413 */
 #define API_MAX_PARAMS 4
 
 struct server {
   sqlite3 *db;
+  uint8_t operator_hash[DIGEST_LEN];
+  uint8_t enroll_hash[DIGEST_LEN];
+  char *convert_bin;                   /* ferry-convert beside us */
+  unsigned convert_workers;            /* bounded pool of conversions */
+  unsigned lease_seconds;              /* re-offer a silent agent's task */
+  unsigned max_attempts;               /* per task, before the job fails */
+
+  pthread_mutex_t lock;                /* guards wake_seq and stopping */
+  pthread_cond_t wake;                 /* something to do: tasks, jobs */
+  unsigned long wake_seq;
+  int stopping;
+};
+
+/* Who called: decided from the bearer token before the handler runs. */
+enum scope {
+  SCOPE_NONE,                          /* no token needed */
+  SCOPE_ENROLL,                        /* the shared enrollment token */
+  SCOPE_AGENT,                         /* an enrolled agent's own token */
+  SCOPE_OPERATOR,                      /* the operator token */
 };
 
 struct request {
@@ -23,11 +46,15 @@ struct request {
   const char *params[API_MAX_PARAMS];  /* {id} segments of the route */
   char *body;                          /* NUL-terminated */
   size_t body_len;
+  enum scope scope;                    /* of the presented token */
+  long long agent_id;                  /* SCOPE_AGENT: which agent */
+  long long agent_host_id;             /* its host, 0 before discovery */
 };
 
 struct route {
   const char *method;
   const char *pattern;                 /* "/v1/hosts/{id}" */
+  enum scope scope;
   enum MHD_Result (*handler)(struct request *r);
 };
 
@@ -37,12 +64,19 @@ enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body);
 enum MHD_Result reply_error(struct request *r, unsigned status,
                             const char *field, const char *fmt, ...)
   __attribute__((format(printf, 4, 5)));
+enum MHD_Result reply_empty(struct request *r, unsigned status);
 
 /* Parse the body as a JSON object; NULL after replying 400. */
 json_t *request_json(struct request *r, enum MHD_Result *result);
 
 /* {id} parameter i as a positive integer; 0 if it is not one. */
 long long request_id(struct request *r, int i);
+
+/* A query-string argument, or NULL. */
+const char *request_arg(struct request *r, const char *name);
+
+/* Wake the orchestrator, workers and long polls. */
+void server_wake(struct server *srv);
 
 /* MHD's access handler with the route table. */
 enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn,
@@ -53,8 +87,29 @@ void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                    enum MHD_RequestTerminationCode toe);
 
 /* Handlers, by file. */
-enum MHD_Result api_discovery_post(struct request *r);
-enum MHD_Result api_hosts_list(struct request *r);
+enum MHD_Result api_enroll(struct request *r);              /* api_agents.c */
+enum MHD_Result api_agent_discovery(struct request *r);
+enum MHD_Result api_agent_task_poll(struct request *r);
+enum MHD_Result api_agent_task_progress(struct request *r);
+enum MHD_Result api_agent_task_result(struct request *r);
+enum MHD_Result api_hosts_list(struct request *r);          /* api_hosts.c */
 enum MHD_Result api_host_get(struct request *r);
+enum MHD_Result api_blueprints_list(struct request *r);  /* api_blueprints */
+enum MHD_Result api_blueprint_get(struct request *r);
+enum MHD_Result api_blueprint_put(struct request *r);
+enum MHD_Result api_blueprint_validate(struct request *r);
+enum MHD_Result api_migrations_list(struct request *r);  /* api_migrations */
+enum MHD_Result api_migration_create(struct request *r);
+enum MHD_Result api_migration_get(struct request *r);
+enum MHD_Result api_migration_cancel(struct request *r);
+enum MHD_Result api_migration_retry(struct request *r);
+enum MHD_Result api_events_list(struct request *r);
+
+/* Store an inventory for host (hostname, machine_id from it); the host's
+ * id or -1 with an error (api_hosts.c).  Caller holds db_lock. */
+long long hosts_record_inventory(sqlite3 *db, json_t *inv, const char *body);
+/* Validate an inventory's identifying fields; NULL if fine, else the bad
+ * field's name with *msg set. */
+const char *hosts_check_inventory(json_t *inv, const char **msg);
 
 #endif

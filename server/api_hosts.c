@@ -4,93 +4,63 @@
 
 #include "api.h"
 #include "db.h"
+#include "error.h"
 #include "log.h"
 
 #define HOSTNAME_MAX 253
 
-/* Upsert the host named by the inventory and store the inventory. */
-enum MHD_Result api_discovery_post(struct request *r)
+const char *hosts_check_inventory(json_t *inv, const char **msg)
 {
-  sqlite3 *db = r->srv->db;
-  sqlite3_stmt *st = NULL;
-  enum MHD_Result ret;
-  const char *hostname, *machine_id = "";
-  long long host_id = 0;
-  json_t *inv, *v;
-  char now[32];
+  json_t *v = json_object_get(inv, "hostname");
 
-  inv = request_json(r, &ret);
-  if (inv == NULL)
-    return ret;
-  v = json_object_get(inv, "hostname");
   if (!json_is_string(v) || json_string_length(v) == 0 ||
       json_string_length(v) > HOSTNAME_MAX) {
-    json_decref(inv);
-    return reply_error(r, 400, "hostname", "field 'hostname' must be a "
-                       "non-empty string of at most %d characters",
-                       HOSTNAME_MAX);
+    *msg = "field 'hostname' must be a non-empty string of at most 253 "
+           "characters";
+    return "hostname";
   }
-  hostname = json_string_value(v);
   v = json_object_get(inv, "machine_id");
-  if (v && !json_is_null(v)) {
-    if (!json_is_string(v) || json_string_length(v) > 64) {
-      json_decref(inv);
-      return reply_error(r, 400, "machine_id", "field 'machine_id' must be "
-                         "a string of at most 64 characters or null");
-    }
-    machine_id = json_string_value(v);
+  if (v && !json_is_null(v) &&
+      (!json_is_string(v) || json_string_length(v) > 64)) {
+    *msg = "field 'machine_id' must be a string of at most 64 characters "
+           "or null";
+    return "machine_id";
   }
-  v = json_object_get(inv, "schema");
-  if (!json_is_integer(v)) {
-    json_decref(inv);
-    return reply_error(r, 400, "schema", "field 'schema' must be the "
-                       "inventory schema number (an integer)");
+  if (!json_is_integer(json_object_get(inv, "schema"))) {
+    *msg = "field 'schema' must be the inventory schema number (an "
+           "integer)";
+    return "schema";
   }
+  return NULL;
+}
+
+long long hosts_record_inventory(sqlite3 *db, json_t *inv, const char *body)
+{
+  const char *hostname = json_string_value(json_object_get(inv, "hostname"));
+  const char *machine_id = json_string_value(json_object_get(inv,
+                                                             "machine_id"));
+  long long host_id;
+  char now[32];
 
   db_now(now);
-  db_lock();
   if (db_exec(db, "BEGIN IMMEDIATE") == -1)
-    goto dberr;
-  if (sqlite3_prepare_v2(db,
-        "INSERT INTO hosts (hostname, machine_id, first_seen, last_seen) "
-        "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (hostname, machine_id) "
-        "DO UPDATE SET last_seen = ?3 RETURNING id", -1, &st, NULL)
-      != SQLITE_OK)
-    goto rollback;
-  sqlite3_bind_text(st, 1, hostname, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 2, machine_id, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
-  if (sqlite3_step(st) != SQLITE_ROW)
-    goto rollback;
-  host_id = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  if (sqlite3_prepare_v2(db,
-        "INSERT INTO inventories (host_id, received, body) "
-        "VALUES (?1, ?2, ?3)", -1, &st, NULL) != SQLITE_OK)
-    goto rollback;
-  sqlite3_bind_int64(st, 1, host_id);
-  sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 3, r->body, (int)r->body_len, SQLITE_TRANSIENT);
-  if (sqlite3_step(st) != SQLITE_DONE)
-    goto rollback;
-  sqlite3_finalize(st);
-  st = NULL;
-  if (db_exec(db, "COMMIT") == -1)
-    goto rollback;
-  db_unlock();
-  log_info("discovery from %s (host %lld)", hostname, host_id);
-  json_decref(inv);
-  return reply_json(r, 201, json_pack("{s:I, s:s}", "host_id",
-                                      (json_int_t)host_id, "received", now));
-rollback:
-  log_warn("discovery: database: %s", sqlite3_errmsg(db));
-  sqlite3_finalize(st);
-  db_exec(db, "ROLLBACK");
-dberr:
-  db_unlock();
-  json_decref(inv);
-  return reply_error(r, 500, NULL, "the server could not store the "
-                     "inventory; see the server log");
+    return -1;
+  host_id = db_int(db, -1,
+    "INSERT INTO hosts (hostname, machine_id, first_seen, last_seen) "
+    "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (hostname, machine_id) "
+    "DO UPDATE SET last_seen = ?3 RETURNING id", "ttt", hostname,
+    machine_id ? machine_id : "", now);
+  if (host_id == -1 ||
+      db_insert(db, "INSERT INTO inventories (host_id, received, body) "
+                "VALUES (?1, ?2, ?3)", "itt", host_id, now, body) == -1) {
+    db_exec(db, "ROLLBACK");
+    return -1;
+  }
+  if (db_exec(db, "COMMIT") == -1) {
+    db_exec(db, "ROLLBACK");
+    return -1;
+  }
+  return host_id;
 }
 
 /* Summary of a host from its latest inventory. */

@@ -2,7 +2,9 @@
 #include "db.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "error.h"
@@ -24,6 +26,69 @@ static const char *const migrations[] = {
   "  received TEXT NOT NULL,"
   "  body TEXT NOT NULL);"
   "CREATE INDEX inventories_host ON inventories(host_id, id);",
+
+  /* 2: the control plane: agents, blueprints, migrations, tasks, events */
+  "CREATE TABLE agents ("
+  "  id INTEGER PRIMARY KEY,"
+  "  host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL,"
+  "  hostname TEXT NOT NULL,"
+  "  token_hash TEXT NOT NULL UNIQUE,"   /* SHA-256 of the bearer token */
+  "  enrolled TEXT NOT NULL,"
+  "  last_seen TEXT);"
+  "CREATE TABLE blueprints ("
+  "  id INTEGER PRIMARY KEY,"
+  "  name TEXT NOT NULL UNIQUE,"
+  "  provider TEXT NOT NULL,"
+  "  body TEXT NOT NULL,"                /* normalized JSON */
+  "  source TEXT NOT NULL,"              /* as submitted (YAML or JSON) */
+  "  created TEXT NOT NULL,"
+  "  updated TEXT NOT NULL);"
+  "CREATE TABLE migrations ("
+  "  id INTEGER PRIMARY KEY,"
+  "  host_id INTEGER NOT NULL REFERENCES hosts(id),"
+  "  blueprint_id INTEGER NOT NULL REFERENCES blueprints(id),"
+  "  phase TEXT NOT NULL,"
+  "  state TEXT NOT NULL,"               /* active, failed, canceled, done */
+  "  error TEXT,"
+  "  failed_phase TEXT,"
+  "  plan TEXT NOT NULL,"                /* JSON: disks, store, format... */
+  "  done_bytes INTEGER NOT NULL DEFAULT 0,"
+  "  total_bytes INTEGER NOT NULL DEFAULT 0,"
+  "  attempt INTEGER NOT NULL DEFAULT 1,"
+  "  created TEXT NOT NULL,"
+  "  updated TEXT NOT NULL);"
+  "CREATE UNIQUE INDEX migrations_one_active ON migrations(host_id)"
+  "  WHERE state = 'active';"
+  "CREATE TABLE tasks ("
+  "  id INTEGER PRIMARY KEY,"
+  "  migration_id INTEGER NOT NULL REFERENCES migrations(id)"
+  "    ON DELETE CASCADE,"
+  "  host_id INTEGER REFERENCES hosts(id),"
+  "  kind TEXT NOT NULL,"                /* clone, convert, create */
+  "  runner TEXT NOT NULL,"              /* agent or server */
+  /* queued, running, succeeded, failed, canceled */
+  "  state TEXT NOT NULL,"
+  "  spec TEXT NOT NULL,"                /* JSON */
+  "  result TEXT,"
+  "  error TEXT,"
+  "  agent_id INTEGER REFERENCES agents(id),"
+  "  lease_until REAL,"                  /* unix time; re-offer after */
+  "  attempts INTEGER NOT NULL DEFAULT 0,"
+  "  done_bytes INTEGER NOT NULL DEFAULT 0,"
+  "  total_bytes INTEGER NOT NULL DEFAULT 0,"
+  "  rate REAL NOT NULL DEFAULT 0,"
+  "  created TEXT NOT NULL,"
+  "  updated TEXT NOT NULL);"
+  "CREATE INDEX tasks_queue ON tasks(state, runner, host_id);"
+  "CREATE TABLE events ("
+  "  id INTEGER PRIMARY KEY,"
+  "  time TEXT NOT NULL,"
+  "  migration_id INTEGER REFERENCES migrations(id) ON DELETE CASCADE,"
+  "  host_id INTEGER REFERENCES hosts(id),"
+  "  kind TEXT NOT NULL,"                /* phase, task, progress, error... */
+  "  phase TEXT,"
+  "  message TEXT NOT NULL);"
+  "CREATE INDEX events_migration ON events(migration_id, id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -143,4 +208,209 @@ sqlite3 *db_open(const char *path)
 void db_close(sqlite3 *db)
 {
   sqlite3_close(db);
+}
+
+static sqlite3_stmt *vprepare(sqlite3 *db, const char *sql, const char *fmt,
+                              va_list ap)
+{
+  sqlite3_stmt *st;
+  int i;
+
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    ferry_error("database: %s (in: %.80s)", sqlite3_errmsg(db), sql);
+    return NULL;
+  }
+  for (i = 0; fmt && fmt[i]; i++) {
+    int rc = SQLITE_OK;
+
+    switch (fmt[i]) {
+    case 'i':
+      rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, long long));
+      break;
+    case 'd':
+      rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+      break;
+    case 't': {
+      const char *t = va_arg(ap, const char *);
+
+      rc = t ? sqlite3_bind_text(st, i + 1, t, -1, SQLITE_TRANSIENT)
+             : sqlite3_bind_null(st, i + 1);
+      break;
+    }
+    case 'n':
+      rc = sqlite3_bind_null(st, i + 1);
+      break;
+    default:
+      rc = SQLITE_MISUSE;
+    }
+    if (rc != SQLITE_OK) {
+      ferry_error("database: cannot bind argument %d: %s", i + 1,
+                  sqlite3_errmsg(db));
+      sqlite3_finalize(st);
+      return NULL;
+    }
+  }
+  return st;
+}
+
+sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+  sqlite3_stmt *st;
+  va_list ap;
+
+  va_start(ap, fmt);
+  st = vprepare(db, sql, fmt, ap);
+  va_end(ap);
+  return st;
+}
+
+int db_run(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+  sqlite3_stmt *st;
+  va_list ap;
+  int rc;
+
+  va_start(ap, fmt);
+  st = vprepare(db, sql, fmt, ap);
+  va_end(ap);
+  if (st == NULL)
+    return -1;
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    ferry_error("database: %s", sqlite3_errmsg(db));
+    return -1;
+  }
+  return sqlite3_changes(db);
+}
+
+long long db_insert(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+  sqlite3_stmt *st;
+  va_list ap;
+  int rc;
+
+  va_start(ap, fmt);
+  st = vprepare(db, sql, fmt, ap);
+  va_end(ap);
+  if (st == NULL)
+    return -1;
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    ferry_error("database: %s", sqlite3_errmsg(db));
+    return -1;
+  }
+  return sqlite3_last_insert_rowid(db);
+}
+
+static json_t *column_json(sqlite3_stmt *st, int i, const char *name)
+{
+  size_t n = strlen(name);
+
+  switch (sqlite3_column_type(st, i)) {
+  case SQLITE_INTEGER:
+    return json_integer(sqlite3_column_int64(st, i));
+  case SQLITE_FLOAT:
+    return json_real(sqlite3_column_double(st, i));
+  case SQLITE_NULL:
+    return json_null();
+  default:
+    if (n > 5 && strcmp(name + n - 5, "_json") == 0) {
+      json_t *j = json_loads((const char *)sqlite3_column_text(st, i),
+                             JSON_DECODE_ANY, NULL);
+
+      return j ? j : json_null();
+    }
+    return json_string((const char *)sqlite3_column_text(st, i));
+  }
+}
+
+static json_t *row_json(sqlite3_stmt *st)
+{
+  json_t *row = json_object();
+  int i, n = sqlite3_column_count(st);
+
+  for (i = 0; row && i < n; i++) {
+    const char *name = sqlite3_column_name(st, i);
+    size_t len = strlen(name);
+    char key[128];
+
+    if (len > 5 && strcmp(name + len - 5, "_json") == 0)
+      snprintf(key, sizeof key, "%.*s", (int)(len - 5), name);
+    else
+      snprintf(key, sizeof key, "%s", name);
+    json_object_set_new(row, key, column_json(st, i, name));
+  }
+  return row;
+}
+
+static json_t *vquery(sqlite3 *db, int one, const char *sql,
+                      const char *fmt, va_list ap)
+{
+  sqlite3_stmt *st = vprepare(db, sql, fmt, ap);
+  json_t *rows;
+  int rc;
+
+  if (st == NULL)
+    return NULL;
+  rows = json_array();
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    json_array_append_new(rows, row_json(st));
+    if (one)
+      break;
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    ferry_error("database: %s", sqlite3_errmsg(db));
+    json_decref(rows);
+    return NULL;
+  }
+  return rows;
+}
+
+json_t *db_query(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+  json_t *rows;
+  va_list ap;
+
+  va_start(ap, fmt);
+  rows = vquery(db, 0, sql, fmt, ap);
+  va_end(ap);
+  return rows;
+}
+
+json_t *db_query_one(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+  json_t *rows, *row;
+  va_list ap;
+
+  va_start(ap, fmt);
+  rows = vquery(db, 1, sql, fmt, ap);
+  va_end(ap);
+  if (rows == NULL)
+    return NULL;
+  row = json_array_size(rows) ? json_incref(json_array_get(rows, 0))
+                              : json_null();
+  json_decref(rows);
+  return row;
+}
+
+long long db_int(sqlite3 *db, long long dflt, const char *sql,
+                 const char *fmt, ...)
+{
+  sqlite3_stmt *st;
+  long long v = dflt;
+  va_list ap;
+
+  va_start(ap, fmt);
+  st = vprepare(db, sql, fmt, ap);
+  va_end(ap);
+  if (st == NULL)
+    return dflt;
+  if (sqlite3_step(st) == SQLITE_ROW &&
+      sqlite3_column_type(st, 0) != SQLITE_NULL)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
 }

@@ -2,6 +2,7 @@
 #ifndef FERRY_DB_H
 #define FERRY_DB_H
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 /* Open (creating) the database at path and bring its schema up to date.
@@ -21,5 +22,28 @@ int db_exec(sqlite3 *db, const char *sql);
 
 /* Current UTC time as ISO 8601 with milliseconds, into buf[32]. */
 const char *db_now(char *buf);
+
+/* Bind arguments by a format string: 'i' long long, 't' text (NULL binds
+ * NULL), 'd' double, 'n' NULL (no argument). */
+sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql, const char *fmt, ...);
+
+/* Run a statement without results; number of rows changed, or -1 with an
+ * error. */
+int db_run(sqlite3 *db, const char *sql, const char *fmt, ...);
+
+/* INSERT and return the new rowid, or -1. */
+long long db_insert(sqlite3 *db, const char *sql, const char *fmt, ...);
+
+/* Rows as a JSON array of objects keyed by column name; columns named
+ * *_json hold JSON text and are decoded (and renamed without _json).
+ * NULL with an error. */
+json_t *db_query(sqlite3 *db, const char *sql, const char *fmt, ...);
+
+/* The first row as an object, json_null() if none, NULL on error. */
+json_t *db_query_one(sqlite3 *db, const char *sql, const char *fmt, ...);
+
+/* One integer from the first row's first column; dflt if no row. */
+long long db_int(sqlite3 *db, long long dflt, const char *sql,
+                 const char *fmt, ...);
 
 #endif

@@ -5,14 +5,81 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <strings.h>
+
 #include "api.h"
+#include "auth.h"
+#include "db.h"
 #include "log.h"
 
 static const struct route routes[] = {
-  { "POST", "/v1/discovery", api_discovery_post },
-  { "GET", "/v1/hosts", api_hosts_list },
-  { "GET", "/v1/hosts/{id}", api_host_get },
+  { "POST", "/v1/agents/enroll", SCOPE_ENROLL, api_enroll },
+  { "POST", "/v1/agent/discovery", SCOPE_AGENT, api_agent_discovery },
+  { "GET", "/v1/agent/tasks", SCOPE_AGENT, api_agent_task_poll },
+  { "POST", "/v1/agent/tasks/{id}/progress", SCOPE_AGENT,
+    api_agent_task_progress },
+  { "POST", "/v1/agent/tasks/{id}/result", SCOPE_AGENT,
+    api_agent_task_result },
+  { "GET", "/v1/hosts", SCOPE_OPERATOR, api_hosts_list },
+  { "GET", "/v1/hosts/{id}", SCOPE_OPERATOR, api_host_get },
+  { "GET", "/v1/blueprints", SCOPE_OPERATOR, api_blueprints_list },
+  { "POST", "/v1/blueprints", SCOPE_OPERATOR, api_blueprint_put },
+  { "POST", "/v1/blueprints/validate", SCOPE_OPERATOR,
+    api_blueprint_validate },
+  { "GET", "/v1/blueprints/{id}", SCOPE_OPERATOR, api_blueprint_get },
+  { "GET", "/v1/migrations", SCOPE_OPERATOR, api_migrations_list },
+  { "POST", "/v1/migrations", SCOPE_OPERATOR, api_migration_create },
+  { "GET", "/v1/migrations/{id}", SCOPE_OPERATOR, api_migration_get },
+  { "POST", "/v1/migrations/{id}/cancel", SCOPE_OPERATOR,
+    api_migration_cancel },
+  { "POST", "/v1/migrations/{id}/retry", SCOPE_OPERATOR,
+    api_migration_retry },
+  { "GET", "/v1/events", SCOPE_OPERATOR, api_events_list },
 };
+
+static const char *const scope_names[] = {
+  [SCOPE_NONE] = "no", [SCOPE_ENROLL] = "the enrollment",
+  [SCOPE_AGENT] = "an agent", [SCOPE_OPERATOR] = "the operator",
+};
+
+/* Which token the request carries: 0 with r->scope set (SCOPE_NONE when
+ * there is none), -1 when a token was presented that nobody issued. */
+static int authenticate(struct request *r)
+{
+  const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                              "Authorization");
+  char hex[DIGEST_HEX_LEN + 1];
+  sqlite3_stmt *st;
+  const char *tok;
+
+  r->scope = SCOPE_NONE;
+  if (h == NULL)
+    return 0;
+  if (strncasecmp(h, "Bearer ", 7) != 0)
+    return -1;
+  tok = h + 7;
+  if (auth_matches(tok, r->srv->operator_hash)) {
+    r->scope = SCOPE_OPERATOR;
+    return 0;
+  }
+  if (auth_matches(tok, r->srv->enroll_hash)) {
+    r->scope = SCOPE_ENROLL;
+    return 0;
+  }
+  /* agent tokens are looked up by hash: the database never holds them */
+  auth_hash_hex(tok, hex);
+  st = db_prepare(r->srv->db, "SELECT id, coalesce(host_id, 0) FROM agents "
+                  "WHERE token_hash = ?1", "t", hex);
+  if (st == NULL)
+    return -1;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    r->scope = SCOPE_AGENT;
+    r->agent_id = sqlite3_column_int64(st, 0);
+    r->agent_host_id = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+  return r->scope == SCOPE_AGENT ? 0 : -1;
+}
 
 /* Per-connection state while a body arrives. */
 struct pending {
@@ -68,6 +135,32 @@ enum MHD_Result reply_error(struct request *r, unsigned status,
   if (status >= 500)
     log_warn("%s %s: %u %s", r->method, r->path, status, msg);
   return reply_json(r, status, err);
+}
+
+enum MHD_Result reply_empty(struct request *r, unsigned status)
+{
+  struct MHD_Response *resp;
+  enum MHD_Result ret;
+
+  resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL)
+    return MHD_NO;
+  ret = MHD_queue_response(r->conn, status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+const char *request_arg(struct request *r, const char *name)
+{
+  return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void server_wake(struct server *srv)
+{
+  pthread_mutex_lock(&srv->lock);
+  srv->wake_seq++;
+  pthread_cond_broadcast(&srv->wake);
+  pthread_mutex_unlock(&srv->lock);
 }
 
 json_t *request_json(struct request *r, enum MHD_Result *result)
@@ -141,15 +234,30 @@ static enum MHD_Result dispatch(struct request *r)
 {
   char buf[512];
   size_t i;
-  int path_known = 0;
+  int path_known = 0, authed = 0;
 
   for (i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     memset(r->params, 0, sizeof r->params);
     if (!route_match(routes[i].pattern, r->path, r, buf, sizeof buf))
       continue;
     path_known = 1;
-    if (strcmp(routes[i].method, r->method) == 0)
-      return routes[i].handler(r);
+    if (strcmp(routes[i].method, r->method) != 0)
+      continue;
+    if (!authed && routes[i].scope != SCOPE_NONE) {
+      if (authenticate(r) == -1)
+        return reply_error(r, 401, NULL, "the bearer token is not valid "
+                           "here: check the token file you use");
+      authed = 1;
+    }
+    if (routes[i].scope != SCOPE_NONE && r->scope == SCOPE_NONE)
+      return reply_error(r, 401, NULL, "%s %s needs %s token in an "
+                         "'Authorization: Bearer' header", r->method,
+                         r->path, scope_names[routes[i].scope]);
+    if (routes[i].scope != SCOPE_NONE && r->scope != routes[i].scope)
+      return reply_error(r, 403, NULL, "%s %s needs %s token, not %s token",
+                         r->method, r->path, scope_names[routes[i].scope],
+                         scope_names[r->scope]);
+    return routes[i].handler(r);
   }
   if (path_known)
     return reply_error(r, 405, NULL, "%s is not allowed on %s", r->method,

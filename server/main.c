@@ -8,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "api.h"
+#include "auth.h"
 #include "db.h"
+#include "orchestrator.h"
 #include "error.h"
 #include "log.h"
 
@@ -19,14 +23,26 @@
 static void usage(FILE *fp)
 {
   fprintf(fp,
-    "usage: ferry-server [--listen ADDR:PORT] [--db PATH]\n"
+    "usage: ferry-server [--listen ADDR:PORT] [--db PATH] [options]\n"
     "\n"
-    "Serve the ferry REST API (/v1) and keep state in an SQLite database.\n"
+    "Serve the ferry REST API (/v1), keep state in an SQLite database and\n"
+    "drive migrations.  Tokens live in files of mode 0600 beside the\n"
+    "database unless given: enroll.token (agents enroll with it) and\n"
+    "operator.token (the ferry CLI uses it); missing ones are created.\n"
     "\n"
     "options:\n"
-    "  --listen ADDR:PORT  address to bind (default " DEFAULT_LISTEN "; port "
-    "0 picks a free one)\n"
-    "  --db PATH           state database (default ./ferry.db)\n");
+    "  --listen ADDR:PORT         address to bind (default " DEFAULT_LISTEN
+    ")\n"
+    "  --db PATH                  state database (default ./ferry.db)\n"
+    "  --enroll-token-file PATH   shared enrollment token\n"
+    "  --operator-token-file PATH operator token\n"
+    "  --convert-workers N        conversions at once (default 2)\n"
+    "  --lease SECONDS            re-offer a task whose runner is silent this\n"
+    "                             long (default 60)\n"
+    "  --max-attempts N           tries per task before the job fails "
+    "(default 3)\n"
+    "  --convert-bin PATH         ferry-convert (default: beside this "
+    "program)\n");
 }
 
 static int parse_listen(const char *text, struct sockaddr_in *sa)
@@ -55,6 +71,34 @@ bad:
   return -1;
 }
 
+/* dir(db)/name, or name when db has no directory part. */
+static char *beside(const char *db, const char *name)
+{
+  const char *slash = strrchr(db, '/');
+  char *p;
+
+  if (asprintf(&p, "%.*s%s%s", slash ? (int)(slash - db) : 0, db,
+               slash ? "/" : "", name) == -1)
+    return NULL;
+  return p;
+}
+
+static int parse_uint(const char *opt, const char *text, unsigned lo,
+                      unsigned hi, unsigned *out)
+{
+  unsigned long v;
+  char *end;
+
+  errno = 0;
+  v = strtoul(text, &end, 10);
+  if (errno || *end || text[0] == '\0' || v < lo || v > hi) {
+    fprintf(stderr, "ferry-server: %s must be %u to %u\n", opt, lo, hi);
+    return -1;
+  }
+  *out = (unsigned)v;
+  return 0;
+}
+
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
   char msg[512];
@@ -70,11 +114,22 @@ int main(int argc, char **argv)
   static const struct option longopts[] = {
     { "listen", required_argument, NULL, 'l' },
     { "db", required_argument, NULL, 'd' },
+    { "enroll-token-file", required_argument, NULL, 'E' },
+    { "operator-token-file", required_argument, NULL, 'O' },
+    { "convert-workers", required_argument, NULL, 'w' },
+    { "lease", required_argument, NULL, 'L' },
+    { "max-attempts", required_argument, NULL, 'A' },
+    { "convert-bin", required_argument, NULL, 'C' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   const char *listen = DEFAULT_LISTEN, *dbpath = "ferry.db";
-  struct server srv = { 0 };
+  char *enroll_file = NULL, *operator_file = NULL;
+  struct server srv = {
+    .convert_workers = 2, .lease_seconds = 60, .max_attempts = 3,
+    .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
+  };
+  int created;
   struct MHD_Daemon *d;
   const union MHD_DaemonInfo *info;
   struct sockaddr_in sa;
@@ -88,6 +143,23 @@ int main(int argc, char **argv)
     switch (c) {
     case 'l': listen = optarg; break;
     case 'd': dbpath = optarg; break;
+    case 'E': enroll_file = strdup(optarg); break;
+    case 'O': operator_file = strdup(optarg); break;
+    case 'C': srv.convert_bin = strdup(optarg); break;
+    case 'w':
+      if (parse_uint("--convert-workers", optarg, 1, 16,
+                     &srv.convert_workers) == -1)
+        return EXIT_USAGE;
+      break;
+    case 'L':
+      if (parse_uint("--lease", optarg, 2, 86400, &srv.lease_seconds) == -1)
+        return EXIT_USAGE;
+      break;
+    case 'A':
+      if (parse_uint("--max-attempts", optarg, 1, 100,
+                     &srv.max_attempts) == -1)
+        return EXIT_USAGE;
+      break;
     case 'h': usage(stdout); return 0;
     default:
       fprintf(stderr, "ferry-server: unknown or incomplete option %s "
@@ -104,6 +176,38 @@ int main(int argc, char **argv)
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
     return EXIT_USAGE;
   }
+  if (enroll_file == NULL)
+    enroll_file = beside(dbpath, "enroll.token");
+  if (operator_file == NULL)
+    operator_file = beside(dbpath, "operator.token");
+  if (srv.convert_bin == NULL) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+    if (n > 0) {
+      self[n] = '\0';
+      srv.convert_bin = beside(self, "ferry-convert");
+    }
+  }
+  if (enroll_file == NULL || operator_file == NULL ||
+      srv.convert_bin == NULL) {
+    fprintf(stderr, "ferry-server: out of memory\n");
+    return 1;
+  }
+  if (auth_token_file(enroll_file, srv.enroll_hash, &created) == -1) {
+    fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
+    return 1;
+  }
+  if (created)
+    log_info("created enrollment token %s (give it to agents)",
+             enroll_file);
+  if (auth_token_file(operator_file, srv.operator_hash, &created) == -1) {
+    fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
+    return 1;
+  }
+  if (created)
+    log_info("created operator token %s (the ferry CLI reads it)",
+             operator_file);
   srv.db = db_open(dbpath);
   if (srv.db == NULL) {
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
@@ -120,12 +224,12 @@ int main(int argc, char **argv)
   d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
                        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
                        0, NULL, NULL, api_handle, &srv,
+                       MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
                        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                        MHD_OPTION_NOTIFY_COMPLETED, api_completed, NULL,
                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-                       MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
                        MHD_OPTION_END);
   if (d == NULL) {
     fprintf(stderr, "ferry-server: cannot listen on %s: the port may be in "
@@ -139,9 +243,24 @@ int main(int argc, char **argv)
            info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port),
            dbpath, db_schema_version());
 
+  if (orchestrator_start(&srv) == -1) {
+    fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
+    MHD_stop_daemon(d);
+    db_close(srv.db);
+    return 1;
+  }
+
   if (sigwait(&set, &sig) == 0)
     log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  pthread_mutex_lock(&srv.lock);
+  srv.stopping = 1;
+  pthread_cond_broadcast(&srv.wake);
+  pthread_mutex_unlock(&srv.lock);
   MHD_stop_daemon(d);
+  orchestrator_stop();
   db_close(srv.db);
+  free(enroll_file);
+  free(operator_file);
+  free(srv.convert_bin);
   return 0;
 }

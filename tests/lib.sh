@@ -9,6 +9,7 @@ export PATH="$FERRY_BIN:$PATH"
 T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-test-XXXXXX")
 CLEANUP=()
 cleanup() {
+  [ -n "${KEEP_T:-}" ] && { echo "kept $T" >&2; return; }
   local i
   for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do eval "${CLEANUP[i]}" || true; done
   rm -rf "$T"
@@ -50,15 +51,72 @@ wait_for() {
   return 1
 }
 
-# start_server: ferry-server on a free 127.0.0.1 port; sets SERVER_URL.
+# start_server [DB] [extra ferry-server args...]: ferry-server on a free
+# 127.0.0.1 port; sets SERVER_URL, SERVER_PID, OPERATOR_TOKEN_FILE,
+# ENROLL_TOKEN_FILE and exports FERRY_SERVER/FERRY_TOKEN_FILE for the CLI.
 start_server() {
-  local db=${1:-$T/ferry.db} port
-  port=$(free_port)
-  ferry-server --listen "127.0.0.1:$port" --db "$db" >"$T/server.log" 2>&1 &
+  local db=${1:-$T/ferry.db} port; shift || true
+  port=${SERVER_PORT:-$(free_port)}
+  ferry-server --listen "127.0.0.1:$port" --db "$db" "$@" >>"$T/server.log" 2>&1 &
   SERVER_PID=$!
   at_exit "kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null"
   SERVER_URL="http://127.0.0.1:$port"
-  wait_for 10 curl -sf "$SERVER_URL/v1/hosts" || fail "ferry-server did not start: $(cat "$T/server.log")"
+  SERVER_PORT=$port
+  OPERATOR_TOKEN_FILE=$(dirname "$db")/operator.token
+  ENROLL_TOKEN_FILE=$(dirname "$db")/enroll.token
+  export FERRY_SERVER=$SERVER_URL FERRY_TOKEN_FILE=$OPERATOR_TOKEN_FILE
+  wait_for 10 curl -s -o /dev/null "$SERVER_URL/v1/hosts" || fail "ferry-server did not start: $(cat "$T/server.log")"
+  # curl reads the header from a file: tokens never go on a command line
+  printf 'Authorization: Bearer %s\n' "$(cat "$OPERATOR_TOKEN_FILE")" > "$T/operator.hdr"
+  chmod 600 "$T/operator.hdr"
+}
+
+# api METHOD PATH [curl args]: an operator call; prints the body, sets
+# HTTP_STATUS.
+api() {
+  local m=$1 p=$2; shift 2
+  HTTP_STATUS=$(curl -s -o "$T/api.body" -w '%{http_code}' -X "$m" -H "@$T/operator.hdr" "$SERVER_URL$p" "$@")
+  cat "$T/api.body"
+}
+
+# make_agent NAME ROOT [disk=path ...]: an agent config in $T/agent-NAME/
+# (enrollment token copied with mode 0600); prints the config path.
+make_agent() {
+  local name=$1 root=$2 d; shift 2
+  local dir=$T/agent-$name
+  mkdir -p "$dir"
+  install -m 600 "$ENROLL_TOKEN_FILE" "$dir/enroll.token"
+  {
+    echo "server = $SERVER_URL"
+    echo "enroll_token_file = $dir/enroll.token"
+    echo "token_file = $dir/agent.token"
+    echo "root = $root"
+    echo "poll_wait = 2"
+    for d in "$@"; do echo "disk.${d%%=*} = ${d#*=}"; done
+  } > "$dir/agent.conf"
+  echo "$dir/agent.conf"
+}
+
+# start_agent NAME CONFIG: ferry-agent run in the background; sets
+# AGENT_PID_<NAME>.
+start_agent() {
+  local name=$1 conf=$2 pid
+  ferry-agent run --config "$conf" >>"$T/agent-$name.log" 2>&1 &
+  pid=$!
+  at_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+  printf -v "AGENT_PID_$name" '%s' "$pid"
+}
+
+# make_root DIR HOSTNAME DISK=SIZE...: a minimal system root for discovery.
+make_root() {
+  local dir=$1 host=$2 d; shift 2
+  mkdir -p "$dir/etc" "$dir/proc/sys/kernel"
+  echo "$host" > "$dir/proc/sys/kernel/hostname"
+  printf 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n' > "$dir/etc/os-release"
+  for d in "$@"; do
+    mkdir -p "$dir/sys/block/${d%%=*}"
+    echo $(( ${d#*=} / 512 )) > "$dir/sys/block/${d%%=*}/size"
+  done
 }
 
 # make_disk PATH SIZE KIND: all-zero | random | sparse (random islands).

@@ -39,5 +39,12 @@ fi
 
 # a server that is not there: bounded retries, then one clear line
 port=$(free_port)
-expect_fail "post discovery: POST 127.0.0.1:$port" timeout 60 ferry-agent discover --server "http://127.0.0.1:$port"
-ok "posting discovery to a server that is down fails after bounded retries"
+mkdir -p "$T/agent"; echo 0123456789abcdef0123 > "$T/agent/enroll.token"; chmod 600 "$T/agent/enroll.token"
+printf 'enroll_token_file = %s\ntoken_file = %s\n' "$T/agent/enroll.token" "$T/agent/agent.token" > "$T/agent/agent.conf"
+expect_fail "cannot enroll with http://127.0.0.1:$port" \
+  timeout 120 ferry-agent discover --config "$T/agent/agent.conf" --server "http://127.0.0.1:$port"
+grep -q "Couldn't connect" "$T/err" || fail "the cause is not named: $(cat "$T/err")"
+ok "posting discovery to a server that is down fails after bounded retries, naming the server"
+expect_fail "this agent is not enrolled and the enrollment token file /etc/ferry/enroll.token cannot be read" \
+  ferry-agent discover --server "http://127.0.0.1:$port" --config /dev/null
+ok "an agent without its enrollment token says which file is missing"

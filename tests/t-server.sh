@@ -1,60 +1,93 @@
 #!/bin/bash
-# ferry-server takes discovery on its versioned callback, stores it in
-# SQLite, lists hosts and returns an inventory; bad input gets a 4xx with a
-# JSON error and never crashes it.
+# ferry-server takes discovery from enrolled agents, stores it in SQLite,
+# serves hosts to the operator, refuses missing, bad and wrongly scoped
+# tokens, and answers bad input with a 4xx JSON error, never a crash.
 . "$(dirname "$0")/lib.sh"
 requires curl jq
 
 start_server "$T/ferry.db"
+[ "$(stat -c %a "$OPERATOR_TOKEN_FILE")" = 600 ] && [ "$(stat -c %a "$ENROLL_TOKEN_FILE")" = 600 ] ||
+  fail "token files are not mode 0600"
+ok "the server creates its enrollment and operator tokens with mode 0600"
 
-# discovery of a fixture root, posted by the agent
-ferry-agent discover --root "$TOP/tests/fixtures/roots/debian12" --server "$SERVER_URL" >"$T/post.json" ||
-  fail "discover --server failed"
+# discovery of a fixture root, posted by an agent that enrolls first
+conf=$(make_agent web "$TOP/tests/fixtures/roots/debian12")
+ferry-agent discover --root "$TOP/tests/fixtures/roots/debian12" --config "$conf" --post >"$T/post.json" ||
+  fail "discover --post failed"
 id=$(json "$T/post.json" .host_id)
 [ "$id" -ge 1 ] || fail "no host id in $(cat "$T/post.json")"
-curl -sf "$SERVER_URL/v1/hosts" >"$T/hosts.json"
+[ "$(stat -c %a "$T/agent-web/agent.token")" = 600 ] || fail "agent token file is not mode 0600"
+agent_token=$(cat "$T/agent-web/agent.token")
+! grep -aqF "$agent_token" "$T"/ferry.db* || fail "the agent token is stored in clear in the database"
+ok "an agent enrolls, keeps its token in a 0600 file, and only its hash is stored"
+
+api GET /v1/hosts >"$T/hosts.json"
 [ "$(json "$T/hosts.json" '.hosts[0].hostname')" = web01 ] || fail "hosts: $(cat "$T/hosts.json")"
 [ "$(json "$T/hosts.json" '.hosts[0].os')" = "Debian GNU/Linux 12 (bookworm)" ] || fail "host os: $(cat "$T/hosts.json")"
-curl -sf "$SERVER_URL/v1/hosts/$id" >"$T/host.json"
+api GET "/v1/hosts/$id" >"$T/host.json"
 [ "$(json "$T/host.json" .inventory.disks[0].size)" = $((41943040 * 512)) ] || fail "inventory: $(cat "$T/host.json")"
 [ "$(json "$T/host.json" .inventory.disks[0].partitions[1].start)" = $((1050624 * 512)) ] || fail "partitions"
-ok "an agent's discovery is stored and served back as host and inventory"
+ok "discovery is stored and served back to the operator as host and inventory"
 
 # the real machine's discovery too; a second post of the same host updates it
-ferry-agent discover --server "$SERVER_URL" >/dev/null || fail "discover of this machine failed"
-ferry-agent discover --root "$TOP/tests/fixtures/roots/debian12" --server "$SERVER_URL" >/dev/null
-[ "$(curl -sf "$SERVER_URL/v1/hosts" | jq '.hosts | length')" = 2 ] || fail "expected 2 hosts"
+conf2=$(make_agent here /)
+ferry-agent discover --config "$conf2" --server "$SERVER_URL" >/dev/null || fail "discover of this machine failed"
+ferry-agent discover --root "$TOP/tests/fixtures/roots/debian12" --config "$conf" --post >/dev/null
+[ "$(api GET /v1/hosts | jq '.hosts | length')" = 2 ] || fail "expected 2 hosts"
 ok "this machine is discovered; rediscovery updates the same host"
 
-code() {  # METHOD PATH [curl args] -> status; body in $T/body
-  local m=$1 p=$2; shift 2
-  curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$SERVER_URL$p" "$@"
+# tokens and scopes
+printf 'Authorization: Bearer %s\n' "$agent_token" > "$T/agent.hdr"
+printf 'Authorization: Bearer %s\n' "$(cat "$ENROLL_TOKEN_FILE")" > "$T/enroll.hdr"
+printf 'Authorization: Bearer %s\n' "not-a-token-anyone-issued" > "$T/bad.hdr"
+status() {  # WANT NEEDLE METHOD PATH [curl args]
+  local want=$1 needle=$2 m=$3 p=$4 got; shift 4
+  got=$(curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$SERVER_URL$p" "$@")
+  [ "$got" = "$want" ] || fail "$m $p: HTTP $got, expected $want: $(cat "$T/body")"
+  [ "$(jq -r .error.status "$T/body")" = "$want" ] || fail "$m $p: not a JSON error: $(cat "$T/body")"
+  grep -qF -- "$needle" "$T/body" || fail "$m $p: error lacks '$needle': $(cat "$T/body")"
 }
-expect_status() {  # WANT MESSAGE-SUBSTRING METHOD PATH [curl args]
-  local want=$1 needle=$2 got; shift 2
-  got=$(code "$@")
-  [ "$got" = "$want" ] || fail "$*: HTTP $got, expected $want: $(cat "$T/body")"
-  [ "$(jq -r .error.status "$T/body")" = "$want" ] || fail "$*: body is not a JSON error: $(cat "$T/body")"
-  grep -qF -- "$needle" "$T/body" || fail "$*: error lacks '$needle': $(cat "$T/body")"
-}
+status 401 "needs the operator token" GET /v1/hosts
+status 401 "not valid" GET /v1/hosts -H "@$T/bad.hdr"
+status 403 "needs the operator token, not an agent token" GET /v1/hosts -H "@$T/agent.hdr"
+status 403 "needs the operator token, not the enrollment token" GET /v1/hosts -H "@$T/enroll.hdr"
+status 403 "needs an agent token, not the operator token" GET /v1/agent/tasks -H "@$T/operator.hdr"
+status 401 "needs the enrollment token" POST /v1/agents/enroll --data '{"hostname": "x"}'
+status 403 "needs the enrollment token, not an agent token" POST /v1/agents/enroll -H "@$T/agent.hdr" --data '{"hostname": "x"}'
+ok "missing or unknown tokens get 401, tokens of the wrong scope 403"
+
 H='Content-Type: application/json'
-expect_status 400 "malformed JSON" POST /v1/discovery -H "$H" --data '{"hostname": '
-expect_status 400 "JSON object" POST /v1/discovery -H "$H" --data '[1,2]'
-expect_status 400 "needs a JSON body" POST /v1/discovery -H "$H"
-expect_status 400 '"field":"hostname"' POST /v1/discovery -H "$H" --data '{"schema": 1}'
-expect_status 400 '"field":"hostname"' POST /v1/discovery -H "$H" --data '{"schema": 1, "hostname": 5}'
-expect_status 400 '"field":"schema"' POST /v1/discovery -H "$H" --data '{"hostname": "x"}'
+A=(-H "@$T/agent.hdr" -H "$H")
+status 400 "malformed JSON" POST /v1/agent/discovery "${A[@]}" --data '{"hostname": '
+status 400 "JSON object" POST /v1/agent/discovery "${A[@]}" --data '[1,2]'
+status 400 "needs a JSON body" POST /v1/agent/discovery "${A[@]}"
+status 400 '"field":"hostname"' POST /v1/agent/discovery "${A[@]}" --data '{"schema": 1}'
+status 400 '"field":"hostname"' POST /v1/agent/discovery "${A[@]}" --data '{"schema": 1, "hostname": 5}'
+status 400 '"field":"schema"' POST /v1/agent/discovery "${A[@]}" --data '{"hostname": "x"}'
+status 400 '"field":"machine_id"' POST /v1/agent/discovery "${A[@]}" --data '{"schema": 1, "hostname": "x", "machine_id": []}'
 head -c 5M /dev/zero | tr '\0' ' ' > "$T/big"
-expect_status 413 "larger than" POST /v1/discovery -H "$H" --data-binary "@$T/big"
-expect_status 404 "no host with id 999" GET /v1/hosts/999
-expect_status 400 '"field":"id"' GET /v1/hosts/abc
-expect_status 404 "no such endpoint" GET /v2/hosts
-expect_status 405 "not allowed" DELETE /v1/hosts
-ok "malformed, wrongly typed and oversized bodies get 4xx JSON errors naming the field"
+status 413 "larger than" POST /v1/agent/discovery "${A[@]}" --data-binary "@$T/big"
+status 400 '"field":"status"' POST /v1/agent/tasks/1/result "${A[@]}" --data '{"status": "maybe"}'
+status 404 '"field":"id"' POST /v1/agent/tasks/999/progress "${A[@]}" --data '{"done_bytes": 1}'
+status 400 '"field":"done_bytes"' POST /v1/agent/tasks/1/progress "${A[@]}" --data '{"done_bytes": -1}'
+status 404 "no host with id 999" GET /v1/hosts/999 -H "@$T/operator.hdr"
+status 400 '"field":"id"' GET /v1/hosts/abc -H "@$T/operator.hdr"
+status 404 "no such endpoint" GET /v2/hosts
+status 405 "not allowed" DELETE /v1/hosts
+status 400 '"field":"host"' POST /v1/migrations -H "@$T/operator.hdr" --data '{"host": [], "blueprint": 1}'
+status 404 '"field":"blueprint"' POST /v1/migrations -H "@$T/operator.hdr" --data '{"host": "web01", "blueprint": "nope"}'
+status 404 "no migration 7" GET /v1/migrations/7 -H "@$T/operator.hdr"
+ok "malformed, wrongly typed, unknown-id and oversized requests get 4xx JSON errors naming the field"
 
 kill -0 "$SERVER_PID" || fail "the server died on bad input"
-# a restart keeps what was acknowledged
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || fail "server exit status on SIGTERM"
 start_server "$T/ferry.db"
-[ "$(curl -sf "$SERVER_URL/v1/hosts" | jq '.hosts | length')" = 2 ] || fail "hosts lost across a restart"
-ok "the server survives bad input and a restart keeps every host"
+[ "$(api GET /v1/hosts | jq '.hosts | length')" = 2 ] || fail "hosts lost across a restart"
+ferry-agent discover --root "$TOP/tests/fixtures/roots/debian12" --config "$conf" --post >/dev/null ||
+  fail "the agent's token no longer works after a restart"
+ok "a restart keeps every host and every agent token"
+
+# a loose token file is refused, like ssh refuses a loose private key
+chmod 644 "$T/agent-web/agent.token"
+expect_fail "chmod 600" ferry-agent discover --root "$TOP/tests/fixtures/roots/debian12" --config "$conf" --post
+ok "an agent token file others may read is refused with the fix"

@@ -1,0 +1,226 @@
+#include "client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "http.h"
+#include "log.h"
+
+int client_init(struct client *c, const struct agent_config *cfg,
+                const char *server)
+{
+  size_t n;
+
+  memset(c, 0, sizeof *c);
+  c->cfg = cfg;
+  if (server == NULL)
+    server = cfg->server;
+  if (server == NULL) {
+    ferry_error("no server: pass --server URL or set 'server' in %s",
+                cfg->path ? cfg->path : AGENT_CONF_DEFAULT);
+    return -1;
+  }
+  if (strncmp(server, "http://", 7) != 0 &&
+      strncmp(server, "https://", 8) != 0) {
+    ferry_error("server '%s' is not an http:// or https:// URL", server);
+    return -1;
+  }
+  c->server = strdup(server);
+  if (c->server == NULL) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  n = strlen(c->server);
+  while (n > 0 && c->server[n - 1] == '/')
+    c->server[--n] = '\0';
+  return 0;
+}
+
+void client_free(struct client *c)
+{
+  free(c->server);
+  memset(c->token, 0, sizeof c->token);
+}
+
+/* Read a secret from a file that only its owner may read. */
+static int read_secret(const char *path, char *buf, size_t size)
+{
+  struct stat st;
+  ssize_t n;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+  if (fd == -1)
+    return -1;
+  if (fstat(fd, &st) == -1 || (st.st_mode & 077)) {
+    ferry_error("%s may be read by other users (mode %04o): run chmod 600 "
+                "%s", path, (unsigned)(st.st_mode & 07777), path);
+    close(fd);
+    errno = EPERM;
+    return -1;
+  }
+  n = read(fd, buf, size - 1);
+  close(fd);
+  if (n <= 0) {
+    ferry_error("%s is empty", path);
+    errno = EINVAL;
+    return -1;
+  }
+  buf[n] = '\0';
+  buf[strcspn(buf, "\r\n")] = '\0';
+  return 0;
+}
+
+/* Write the token next to its final name, then rename: never a partial
+ * token file. */
+static int save_token(const char *path, const char *token)
+{
+  CLEANUP_FREE char *tmp = NULL;
+  int fd;
+
+  if (asprintf(&tmp, "%s.tmp", path) == -1)
+    return -1;
+  unlink(tmp);
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd == -1) {
+    ferry_error("cannot save the agent token in %s: %m (check that its "
+                "directory exists and is writable)", path);
+    return -1;
+  }
+  if (write(fd, token, strlen(token)) != (ssize_t)strlen(token) ||
+      write(fd, "\n", 1) != 1 || fsync(fd) == -1 || close(fd) == -1 ||
+      rename(tmp, path) == -1) {
+    ferry_error("cannot save the agent token in %s: %m", path);
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+long client_call(struct client *c, const char *method, const char *path,
+                 json_t *body, json_t **resp, unsigned tries, long timeout)
+{
+  CLEANUP_FREE char *url = NULL, *text = NULL;
+  struct curl_slist *hdrs = NULL;
+  struct http_response r;
+  struct http_request req = { .method = method, .timeout = timeout };
+  char host[256];
+  long status = -1;
+  unsigned attempt;
+
+  if (resp)
+    *resp = NULL;
+  if (asprintf(&url, "%s%s", c->server, path) == -1)
+    goto oom;
+  if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL)
+    goto oom;
+  if (http_header_add(&hdrs, "Content-Type: application/json") == -1)
+    goto oom;
+  if (c->token[0] &&
+      http_header_add(&hdrs, "Authorization: Bearer %s", c->token) == -1)
+    goto oom;
+  req.url = url;
+  req.headers = hdrs;
+  req.body = text;
+  req.body_len = text ? strlen(text) : 0;
+  for (attempt = 0; attempt < tries; attempt++) {
+    if (attempt)
+      http_backoff(attempt, 500, 30000);
+    if (http_do(&req, &r) == -1) {
+      http_response_free(&r);
+      log_debug("%s", ferry_errmsg());
+      continue;                               /* not reached: retry */
+    }
+    if (r.status >= 500) {
+      ferry_error("%s %s: the server answered %ld", method,
+                  http_host(url, host, sizeof host), r.status);
+      http_response_free(&r);
+      continue;
+    }
+    status = r.status;
+    if (resp && r.body && r.body_len)
+      *resp = json_loads(r.body, 0, NULL);
+    if (status >= 400 && r.body) {
+      json_t *e = json_loads(r.body, 0, NULL);
+      const char *m = json_string_value(json_object_get(
+        json_object_get(e, "error"), "message"));
+
+      ferry_error("%s %s%s: HTTP %ld: %s", method,
+                  http_host(url, host, sizeof host), path, status,
+                  m ? m : "(no message)");
+      json_decref(e);
+    }
+    http_response_free(&r);
+    break;
+  }
+  curl_slist_free_all(hdrs);
+  return status;
+oom:
+  curl_slist_free_all(hdrs);
+  ferry_error("out of memory");
+  return -1;
+}
+
+int client_ensure_token(struct client *c, const char *hostname)
+{
+  char enroll[256];
+  json_t *resp = NULL, *body;
+  const char *tok;
+  long status;
+
+  if (read_secret(c->cfg->token_file, c->token, sizeof c->token) == 0)
+    return 0;
+  if (errno == EPERM)
+    return -1;
+  if (read_secret(c->cfg->enroll_token_file, enroll, sizeof enroll) == -1) {
+    if (errno != EPERM && errno != EINVAL)
+      ferry_error("this agent is not enrolled and the enrollment token "
+                  "file %s cannot be read: %m", c->cfg->enroll_token_file);
+    return -1;
+  }
+  memcpy(c->token, enroll, sizeof c->token < sizeof enroll
+                           ? sizeof c->token : sizeof enroll);
+  c->token[sizeof c->token - 1] = '\0';
+  memset(enroll, 0, sizeof enroll);
+  body = json_pack("{s:s}", "hostname", hostname);
+  status = client_call(c, "POST", "/v1/agents/enroll", body, &resp, 5, 30);
+  json_decref(body);
+  memset(c->token, 0, sizeof c->token);
+  if (status != 201) {
+    json_decref(resp);
+    if (status > 0)
+      ferry_error_prefix("enrollment refused: ");
+    else
+      ferry_error_prefix("cannot enroll with %s: ", c->server);
+    return -1;
+  }
+  tok = json_string_value(json_object_get(resp, "token"));
+  if (tok == NULL || strlen(tok) >= sizeof c->token) {
+    json_decref(resp);
+    ferry_error("the server's enrollment answer has no token");
+    return -1;
+  }
+  memcpy(c->token, tok, strlen(tok) + 1);
+  json_decref(resp);
+  if (save_token(c->cfg->token_file, c->token) == -1)
+    return -1;
+  log_info("enrolled with %s; token saved in %s", c->server,
+           c->cfg->token_file);
+  return 0;
+}
+
+int client_reenroll(struct client *c, const char *hostname)
+{
+  memset(c->token, 0, sizeof c->token);
+  if (unlink(c->cfg->token_file) == -1 && errno != ENOENT) {
+    ferry_error("cannot remove %s: %m", c->cfg->token_file);
+    return -1;
+  }
+  return client_ensure_token(c, hostname);
+}

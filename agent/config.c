@@ -1,0 +1,152 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+
+static char *trim(char *s)
+{
+  char *e;
+
+  while (isspace((unsigned char)*s))
+    s++;
+  e = s + strlen(s);
+  while (e > s && isspace((unsigned char)e[-1]))
+    *--e = '\0';
+  return s;
+}
+
+static int set_str(char **dst, const char *v)
+{
+  free(*dst);
+  *dst = strdup(v);
+  return *dst ? 0 : -1;
+}
+
+static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi)
+{
+  unsigned long n;
+  char *end;
+
+  errno = 0;
+  n = strtoul(v, &end, 10);
+  if (errno || *end || *v == '\0' || n < lo || n > hi)
+    return -1;
+  *dst = (unsigned)n;
+  return 0;
+}
+
+int config_load(struct agent_config *c, const char *path)
+{
+  FILE *fp;
+  char line[1024];
+  int lineno = 0;
+
+  memset(c, 0, sizeof *c);
+  c->poll_wait = 25;
+  if (set_str(&c->enroll_token_file, "/etc/ferry/enroll.token") == -1 ||
+      set_str(&c->token_file, "/var/lib/ferry/agent.token") == -1 ||
+      set_str(&c->root, "/") == -1) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  if (path == NULL) {
+    path = getenv("FERRY_AGENT_CONF");
+    if (path == NULL && access(AGENT_CONF_DEFAULT, F_OK) == 0)
+      path = AGENT_CONF_DEFAULT;
+    if (path == NULL)
+      return 0;
+  }
+  fp = fopen(path, "re");
+  if (fp == NULL) {
+    ferry_error("cannot read agent config %s: %m", path);
+    return -1;
+  }
+  c->path = strdup(path);
+  while (fgets(line, sizeof line, fp)) {
+    char *k, *v, *eq;
+    int bad = 0;
+
+    lineno++;
+    k = trim(line);
+    if (*k == '#' || *k == '\0')
+      continue;
+    eq = strchr(k, '=');
+    if (eq == NULL) {
+      ferry_error("%s:%d: expected 'key = value'", path, lineno);
+      fclose(fp);
+      return -1;
+    }
+    *eq = '\0';
+    v = trim(eq + 1);
+    k = trim(k);
+    if (strcmp(k, "server") == 0)
+      bad = set_str(&c->server, v);
+    else if (strcmp(k, "enroll_token_file") == 0)
+      bad = set_str(&c->enroll_token_file, v);
+    else if (strcmp(k, "token_file") == 0)
+      bad = set_str(&c->token_file, v);
+    else if (strcmp(k, "root") == 0)
+      bad = set_str(&c->root, v);
+    else if (strcmp(k, "compress") == 0)
+      bad = set_str(&c->compress, v);
+    else if (strcmp(k, "max_rate") == 0)
+      bad = set_str(&c->max_rate, v);
+    else if (strcmp(k, "jobs") == 0)
+      bad = set_uint(&c->jobs, v, 1, 64);
+    else if (strcmp(k, "poll_wait") == 0)
+      bad = set_uint(&c->poll_wait, v, 1, 60);
+    else if (strncmp(k, "disk.", 5) == 0 && k[5] && v[0] == '/' &&
+             c->n_disks < 32) {
+      c->disks[c->n_disks][0] = strdup(k + 5);
+      c->disks[c->n_disks][1] = strdup(v);
+      c->n_disks++;
+    } else {
+      ferry_error("%s:%d: unknown setting '%s'", path, lineno, k);
+      fclose(fp);
+      return -1;
+    }
+    if (bad) {
+      ferry_error("%s:%d: bad value for '%s'", path, lineno, k);
+      fclose(fp);
+      return -1;
+    }
+  }
+  fclose(fp);
+  return 0;
+}
+
+void config_free(struct agent_config *c)
+{
+  int i;
+
+  free(c->path);
+  free(c->server);
+  free(c->enroll_token_file);
+  free(c->token_file);
+  free(c->root);
+  free(c->compress);
+  free(c->max_rate);
+  for (i = 0; i < c->n_disks; i++) {
+    free(c->disks[i][0]);
+    free(c->disks[i][1]);
+  }
+}
+
+char *config_disk_source(const struct agent_config *c, const char *name)
+{
+  char *p;
+  int i;
+
+  for (i = 0; i < c->n_disks; i++)
+    if (strcmp(c->disks[i][0], name) == 0)
+      return strdup(c->disks[i][1]);
+  if (asprintf(&p, "/dev/%s", name) == -1)
+    return NULL;
+  return p;
+}

@@ -1,0 +1,39 @@
+/* config.h - the agent's configuration, /etc/ferry/agent.conf:
+ *
+ *   server = http://ferry.example:8700
+ *   enroll_token_file = /etc/ferry/enroll.token
+ *   token_file = /var/lib/ferry/agent.token
+ *   disk.sda = /dev/sda          # source of a disk (default /dev/NAME)
+ *   jobs = 4
+ *
+ * Secrets are never in this file: it names the files (mode 0600) that
+ * hold them. */
+#ifndef FERRY_AGENT_CONFIG_H
+#define FERRY_AGENT_CONFIG_H
+
+#define AGENT_CONF_DEFAULT "/etc/ferry/agent.conf"
+
+struct agent_config {
+  char *path;                  /* where it was read from, or NULL */
+  char *server;
+  char *enroll_token_file;
+  char *token_file;
+  char *root;                  /* discovery root, default / */
+  char *disks[32][2];          /* disk name -> source path */
+  int n_disks;
+  unsigned jobs;
+  unsigned chunk_size;
+  char *compress;
+  char *max_rate;
+  unsigned poll_wait;
+};
+
+/* Defaults, then path if given (or AGENT_CONF_DEFAULT when it exists).
+ * -1 with an error naming the file and line. */
+int config_load(struct agent_config *c, const char *path);
+void config_free(struct agent_config *c);
+
+/* Source path for disk name (allocated). */
+char *config_disk_source(const struct agent_config *c, const char *name);
+
+#endif

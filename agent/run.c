@@ -1,0 +1,348 @@
+/* run.c - ferry-agent run: the daemon.  Enrolls once, posts its
+ * discovery, then long-polls the server for tasks (each poll is a
+ * heartbeat), runs them and reports progress and results.  Server
+ * restarts and network failures are waited out with backoff; a result is
+ * never dropped: it is re-sent until the server has it. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "client.h"
+#include "clone.h"
+#include "config.h"
+#include "discover.h"
+#include "error.h"
+#include "http.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "source.h"
+#include "store.h"
+
+static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t *current_cancel;
+
+static void on_signal(int sig)
+{
+  (void)sig;
+  stopping = 1;
+  if (current_cancel)
+    *current_cancel = 1;
+}
+
+struct task_run {
+  struct client *c;
+  long long id;
+  volatile sig_atomic_t cancel;
+  struct timespec last;
+};
+
+static double since(const struct timespec *t)
+{
+  struct timespec now;
+
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - t->tv_sec) +
+         (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* About once a second from the clone; posts every 2 s (a heartbeat too)
+ * and stops the clone if the server canceled the task. */
+static void on_progress(void *opaque, const struct clone_stats *st)
+{
+  struct task_run *t = opaque;
+  char path[96];
+  json_t *body, *resp = NULL;
+  double rate = st->seconds > 0 ? (double)st->read_bytes / st->seconds : 0;
+  long status;
+  const char *state;
+
+  if (since(&t->last) < 2.0 && st->read_bytes < st->alloc_bytes)
+    return;
+  clock_gettime(CLOCK_MONOTONIC, &t->last);
+  snprintf(path, sizeof path, "/v1/agent/tasks/%lld/progress", t->id);
+  body = json_pack("{s:I, s:I, s:f, s:f}", "done_bytes",
+                   (json_int_t)st->read_bytes, "total_bytes",
+                   (json_int_t)st->alloc_bytes, "rate", rate, "eta",
+                   rate > 0 ? (double)(st->alloc_bytes - st->read_bytes) /
+                              rate : 0.0);
+  status = client_call(t->c, "POST", path, body, &resp, 1, 20);
+  json_decref(body);
+  state = json_string_value(json_object_get(resp, "state"));
+  if (status == 200 && state && strcmp(state, "running") != 0) {
+    log_info("task %lld is %s on the server: stopping it", t->id, state);
+    t->cancel = 1;
+  }
+  json_decref(resp);
+}
+
+static int spec_options(json_t *opts, const struct agent_config *cfg,
+                        struct clone_opts *o)
+{
+  json_t *v;
+  const char *comp = cfg->compress, *rate = cfg->max_rate;
+  uint64_t n;
+
+  o->enc = ENC_ZSTD;
+  o->jobs = cfg->jobs;
+  if ((v = json_object_get(opts, "compress")) && json_is_string(v))
+    comp = json_string_value(v);
+  if (comp && codec_parse(comp, &o->enc) == -1)
+    return -1;
+  if ((v = json_object_get(opts, "jobs")) && json_is_integer(v))
+    o->jobs = (unsigned)json_integer_value(v);
+  if ((v = json_object_get(opts, "chunk_size"))) {
+    if (json_is_integer(v))
+      o->chunk_size = (uint32_t)json_integer_value(v);
+    else if (json_is_string(v) &&
+             parse_size(json_string_value(v), &n) == 0)
+      o->chunk_size = (uint32_t)n;
+  }
+  if ((v = json_object_get(opts, "max_rate")) && json_is_string(v))
+    rate = json_string_value(v);
+  if (rate && parse_size(rate, &o->max_rate) == -1)
+    return -1;
+  if (o->chunk_size && (o->chunk_size < IMAGE_CHUNK_MIN ||
+                        o->chunk_size > IMAGE_CHUNK_MAX ||
+                        (o->chunk_size & (o->chunk_size - 1)))) {
+    ferry_error("chunk_size %u is not a power of two from 1M to 64M",
+                o->chunk_size);
+    return -1;
+  }
+  return 0;
+}
+
+/* Run a clone task; result JSON or NULL with an error. */
+static json_t *run_clone(struct task_run *t, json_t *spec,
+                         const struct agent_config *cfg)
+{
+  const char *disk = json_string_value(json_object_get(spec, "disk"));
+  const char *image = json_string_value(json_object_get(spec, "image"));
+  CLEANUP_FREE char *source = NULL;
+  struct clone_opts o = { .cancel = &t->cancel };
+  struct clone_stats st;
+  struct source *src = NULL;
+  struct store *store = NULL;
+  char hex[DIGEST_HEX_LEN + 1];
+  json_t *res = NULL;
+
+  if (disk == NULL || image == NULL) {
+    ferry_error("clone task without disk or image");
+    return NULL;
+  }
+  if (spec_options(json_object_get(spec, "options"), cfg, &o) == -1)
+    return NULL;
+  source = config_disk_source(cfg, disk);
+  if (source == NULL || (src = source_open(source)) == NULL ||
+      (store = store_open(image)) == NULL)
+    goto out;
+  o.src = src;
+  o.store = store;
+  o.progress = on_progress;
+  o.opaque = t;
+  log_info("task %lld: cloning %s (%s) to %s", t->id, disk, source, image);
+  if (clone_run(&o, &st) == -1) {
+    ferry_error_prefix("clone %s to %s: ", source, image);
+    goto out;
+  }
+  digest_to_hex(st.manifest.image_digest, hex);
+  res = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:f}",
+                  "disk", disk, "image", image,
+                  "disk_size", (json_int_t)st.disk_size,
+                  "data_bytes", (json_int_t)st.data_bytes,
+                  "read_bytes", (json_int_t)st.read_bytes,
+                  "sent_bytes", (json_int_t)st.sent_bytes,
+                  "reused_chunks", (json_int_t)st.reused_chunks,
+                  "stored_bytes", (json_int_t)st.manifest.stored_bytes,
+                  "generation", (json_int_t)st.manifest.generation,
+                  "image_digest", hex, "seconds", st.seconds);
+  log_info("task %lld: %s cloned, %" PRIu64 " bytes sent in %.1f s", t->id,
+           disk, st.sent_bytes, st.seconds);
+out:
+  source_close(src);
+  store_close(store);
+  return res;
+}
+
+/* Deliver a task's result, retrying until the server has it. */
+static void report(struct client *c, long long id, json_t *result,
+                   const char *error)
+{
+  char path[96];
+  json_t *body;
+  long status;
+
+  snprintf(path, sizeof path, "/v1/agent/tasks/%lld/result", id);
+  body = result ? json_pack("{s:s, s:O}", "status", "succeeded", "result",
+                            result)
+                : json_pack("{s:s, s:s}", "status", "failed", "error",
+                            error);
+  for (;;) {
+    status = client_call(c, "POST", path, body, NULL, 3, 30);
+    if (status > 0 || stopping)
+      break;
+    log_warn("cannot report task %lld yet: %s; retrying", id,
+             ferry_errmsg());
+  }
+  if (status == 409)
+    log_info("task %lld was canceled or reassigned meanwhile", id);
+  else if (status >= 400)
+    log_warn("task %lld result refused: %s", id, ferry_errmsg());
+  json_decref(body);
+}
+
+static int post_discovery(struct client *c, json_t *inv)
+{
+  const char *hn = json_string_value(json_object_get(inv, "hostname"));
+  json_t *resp = NULL;
+  long status;
+
+  status = client_call(c, "POST", "/v1/agent/discovery", inv, &resp, 3, 60);
+  if (status == 401 && client_reenroll(c, hn) == 0)
+    status = client_call(c, "POST", "/v1/agent/discovery", inv, &resp, 3,
+                         60);
+  if (status != 201) {
+    json_decref(resp);
+    return -1;
+  }
+  log_info("discovery posted: host %lld",
+           (long long)json_integer_value(json_object_get(resp, "host_id")));
+  json_decref(resp);
+  return 0;
+}
+
+static void usage(FILE *fp)
+{
+  fprintf(fp,
+    "usage: ferry-agent run [--config PATH] [--server URL]\n"
+    "\n"
+    "Run as the agent daemon: enroll with the server (once), post this\n"
+    "server's discovery, then wait for tasks and run them.  Settings come\n"
+    "from " AGENT_CONF_DEFAULT " (or --config / $FERRY_AGENT_CONF).\n");
+}
+
+int cmd_run(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "server", required_argument, NULL, 's' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *config = NULL, *server = NULL;
+  struct agent_config cfg;
+  struct client cl;
+  struct sigaction sa = { .sa_handler = on_signal };
+  json_t *inv = NULL;
+  const char *hn;
+  unsigned failures = 0;
+  int c;
+
+  log_init("ferry-agent", 1);
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "c:s:h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c': config = optarg; break;
+    case 's': server = optarg; break;
+    case 'h': usage(stdout); return 0;
+    default:
+      fprintf(stderr, "ferry-agent run: unknown or incomplete option %s "
+              "(see --help)\n", argv[optind - 1]);
+      return EXIT_USAGE;
+    }
+  }
+  if (config_load(&cfg, config) == -1 ||
+      client_init(&cl, &cfg, server) == -1) {
+    fprintf(stderr, "ferry-agent: %s\n", ferry_errmsg());
+    config_free(&cfg);
+    return 1;
+  }
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  inv = discover_inventory(cfg.root);
+  hn = inv ? json_string_value(json_object_get(inv, "hostname")) : NULL;
+  if (hn == NULL) {
+    fprintf(stderr, "ferry-agent: cannot tell this server's hostname from "
+            "%s: check the root setting\n", cfg.root);
+    goto out;
+  }
+  /* enroll and announce ourselves, waiting out an absent server */
+  while (!stopping && (client_ensure_token(&cl, hn) == -1 ||
+                       post_discovery(&cl, inv) == -1)) {
+    log_warn("%s; retrying", ferry_errmsg());
+    http_backoff(++failures, 1000, 30000);
+  }
+  failures = 0;
+  while (!stopping) {
+    char path[64];
+    json_t *resp = NULL, *task;
+    long status;
+
+    snprintf(path, sizeof path, "/v1/agent/tasks?wait=%u", cfg.poll_wait);
+    status = client_call(&cl, "GET", path, NULL, &resp, 1,
+                         (long)cfg.poll_wait + 15);
+    if (stopping) {
+      json_decref(resp);
+      break;
+    }
+    if (status < 0 || status >= 500) {
+      log_warn("%s; retrying", ferry_errmsg());
+      http_backoff(++failures, 1000, 30000);
+      continue;
+    }
+    failures = 0;
+    if (status == 401 || status == 409) {
+      /* the server forgot us or our host: enroll/announce again */
+      json_decref(resp);
+      if ((status == 401 && client_reenroll(&cl, hn) == -1) ||
+          post_discovery(&cl, inv) == -1) {
+        log_warn("%s; retrying", ferry_errmsg());
+        http_backoff(++failures, 1000, 30000);
+      }
+      continue;
+    }
+    task = json_object_get(resp, "task");
+    if (status == 200 && json_is_object(task)) {
+      struct task_run t = {
+        .c = &cl, .id = json_integer_value(json_object_get(task, "id")),
+      };
+      const char *kind = json_string_value(json_object_get(task, "kind"));
+      json_t *result = NULL;
+
+      clock_gettime(CLOCK_MONOTONIC, &t.last);
+      current_cancel = &t.cancel;
+      if (kind && strcmp(kind, "clone") == 0)
+        result = run_clone(&t, json_object_get(task, "spec"), &cfg);
+      else
+        ferry_error("this agent cannot run '%s' tasks",
+                    kind ? kind : "unnamed");
+      current_cancel = NULL;
+      if (stopping) {
+        /* the server re-offers it when our lease runs out */
+        log_info("task %lld interrupted by shutdown", t.id);
+        json_decref(result);
+        json_decref(resp);
+        break;
+      }
+      if (result == NULL)
+        log_warn("task %lld failed: %s", t.id, ferry_errmsg());
+      if (!(t.cancel && result == NULL))
+        report(&cl, t.id, result, ferry_errmsg());
+      json_decref(result);
+    }
+    json_decref(resp);
+  }
+  log_info("stopping");
+out:
+  json_decref(inv);
+  client_free(&cl);
+  config_free(&cfg);
+  return 0;
+}

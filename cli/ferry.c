@@ -1,0 +1,548 @@
+/* ferry - the operator's command line over ferry-server's REST API.
+ *
+ * The operator token comes from $FERRY_TOKEN_FILE (a file of mode 0600,
+ * default ./operator.token) or $FERRY_TOKEN; never from the command line,
+ * where ps would show it.  The server from --server or $FERRY_SERVER. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "http.h"
+#include "progress.h"
+
+#define EXIT_USAGE 2
+
+static const char *server_url;
+static char token[256];
+static int json_out;
+
+static int load_token(void)
+{
+  const char *env = getenv("FERRY_TOKEN"), *path;
+  struct stat st;
+  ssize_t n;
+  int fd;
+
+  if (env && *env) {
+    snprintf(token, sizeof token, "%s", env);
+    return 0;
+  }
+  path = getenv("FERRY_TOKEN_FILE");
+  if (path == NULL)
+    path = "operator.token";
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1) {
+    ferry_error("cannot read the operator token %s: %m (set "
+                "FERRY_TOKEN_FILE to ferry-server's operator.token)", path);
+    return -1;
+  }
+  if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+    ferry_error("%s may be read by other users (mode %04o): run chmod 600 "
+                "%s", path, (unsigned)(st.st_mode & 07777), path);
+    close(fd);
+    return -1;
+  }
+  n = read(fd, token, sizeof token - 1);
+  close(fd);
+  if (n <= 0) {
+    ferry_error("the operator token file %s is empty", path);
+    return -1;
+  }
+  token[n] = '\0';
+  token[strcspn(token, "\r\n")] = '\0';
+  return 0;
+}
+
+/* One API call; the status (and parsed body) or -1 with an error. */
+static long call(const char *method, const char *path, const char *body,
+                 const char *content_type, json_t **out)
+{
+  CLEANUP_FREE char *url = NULL;
+  struct curl_slist *hdrs = NULL;
+  struct http_response r;
+  struct http_request req = {
+    .method = method, .body = body, .body_len = body ? strlen(body) : 0,
+    .timeout = 60, .body_cap = 16u << 20,
+  };
+  long status;
+
+  *out = NULL;
+  if (asprintf(&url, "%s%s", server_url, path) == -1 ||
+      http_header_add(&hdrs, "Authorization: Bearer %s", token) == -1 ||
+      (content_type &&
+       http_header_add(&hdrs, "Content-Type: %s", content_type) == -1)) {
+    curl_slist_free_all(hdrs);
+    ferry_error("out of memory");
+    return -1;
+  }
+  req.url = url;
+  req.headers = hdrs;
+  if (http_do(&req, &r) == -1) {
+    http_response_free(&r);
+    curl_slist_free_all(hdrs);
+    ferry_error_prefix("cannot reach ferry-server (check --server or "
+                       "FERRY_SERVER): ");
+    return -1;
+  }
+  curl_slist_free_all(hdrs);
+  status = r.status;
+  if (r.body && r.body_len)
+    *out = json_loads(r.body, 0, NULL);
+  http_response_free(&r);
+  if (status >= 400) {
+    const char *m = json_string_value(json_object_get(
+      json_object_get(*out, "error"), "message"));
+
+    ferry_error("%s %s: HTTP %ld: %s", method, path, status,
+                m ? m : "no message");
+  }
+  return status;
+}
+
+static void print_json(json_t *j)
+{
+  char *t = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+  if (t) {
+    puts(t);
+    free(t);
+  }
+}
+
+static const char *s(json_t *o, const char *k)
+{
+  const char *v = json_string_value(json_object_get(o, k));
+
+  return v ? v : "-";
+}
+
+static long long n(json_t *o, const char *k)
+{
+  return json_integer_value(json_object_get(o, k));
+}
+
+static int cmd_hosts(int argc, char **argv)
+{
+  json_t *r, *h;
+  size_t i;
+
+  (void)argc;
+  (void)argv;
+  if (call("GET", "/v1/hosts", NULL, NULL, &r) != 200)
+    return 1;
+  if (json_out) {
+    print_json(r);
+  } else {
+    printf("%-4s %-24s %-34s %-6s %s\n", "ID", "HOSTNAME", "OS", "DISKS",
+           "LAST SEEN");
+    json_array_foreach(json_object_get(r, "hosts"), i, h)
+      printf("%-4lld %-24s %-34.34s %-6zu %s\n", n(h, "id"), s(h, "hostname"),
+             s(h, "os"), json_array_size(json_object_get(h, "disks")),
+             s(h, "last_seen"));
+  }
+  json_decref(r);
+  return 0;
+}
+
+static int cmd_host_show(int argc, char **argv)
+{
+  char path[128];
+  json_t *r;
+
+  if (argc != 2) {
+    fprintf(stderr, "ferry: usage: ferry host show ID\n");
+    return EXIT_USAGE;
+  }
+  snprintf(path, sizeof path, "/v1/hosts/%s", argv[1]);
+  if (call("GET", path, NULL, NULL, &r) != 200)
+    return 1;
+  print_json(r);
+  json_decref(r);
+  return 0;
+}
+
+static char *read_file(const char *path)
+{
+  FILE *fp = fopen(path, "re");
+  char *buf;
+  size_t len;
+
+  if (fp == NULL) {
+    ferry_error("cannot read %s: %m", path);
+    return NULL;
+  }
+  buf = malloc(4u << 20);
+  if (buf == NULL) {
+    fclose(fp);
+    ferry_error("out of memory");
+    return NULL;
+  }
+  len = fread(buf, 1, (4u << 20) - 1, fp);
+  fclose(fp);
+  buf[len] = '\0';
+  return buf;
+}
+
+/* Findings as FILE:LINE: path: message, errors first. */
+static int print_findings(const char *file, json_t *findings)
+{
+  json_t *f;
+  size_t i;
+  int errors = 0;
+
+  json_array_foreach(findings, i, f) {
+    json_t *line = json_object_get(f, "line");
+
+    if (strcmp(s(f, "severity"), "error") == 0)
+      errors++;
+    if (json_is_integer(line))
+      fprintf(stderr, "%s:%lld: %s%s%s: %s\n", file,
+              (long long)json_integer_value(line), s(f, "severity"),
+              *s(f, "path") ? ": " : "", s(f, "path"), s(f, "message"));
+    else
+      fprintf(stderr, "%s: %s: %s: %s\n", file, s(f, "severity"),
+              s(f, "path"), s(f, "message"));
+  }
+  return errors;
+}
+
+static int cmd_blueprint(int argc, char **argv)
+{
+  CLEANUP_FREE char *text = NULL;
+  const char *sub = argc > 1 ? argv[1] : "";
+  json_t *r;
+  long st;
+  int errors;
+
+  if (argc == 2 && strcmp(sub, "list") == 0) {
+    json_t *b;
+    size_t i;
+
+    if (call("GET", "/v1/blueprints", NULL, NULL, &r) != 200)
+      return 1;
+    json_array_foreach(json_object_get(r, "blueprints"), i, b)
+      printf("%-4lld %-24s %-10s %s\n", n(b, "id"), s(b, "name"),
+             s(b, "provider"), s(b, "updated"));
+    json_decref(r);
+    return 0;
+  }
+  if (argc != 3 || (strcmp(sub, "validate") && strcmp(sub, "apply"))) {
+    fprintf(stderr, "ferry: usage: ferry blueprint validate|apply FILE, "
+            "or ferry blueprint list\n");
+    return EXIT_USAGE;
+  }
+  text = read_file(argv[2]);
+  if (text == NULL)
+    return 1;
+  st = call("POST", strcmp(sub, "validate") == 0 ? "/v1/blueprints/validate"
+                                                 : "/v1/blueprints",
+            text, "application/yaml", &r);
+  if (st < 0 || (st >= 400 && st != 422)) {
+    json_decref(r);
+    return 1;
+  }
+  errors = print_findings(argv[2], json_object_get(r, "findings"));
+  if (json_out)
+    print_json(r);
+  if (errors == 0 && st < 400) {
+    if (strcmp(sub, "apply") == 0)
+      printf("blueprint %s applied (id %lld)\n", s(r, "name"), n(r, "id"));
+    else
+      printf("%s: valid\n", argv[2]);
+  } else {
+    fprintf(stderr, "%s: %d error(s)\n", argv[2], errors);
+  }
+  json_decref(r);
+  return errors || st >= 400 ? 1 : 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+  const char *bp = NULL, *host = NULL;
+  CLEANUP_FREE char *body = NULL;
+  json_t *req, *r;
+  int i;
+
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--blueprint") == 0 && i + 1 < argc)
+      bp = argv[++i];
+    else if (host == NULL && argv[i][0] != '-')
+      host = argv[i];
+    else
+      host = NULL, bp = NULL, i = argc;
+  }
+  if (host == NULL || bp == NULL) {
+    fprintf(stderr, "ferry: usage: ferry migrate HOST --blueprint NAME\n");
+    return EXIT_USAGE;
+  }
+  req = json_pack("{s:s, s:s}", "host", host, "blueprint", bp);
+  body = json_dumps(req, JSON_COMPACT);
+  json_decref(req);
+  if (call("POST", "/v1/migrations", body, "application/json", &r) != 201) {
+    json_decref(r);
+    return 1;
+  }
+  printf("migration %lld of %s started (watch it: ferry job watch %lld)\n",
+         n(r, "id"), host, n(r, "id"));
+  json_decref(r);
+  return 0;
+}
+
+static int cmd_jobs(int argc, char **argv)
+{
+  char a[24], b[24];
+  json_t *r, *m;
+  size_t i;
+
+  (void)argc;
+  (void)argv;
+  if (call("GET", "/v1/migrations", NULL, NULL, &r) != 200)
+    return 1;
+  if (json_out) {
+    print_json(r);
+  } else {
+    printf("%-4s %-20s %-14s %-11s %-10s %-21s %s\n", "ID", "HOST",
+           "BLUEPRINT", "PHASE", "STATE", "PROGRESS", "ERROR");
+    json_array_foreach(json_object_get(r, "migrations"), i, m)
+      printf("%-4lld %-20s %-14s %-11s %-10s %9s/%-11s %s\n", n(m, "id"),
+             s(m, "hostname"), s(m, "blueprint"), s(m, "phase"),
+             s(m, "state"), human_bytes((uint64_t)n(m, "done_bytes"), a,
+                                        sizeof a),
+             human_bytes((uint64_t)n(m, "total_bytes"), b, sizeof b),
+             json_is_string(json_object_get(m, "error")) ? s(m, "error")
+                                                        : "");
+  }
+  json_decref(r);
+  return 0;
+}
+
+static int cmd_job_show(const char *id)
+{
+  char path[128];
+  json_t *r, *e;
+  size_t i;
+
+  snprintf(path, sizeof path, "/v1/migrations/%s", id);
+  if (call("GET", path, NULL, NULL, &r) != 200)
+    return 1;
+  if (json_out) {
+    print_json(r);
+  } else {
+    printf("migration %lld: %s -> %s, phase %s, %s\n", n(r, "id"),
+           s(r, "hostname"), s(r, "blueprint"), s(r, "phase"),
+           s(r, "state"));
+    if (json_is_string(json_object_get(r, "error")))
+      printf("error: %s\n", s(r, "error"));
+    json_array_foreach(json_object_get(r, "events"), i, e)
+      printf("  %s  %-11s %s\n", s(e, "time"), s(e, "phase"),
+             s(e, "message"));
+  }
+  json_decref(r);
+  return 0;
+}
+
+/* Follow a job: new events as they happen and a progress bar; exit 0
+ * when it is done, 1 when it failed or was canceled. */
+static int cmd_job_watch(const char *id, unsigned timeout)
+{
+  char path[128];
+  long long last_event = 0;
+  time_t start = time(NULL);
+  int tty = isatty(STDOUT_FILENO), drawn = 0;
+
+  snprintf(path, sizeof path, "/v1/migrations/%s", id);
+  for (;;) {
+    const char *state;
+    json_t *r, *e;
+    size_t i;
+    int rc = -1;
+
+    if (call("GET", path, NULL, NULL, &r) != 200)
+      return 1;
+    json_array_foreach(json_object_get(r, "events"), i, e)
+      if (n(e, "id") > last_event) {
+        if (drawn)
+          printf("\r%-79s\r", "");
+        printf("%s  %-11s %s\n", s(e, "time"), s(e, "phase"),
+               s(e, "message"));
+        last_event = n(e, "id");
+        drawn = 0;
+      }
+    state = s(r, "state");
+    if (strcmp(state, "done") == 0)
+      rc = 0;
+    else if (strcmp(state, "failed") == 0 || strcmp(state, "canceled") == 0)
+      rc = 1;
+    if (tty && rc < 0) {
+      long long done = n(r, "done_bytes"), total = n(r, "total_bytes");
+      double frac = total > 0 ? (double)done / (double)total : 0;
+      double rate = 0;
+      char a[24], b[24], c[24], bar[31];
+      json_t *t;
+
+      json_array_foreach(json_object_get(r, "tasks"), i, t)
+        if (strcmp(s(t, "state"), "running") == 0)
+          rate += json_number_value(json_object_get(t, "rate"));
+      for (i = 0; i < 30; i++)
+        bar[i] = (double)i < frac * 30 ? '#' : '.';
+      bar[30] = '\0';
+      printf("\r[%s] %5.1f%% %s/%s %s/s %s", bar, 100 * frac,
+             human_bytes((uint64_t)done, a, sizeof a),
+             human_bytes((uint64_t)total, b, sizeof b),
+             human_bytes((uint64_t)rate, c, sizeof c), s(r, "phase"));
+      if (rate > 0 && total > done)
+        printf(" ETA %.0fs", (double)(total - done) / rate);
+      printf("   ");
+      fflush(stdout);
+      drawn = 1;
+    }
+    if (rc >= 0) {
+      if (drawn)
+        printf("\n");
+      if (rc)
+        fprintf(stderr, "ferry: migration %s %s%s%s\n", id, state,
+                json_is_string(json_object_get(r, "error")) ? ": " : "",
+                json_is_string(json_object_get(r, "error"))
+                  ? s(r, "error") : "");
+      else
+        printf("migration %s done\n", id);
+      json_decref(r);
+      return rc;
+    }
+    json_decref(r);
+    if (timeout && time(NULL) - start > (time_t)timeout) {
+      fprintf(stderr, "ferry: still running after %u s (ferry job watch %s "
+              "to keep following)\n", timeout, id);
+      return 1;
+    }
+    sleep(1);
+  }
+}
+
+static int cmd_job(int argc, char **argv)
+{
+  unsigned timeout = 0;
+
+  if (argc >= 3 && strcmp(argv[1], "show") == 0)
+    return cmd_job_show(argv[2]);
+  if (argc >= 3 && strcmp(argv[1], "watch") == 0) {
+    if (argc == 5 && strcmp(argv[3], "--timeout") == 0)
+      timeout = (unsigned)strtoul(argv[4], NULL, 10);
+    return cmd_job_watch(argv[2], timeout);
+  }
+  fprintf(stderr, "ferry: usage: ferry job show ID | ferry job watch ID "
+          "[--timeout SECONDS]\n");
+  return EXIT_USAGE;
+}
+
+static int cmd_action(int argc, char **argv)
+{
+  char path[128];
+  json_t *r;
+
+  if (argc != 2) {
+    fprintf(stderr, "ferry: usage: ferry %s ID\n", argv[0]);
+    return EXIT_USAGE;
+  }
+  snprintf(path, sizeof path, "/v1/migrations/%s/%s", argv[1], argv[0]);
+  if (call("POST", path, "{}", "application/json", &r) != 200) {
+    json_decref(r);
+    return 1;
+  }
+  printf("migration %s: %s%s%s\n", argv[1], s(r, "state"),
+         json_is_string(json_object_get(r, "phase")) ? ", phase " : "",
+         json_is_string(json_object_get(r, "phase")) ? s(r, "phase") : "");
+  json_decref(r);
+  return 0;
+}
+
+static int cmd_host(int argc, char **argv)
+{
+  if (argc >= 2 && strcmp(argv[1], "show") == 0)
+    return cmd_host_show(argc - 1, argv + 1);
+  fprintf(stderr, "ferry: usage: ferry host show ID\n");
+  return EXIT_USAGE;
+}
+
+static const struct command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *help;
+} commands[] = {
+  { "hosts", cmd_hosts, "list discovered hosts" },
+  { "host", cmd_host, "host show ID: one host's inventory" },
+  { "blueprint", cmd_blueprint, "blueprint validate|apply FILE, list" },
+  { "migrate", cmd_migrate, "migrate HOST --blueprint NAME" },
+  { "jobs", cmd_jobs, "list migrations" },
+  { "job", cmd_job, "job show ID | job watch ID [--timeout S]" },
+  { "cancel", cmd_action, "cancel ID: stop a migration" },
+  { "retry", cmd_action, "retry ID: resume a failed or canceled one" },
+};
+
+static void usage(FILE *fp)
+{
+  size_t i;
+
+  fprintf(fp, "usage: ferry [--server URL] [--json] COMMAND ...\n\n"
+          "The operator token is read from $FERRY_TOKEN_FILE (default\n"
+          "./operator.token) or $FERRY_TOKEN.\n\ncommands:\n");
+  for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+  size_t i;
+  int a = 1;
+
+  server_url = getenv("FERRY_SERVER");
+  while (a < argc && argv[a][0] == '-') {
+    if (strcmp(argv[a], "--server") == 0 && a + 1 < argc) {
+      server_url = argv[a + 1];
+      a += 2;
+    } else if (strcmp(argv[a], "--json") == 0) {
+      json_out = 1;
+      a++;
+    } else if (strcmp(argv[a], "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "ferry: unknown option %s (see ferry --help)\n",
+              argv[a]);
+      return EXIT_USAGE;
+    }
+  }
+  if (a >= argc) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (server_url == NULL)
+    server_url = "http://127.0.0.1:8700";
+  for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(argv[a], commands[i].name) == 0) {
+      int rc;
+
+      if (load_token() == -1) {
+        fprintf(stderr, "ferry: %s\n", ferry_errmsg());
+        return 1;
+      }
+      rc = commands[i].run(argc - a, argv + a);
+      if (rc == 1 && ferry_error_pending())
+        fprintf(stderr, "ferry: %s\n", ferry_errmsg());
+      return rc;
+    }
+  fprintf(stderr, "ferry: unknown command '%s' (see ferry --help)\n",
+          argv[a]);
+  return EXIT_USAGE;
+}

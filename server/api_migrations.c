@@ -1,0 +1,379 @@
+/* api_migrations.c - operators create, follow, cancel and retry
+ * migrations; one active migration per host. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "blueprint.h"
+#include "cleanup.h"
+#include "db.h"
+#include "error.h"
+#include "events.h"
+#include "providers.h"
+
+static const char *format_ext(const char *format)
+{
+  static const struct { const char *f, *ext; } exts[] = {
+    { "raw", ".raw" }, { "vhd", ".vhd" }, { "vhd-dynamic", ".vhd" },
+    { "vmdk", ".vmdk" }, { "qcow2", ".qcow2" }, { "gce", ".tar.gz" },
+  };
+  size_t i;
+
+  for (i = 0; i < sizeof exts / sizeof exts[0]; i++)
+    if (strcmp(exts[i].f, format) == 0)
+      return exts[i].ext;
+  return ".img";
+}
+
+/* Resolve a JSON id-or-name against table; 0 if not found, -1 bad type. */
+static long long resolve(sqlite3 *db, json_t *v, const char *by_id,
+                         const char *by_name)
+{
+  if (json_is_integer(v))
+    return db_int(db, 0, by_id, "i", (long long)json_integer_value(v));
+  if (json_is_string(v))
+    return db_int(db, 0, by_name, "t", json_string_value(v));
+  return -1;
+}
+
+/* The plan: which disks, where their images and outputs go. */
+static json_t *make_plan(json_t *bp, json_t *entry, json_t *inv,
+                         const char *hostname, const char **bad_disk)
+{
+  const char *store = json_string_value(json_object_get(bp, "store"));
+  const char *format = blueprint_format(bp, entry);
+  json_t *want = json_object_get(entry, "disks"), *disks = json_array();
+  json_t *inv_disks = json_object_get(inv, "disks"), *d, *w;
+  size_t i, k, slen = strlen(store);
+  json_t *boot = json_object_get(entry, "boot");
+
+  while (slen > 0 && store[slen - 1] == '/')
+    slen--;
+  json_array_foreach(inv_disks, i, d) {
+    const char *name = json_string_value(json_object_get(d, "name"));
+    int wanted = want == NULL || json_is_null(want);
+    char *image, *output;
+
+    json_array_foreach(want, k, w)
+      if (name && json_is_string(w) &&
+          strcmp(json_string_value(w), name) == 0)
+        wanted = 1;
+    if (!wanted || name == NULL)
+      continue;
+    if (asprintf(&image, "%.*s/%s/%s", (int)slen, store, hostname,
+                 name) == -1 ||
+        asprintf(&output, "%.*s/%s/%s%s", (int)slen, store, hostname, name,
+                 format_ext(format)) == -1)
+      return NULL;
+    json_array_append_new(disks, json_pack(
+      "{s:s, s:O, s:s, s:s}", "name", name, "size",
+      json_object_get(d, "size") ? json_object_get(d, "size") : json_null(),
+      "image", image, "output", output));
+    free(image);
+    free(output);
+  }
+  json_array_foreach(want, k, w) {
+    int found = 0;
+
+    json_array_foreach(disks, i, d)
+      if (json_equal(json_object_get(d, "name"), w))
+        found = 1;
+    if (!found) {
+      *bad_disk = json_string_value(w);
+      json_decref(disks);
+      return NULL;
+    }
+  }
+  return json_pack("{s:s, s:s, s:O, s:s, s:s, s:o, s:O, s:O, s:b}",
+                   "hostname", hostname, "provider",
+                   json_string_value(json_object_get(bp, "provider")),
+                   "region", json_object_get(bp, "region")
+                     ? json_object_get(bp, "region") : json_null(),
+                   "store", store, "format", format, "disks", disks,
+                   "host", entry, "options",
+                   json_object_get(bp, "options")
+                     ? json_object_get(bp, "options") : json_null(),
+                   "boot", json_is_true(boot));
+}
+
+enum MHD_Result api_migration_create(struct request *r)
+{
+  CLEANUP_FREE char *plan_text = NULL;
+  sqlite3 *db = r->srv->db;
+  enum MHD_Result ret;
+  json_t *body, *bprow = NULL, *inv = NULL, *plan = NULL, *entry;
+  long long host_id, bp_id, id = -1;
+  const char *hostname, *bad_disk = NULL;
+  char now[32];
+
+  body = request_json(r, &ret);
+  if (body == NULL)
+    return ret;
+  db_lock();
+  host_id = resolve(db, json_object_get(body, "host"),
+                    "SELECT id FROM hosts WHERE id = ?1",
+                    "SELECT id FROM hosts WHERE hostname = ?1 "
+                    "ORDER BY last_seen DESC LIMIT 1");
+  bp_id = resolve(db, json_object_get(body, "blueprint"),
+                  "SELECT id FROM blueprints WHERE id = ?1",
+                  "SELECT id FROM blueprints WHERE name = ?1");
+  if (host_id <= 0 || bp_id <= 0) {
+    db_unlock();
+    json_decref(body);
+    if (host_id == -1)
+      return reply_error(r, 400, "host", "field 'host' must be a host id or "
+                         "hostname");
+    if (host_id == 0)
+      return reply_error(r, 404, "host", "no such host: run ferry-agent "
+                         "discover on it first");
+    if (bp_id == -1)
+      return reply_error(r, 400, "blueprint", "field 'blueprint' must be a "
+                         "blueprint id or name");
+    return reply_error(r, 404, "blueprint", "no such blueprint: apply it "
+                       "first (ferry blueprint apply FILE)");
+  }
+  json_decref(body);
+  hostname = NULL;
+  bprow = db_query_one(db, "SELECT body AS bp_json FROM blueprints WHERE "
+                       "id = ?1", "i", bp_id);
+  inv = db_query_one(db, "SELECT h.hostname, (SELECT body FROM inventories "
+                     "i WHERE i.host_id = h.id ORDER BY i.id DESC LIMIT 1) "
+                     "AS inv_json FROM hosts h WHERE h.id = ?1", "i",
+                     host_id);
+  if (bprow == NULL || inv == NULL) {
+    ret = reply_error(r, 500, NULL, "%s", ferry_errmsg());
+    goto out;
+  }
+  hostname = json_string_value(json_object_get(inv, "hostname"));
+  entry = blueprint_host(json_object_get(bprow, "bp"), hostname);
+  if (entry == NULL) {
+    ret = reply_error(r, 422, "host", "host '%s' is not in blueprint %lld: "
+                      "add it under hosts", hostname, bp_id);
+    goto out;
+  }
+  plan = make_plan(json_object_get(bprow, "bp"), entry,
+                   json_object_get(inv, "inv"), hostname, &bad_disk);
+  if (plan == NULL) {
+    ret = reply_error(r, 422, "disks", "disk '%s' of host '%s' is not in "
+                      "its inventory", bad_disk ? bad_disk : "?", hostname);
+    goto out;
+  }
+  if (json_array_size(json_object_get(plan, "disks")) == 0) {
+    ret = reply_error(r, 422, "disks", "host '%s' has no disks in its "
+                      "inventory to migrate", hostname);
+    goto out;
+  }
+  plan_text = json_dumps(plan, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  if (db_int(db, 0, "SELECT id FROM migrations WHERE host_id = ?1 AND "
+             "state = 'active'", "i", host_id) > 0) {
+    ret = reply_error(r, 409, "host", "host '%s' already has an active "
+                      "migration: cancel it or wait for it", hostname);
+    goto out;
+  }
+  id = db_insert(db, "INSERT INTO migrations (host_id, blueprint_id, phase, "
+                 "state, plan, created, updated) VALUES (?1, ?2, "
+                 "'discovered', 'active', ?3, ?4, ?4)", "iitt", host_id,
+                 bp_id, plan_text, db_now(now));
+  if (id < 0) {
+    ret = reply_error(r, 500, NULL, "%s", ferry_errmsg());
+    goto out;
+  }
+  event_add(db, id, host_id, "phase", "discovered", "migration of %s "
+            "created (blueprint %lld, %zu disk(s), format %s)", hostname,
+            bp_id, json_array_size(json_object_get(plan, "disks")),
+            json_string_value(json_object_get(plan, "format")));
+  ret = MHD_YES;
+out:
+  db_unlock();
+  json_decref(bprow);
+  json_decref(inv);
+  json_decref(plan);
+  if (id > 0) {
+    server_wake(r->srv);
+    return reply_json(r, 201, json_pack("{s:I, s:s, s:s}", "id",
+                                        (json_int_t)id, "phase",
+                                        "discovered", "state", "active"));
+  }
+  return ret;
+}
+
+#define MIGRATION_COLUMNS \
+  "m.id, h.hostname, m.host_id, b.name AS blueprint, m.phase, m.state, " \
+  "m.error, m.failed_phase, m.done_bytes, m.total_bytes, m.attempt, " \
+  "m.created, m.updated"
+
+enum MHD_Result api_migrations_list(struct request *r)
+{
+  json_t *rows;
+
+  db_lock();
+  rows = db_query(r->srv->db, "SELECT " MIGRATION_COLUMNS " FROM "
+                  "migrations m JOIN hosts h ON h.id = m.host_id JOIN "
+                  "blueprints b ON b.id = m.blueprint_id ORDER BY m.id",
+                  NULL);
+  db_unlock();
+  if (rows == NULL)
+    return reply_error(r, 500, NULL, "%s", ferry_errmsg());
+  return reply_json(r, 200, json_pack("{s:o}", "migrations", rows));
+}
+
+enum MHD_Result api_migration_get(struct request *r)
+{
+  long long id = request_id(r, 0);
+  json_t *m, *tasks = NULL, *events = NULL;
+
+  if (id <= 0)
+    return reply_error(r, 400, "id", "migration id '%s' is not a positive "
+                       "integer", r->params[0]);
+  db_lock();
+  m = db_query_one(r->srv->db, "SELECT " MIGRATION_COLUMNS ", m.plan AS "
+                   "plan_json FROM migrations m JOIN hosts h ON h.id = "
+                   "m.host_id JOIN blueprints b ON b.id = m.blueprint_id "
+                   "WHERE m.id = ?1", "i", id);
+  if (m && !json_is_null(m)) {
+    tasks = db_query(r->srv->db, "SELECT id, kind, state, runner, "
+                     "spec AS spec_json, result AS result_json, error, "
+                     "attempts, done_bytes, total_bytes, rate, created, "
+                     "updated FROM tasks WHERE migration_id = ?1 ORDER BY id",
+                     "i", id);
+    events = db_query(r->srv->db, "SELECT id, time, kind, phase, message "
+                      "FROM events WHERE migration_id = ?1 ORDER BY id",
+                      "i", id);
+  }
+  db_unlock();
+  if (m == NULL)
+    return reply_error(r, 500, NULL, "%s", ferry_errmsg());
+  if (json_is_null(m))
+    return reply_error(r, 404, "id", "no migration %lld", id);
+  json_object_set_new(m, "tasks", tasks ? tasks : json_array());
+  json_object_set_new(m, "events", events ? events : json_array());
+  return reply_json(r, 200, m);
+}
+
+enum MHD_Result api_migration_cancel(struct request *r)
+{
+  long long id = request_id(r, 0);
+  const char *state;
+  json_t *m;
+  char now[32];
+  int changed = 0;
+
+  if (id <= 0)
+    return reply_error(r, 400, "id", "migration id '%s' is not a positive "
+                       "integer", r->params[0]);
+  db_lock();
+  m = db_query_one(r->srv->db, "SELECT state, phase, host_id FROM "
+                   "migrations WHERE id = ?1", "i", id);
+  if (m && !json_is_null(m)) {
+    state = json_string_value(json_object_get(m, "state"));
+    if (strcmp(state, "active") == 0) {
+      db_run(r->srv->db, "UPDATE migrations SET state = 'canceled', "
+             "updated = ?2 WHERE id = ?1", "it", id, db_now(now));
+      db_run(r->srv->db, "UPDATE tasks SET state = 'canceled', updated = ?2 "
+             "WHERE migration_id = ?1 AND state IN ('queued', 'running')",
+             "it", id, now);
+      event_add(r->srv->db, id, json_integer_value(json_object_get(m,
+                "host_id")), "phase", json_string_value(json_object_get(m,
+                "phase")), "migration canceled by the operator");
+      changed = 1;
+    }
+  }
+  db_unlock();
+  if (m == NULL)
+    return reply_error(r, 500, NULL, "%s", ferry_errmsg());
+  if (json_is_null(m))
+    return reply_error(r, 404, "id", "no migration %lld", id);
+  state = changed ? "canceled" : json_string_value(json_object_get(m,
+                                                                   "state"));
+  if (!changed && strcmp(state, "canceled") != 0) {
+    enum MHD_Result ret = reply_error(r, 409, NULL, "migration %lld is %s, "
+                                      "not active: nothing to cancel", id,
+                                      state);
+
+    json_decref(m);
+    return ret;
+  }
+  json_decref(m);
+  server_wake(r->srv);
+  return reply_json(r, 200, json_pack("{s:I, s:s}", "id", (json_int_t)id,
+                                      "state", "canceled"));
+}
+
+enum MHD_Result api_migration_retry(struct request *r)
+{
+  long long id = request_id(r, 0), host_id;
+  const char *state, *phase;
+  json_t *m;
+  char now[32];
+  enum MHD_Result ret;
+
+  if (id <= 0)
+    return reply_error(r, 400, "id", "migration id '%s' is not a positive "
+                       "integer", r->params[0]);
+  db_lock();
+  m = db_query_one(r->srv->db, "SELECT state, phase, failed_phase, "
+                   "host_id FROM migrations WHERE id = ?1", "i", id);
+  if (m == NULL || json_is_null(m)) {
+    db_unlock();
+    ret = m ? reply_error(r, 404, "id", "no migration %lld", id)
+            : reply_error(r, 500, NULL, "%s", ferry_errmsg());
+    json_decref(m);
+    return ret;
+  }
+  state = json_string_value(json_object_get(m, "state"));
+  host_id = json_integer_value(json_object_get(m, "host_id"));
+  if (strcmp(state, "failed") != 0 && strcmp(state, "canceled") != 0) {
+    db_unlock();
+    ret = reply_error(r, 409, NULL, "migration %lld is %s: only a failed "
+                      "or canceled migration can be retried", id, state);
+    json_decref(m);
+    return ret;
+  }
+  if (db_int(r->srv->db, 0, "SELECT id FROM migrations WHERE host_id = ?1 "
+             "AND state = 'active'", "i", host_id) > 0) {
+    db_unlock();
+    json_decref(m);
+    return reply_error(r, 409, NULL, "the host has another active "
+                       "migration");
+  }
+  phase = json_string_value(json_object_get(m, "failed_phase"));
+  if (phase == NULL)
+    phase = json_string_value(json_object_get(m, "phase"));
+  /* the failed phase runs again; its unfinished tasks are queued afresh
+   * and resume from what the store already holds */
+  db_run(r->srv->db, "UPDATE migrations SET state = 'active', phase = ?2, "
+         "error = NULL, failed_phase = NULL, attempt = attempt + 1, "
+         "updated = ?3 WHERE id = ?1", "itt", id, phase, db_now(now));
+  db_run(r->srv->db, "UPDATE tasks SET state = 'queued', attempts = 0, "
+         "error = NULL, lease_until = NULL, updated = ?2 WHERE "
+         "migration_id = ?1 AND state IN ('failed', 'canceled', 'queued', "
+         "'running')", "it", id, now);
+  event_add(r->srv->db, id, host_id, "phase", phase, "retry requested by "
+            "the operator: resuming at %s", phase);
+  db_unlock();
+  server_wake(r->srv);
+  ret = reply_json(r, 200, json_pack("{s:I, s:s, s:s}", "id",
+                                     (json_int_t)id, "state", "active",
+                                     "phase", phase));
+  json_decref(m);
+  return ret;
+}
+
+enum MHD_Result api_events_list(struct request *r)
+{
+  const char *mig = request_arg(r, "migration");
+  const char *after = request_arg(r, "after");
+  long long m = mig ? strtoll(mig, NULL, 10) : 0;
+  long long a = after ? strtoll(after, NULL, 10) : 0;
+  json_t *rows;
+
+  db_lock();
+  rows = db_query(r->srv->db, "SELECT id, time, migration_id, host_id, "
+                  "kind, phase, message FROM events WHERE id > ?1 AND "
+                  "(?2 = 0 OR migration_id = ?2) ORDER BY id LIMIT 1000",
+                  "ii", a, m);
+  db_unlock();
+  if (rows == NULL)
+    return reply_error(r, 500, NULL, "%s", ferry_errmsg());
+  return reply_json(r, 200, json_pack("{s:o}", "events", rows));
+}

@@ -1,0 +1,563 @@
+/* blueprint.c - parse and validate blueprints (see blueprint.h). */
+#include "blueprint.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "error.h"
+#include "providers.h"
+#include "yaml.h"
+
+json_t *blueprint_parse(const char *text, size_t len, json_t **lines)
+{
+  size_t i = 0;
+
+  while (i < len && isspace((unsigned char)text[i]))
+    i++;
+  if (i < len && text[i] == '{')
+    return json_with_lines(text, len, lines);
+  return yaml_to_json(text, len, lines);
+}
+
+void finding_add(json_t *findings, json_t *lines, const char *severity,
+                 const char *path, const char *fmt, ...)
+{
+  char msg[512];
+  json_t *f, *line = NULL;
+  va_list ap;
+  char p[256];
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  /* the line of the path, else of its nearest parent */
+  snprintf(p, sizeof p, "%s", path);
+  while (lines && (line = json_object_get(lines, p)) == NULL && *p) {
+    char *cut = strrchr(p, '.'), *br = strrchr(p, '[');
+
+    if (br && (!cut || br > cut))
+      *br = '\0';
+    else if (cut)
+      *cut = '\0';
+    else
+      *p = '\0';
+  }
+  f = json_pack("{s:s, s:s, s:s}", "severity", severity, "path", path,
+                "message", msg);
+  /* a missing top-level field belongs to the document: line 1 */
+  json_object_set_new(f, "line", line ? json_incref(line)
+                                 : lines ? json_integer(1) : json_null());
+  json_array_append_new(findings, f);
+}
+
+int ipv4_parse(const char *text, uint32_t *ip)
+{
+  struct in_addr a;
+
+  if (text == NULL || inet_pton(AF_INET, text, &a) != 1)
+    return -1;
+  *ip = ntohl(a.s_addr);
+  return 0;
+}
+
+int cidr_parse(const char *text, uint32_t *net, int *prefix)
+{
+  char buf[32], *slash, *end;
+  long p;
+
+  if (text == NULL || strlen(text) >= sizeof buf)
+    return -1;
+  memcpy(buf, text, strlen(text) + 1);
+  slash = strchr(buf, '/');
+  if (slash == NULL)
+    return -1;
+  *slash = '\0';
+  p = strtol(slash + 1, &end, 10);
+  if (*end || slash[1] == '\0' || p < 0 || p > 32 ||
+      ipv4_parse(buf, net) == -1)
+    return -1;
+  *prefix = (int)p;
+  return 0;
+}
+
+static uint32_t mask_of(int prefix)
+{
+  return prefix == 0 ? 0 : UINT32_MAX << (32 - prefix);
+}
+
+/* Keys allowed in an object; others are findings (typos must not pass). */
+static int check_keys(json_t *obj, const char *const *allowed,
+                      const char *path, json_t *lines, json_t *findings)
+{
+  const char *key;
+  json_t *v;
+  int errors = 0;
+
+  json_object_foreach(obj, key, v) {
+    size_t i;
+
+    for (i = 0; allowed[i]; i++)
+      if (strcmp(allowed[i], key) == 0)
+        break;
+    if (allowed[i] == NULL) {
+      char p[600], names[256];
+      size_t n = 0;
+
+      for (i = 0; allowed[i] && n < sizeof names; i++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s",
+                              i ? ", " : "", allowed[i]);
+      snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", key);
+      finding_add(findings, lines, "error", p, "unknown field '%s' (allowed "
+                  "here: %s)", key, names);
+      errors++;
+    }
+  }
+  return errors;
+}
+
+static const char *str_field(json_t *obj, const char *key, const char *path,
+                             int required, json_t *lines, json_t *findings,
+                             int *errors)
+{
+  json_t *v = json_object_get(obj, key);
+  char p[600];
+
+  snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", key);
+  if (v == NULL || json_is_null(v)) {
+    if (required) {
+      finding_add(findings, lines, "error", p, "'%s' is required", key);
+      (*errors)++;
+    }
+    return NULL;
+  }
+  if (!json_is_string(v) || json_string_length(v) == 0) {
+    finding_add(findings, lines, "error", p, "'%s' must be a non-empty "
+                "string", key);
+    (*errors)++;
+    return NULL;
+  }
+  return json_string_value(v);
+}
+
+struct subnet {
+  const char *name;
+  uint32_t net;
+  int prefix;
+  char path[256];
+};
+
+#define MAX_SUBNETS 256
+
+static int validate_networks(json_t *bp, json_t *lines, json_t *findings,
+                             struct subnet *subs, size_t *nsubs)
+{
+  static const char *const net_keys[] = { "name", "cidr", "subnets", NULL };
+  static const char *const sub_keys[] = { "name", "cidr", NULL };
+  json_t *nets = json_object_get(bp, "networks"), *net;
+  uint32_t nnet[MAX_SUBNETS];
+  int npre[MAX_SUBNETS];
+  size_t i, k;
+  int errors = 0;
+
+  *nsubs = 0;
+  if (nets == NULL || json_is_null(nets))
+    return 0;
+  if (!json_is_array(nets)) {
+    finding_add(findings, lines, "error", "networks", "'networks' must be a "
+                "list");
+    return 1;
+  }
+  json_array_foreach(nets, i, net) {
+    char path[32];
+    const char *name, *cidr;
+    json_t *subnets, *sub;
+    size_t j;
+
+    snprintf(path, sizeof path, "networks[%zu]", i);
+    if (!json_is_object(net)) {
+      finding_add(findings, lines, "error", path, "a network must be a "
+                  "mapping with name, cidr and subnets");
+      errors++;
+      continue;
+    }
+    errors += check_keys(net, net_keys, path, lines, findings);
+    name = str_field(net, "name", path, 1, lines, findings, &errors);
+    cidr = str_field(net, "cidr", path, 1, lines, findings, &errors);
+    (void)name;
+    if (i >= MAX_SUBNETS)
+      continue;
+    npre[i] = -1;
+    if (cidr) {
+      char p[300];
+
+      snprintf(p, sizeof p, "%s.cidr", path);
+      if (cidr_parse(cidr, &nnet[i], &npre[i]) == -1) {
+        finding_add(findings, lines, "error", p, "'%s' is not an IPv4 CIDR "
+                    "like 10.0.0.0/16", cidr);
+        errors++;
+        npre[i] = -1;
+      } else if (nnet[i] & ~mask_of(npre[i])) {
+        finding_add(findings, lines, "error", p, "%s has host bits set: "
+                    "the network is %u.%u.%u.%u/%d", cidr,
+                    (nnet[i] & mask_of(npre[i])) >> 24,
+                    (nnet[i] & mask_of(npre[i])) >> 16 & 255,
+                    (nnet[i] & mask_of(npre[i])) >> 8 & 255,
+                    nnet[i] & mask_of(npre[i]) & 255, npre[i]);
+        errors++;
+      } else {
+        for (k = 0; k < i && k < MAX_SUBNETS; k++) {
+          int mp = npre[k] < npre[i] ? npre[k] : npre[i];
+
+          if (npre[k] >= 0 &&
+              (nnet[k] & mask_of(mp)) == (nnet[i] & mask_of(mp))) {
+            finding_add(findings, lines, "error", p, "%s overlaps "
+                        "networks[%zu]", cidr, k);
+            errors++;
+          }
+        }
+      }
+    }
+    subnets = json_object_get(net, "subnets");
+    if (subnets == NULL || !json_is_array(subnets) ||
+        json_array_size(subnets) == 0) {
+      char p[300];
+
+      snprintf(p, sizeof p, "%s.subnets", path);
+      finding_add(findings, lines, "error", p, "a network needs a list of "
+                  "subnets");
+      errors++;
+      continue;
+    }
+    json_array_foreach(subnets, j, sub) {
+      struct subnet *s;
+      const char *sname, *scidr;
+      char spath[64], p[400];
+
+      snprintf(spath, sizeof spath, "%s.subnets[%zu]", path, j);
+      if (!json_is_object(sub)) {
+        finding_add(findings, lines, "error", spath, "a subnet must be a "
+                    "mapping with name and cidr");
+        errors++;
+        continue;
+      }
+      errors += check_keys(sub, sub_keys, spath, lines, findings);
+      sname = str_field(sub, "name", spath, 1, lines, findings, &errors);
+      scidr = str_field(sub, "cidr", spath, 1, lines, findings, &errors);
+      if (sname == NULL || scidr == NULL || *nsubs == MAX_SUBNETS)
+        continue;
+      s = &subs[*nsubs];
+      s->name = sname;
+      snprintf(s->path, sizeof s->path, "%s", spath);
+      snprintf(p, sizeof p, "%s.cidr", spath);
+      for (k = 0; k < *nsubs; k++)
+        if (strcmp(subs[k].name, sname) == 0) {
+          char np[400];
+
+          snprintf(np, sizeof np, "%s.name", spath);
+          finding_add(findings, lines, "error", np, "subnet name '%s' is "
+                      "already used by %s", sname, subs[k].path);
+          errors++;
+        }
+      if (cidr_parse(scidr, &s->net, &s->prefix) == -1) {
+        finding_add(findings, lines, "error", p, "'%s' is not an IPv4 CIDR "
+                    "like 10.0.1.0/24", scidr);
+        errors++;
+        continue;
+      }
+      if (s->net & ~mask_of(s->prefix)) {
+        finding_add(findings, lines, "error", p, "%s has host bits set",
+                    scidr);
+        errors++;
+        continue;
+      }
+      if (i < MAX_SUBNETS && npre[i] >= 0 &&
+          (s->prefix < npre[i] ||
+           (s->net & mask_of(npre[i])) != nnet[i])) {
+        finding_add(findings, lines, "error", p, "subnet %s is not inside "
+                    "its network %s", scidr, cidr);
+        errors++;
+      }
+      for (k = 0; k < *nsubs; k++) {
+        int mp = subs[k].prefix < s->prefix ? subs[k].prefix : s->prefix;
+
+        if ((subs[k].net & mask_of(mp)) == (s->net & mask_of(mp))) {
+          finding_add(findings, lines, "error", p, "subnet %s overlaps "
+                      "subnet '%s' (%s)", scidr, subs[k].name,
+                      subs[k].path);
+          errors++;
+        }
+      }
+      (*nsubs)++;
+    }
+  }
+  return errors;
+}
+
+static int validate_host(json_t *bp, json_t *h, size_t i,
+                         const struct provider *prov,
+                         const struct subnet *subs, size_t nsubs,
+                         uint32_t *ips, size_t *nips, json_t *lines,
+                         json_t *findings)
+{
+  static const char *const host_keys[] = { "name", "machine_type", "subnet",
+                                           "ip", "format", "disks", "boot",
+                                           NULL };
+  const char *name, *subnet, *ip, *format, *mt;
+  const struct subnet *sub = NULL;
+  json_t *disks, *d;
+  char path[32], p[300], fmts[128];
+  size_t k;
+  int errors = 0;
+
+  snprintf(path, sizeof path, "hosts[%zu]", i);
+  if (!json_is_object(h)) {
+    finding_add(findings, lines, "error", path, "a host must be a mapping "
+                "with at least a name");
+    return 1;
+  }
+  errors += check_keys(h, host_keys, path, lines, findings);
+  name = str_field(h, "name", path, 1, lines, findings, &errors);
+  mt = str_field(h, "machine_type", path, 0, lines, findings, &errors);
+  subnet = str_field(h, "subnet", path, 0, lines, findings, &errors);
+  ip = str_field(h, "ip", path, 0, lines, findings, &errors);
+  format = str_field(h, "format", path, 0, lines, findings, &errors);
+  (void)name;
+  if (prov && prov->needs_machine_type && mt == NULL &&
+      json_object_get(h, "machine_type") == NULL) {
+    snprintf(p, sizeof p, "%s.machine_type", path);
+    finding_add(findings, lines, "error", p, "provider %s needs a "
+                "machine_type (instance type or size) for each host",
+                prov->name);
+    errors++;
+  }
+  if (format && prov && !provider_has_format(prov, format)) {
+    snprintf(p, sizeof p, "%s.format", path);
+    provider_formats(prov, fmts, sizeof fmts);
+    finding_add(findings, lines, "error", p, "provider %s cannot import "
+                "format '%s': use %s", prov->name, format, fmts);
+    errors++;
+  }
+  if (subnet) {
+    for (k = 0; k < nsubs; k++)
+      if (strcmp(subs[k].name, subnet) == 0)
+        sub = &subs[k];
+    if (sub == NULL) {
+      snprintf(p, sizeof p, "%s.subnet", path);
+      finding_add(findings, lines, "error", p, "no subnet named '%s' in "
+                  "networks", subnet);
+      errors++;
+    }
+  } else if (nsubs > 0) {
+    snprintf(p, sizeof p, "%s.subnet", path);
+    finding_add(findings, lines, "error", p, "'subnet' is required when "
+                "the blueprint has networks: name one of its subnets");
+    errors++;
+  }
+  if (ip) {
+    uint32_t a;
+
+    snprintf(p, sizeof p, "%s.ip", path);
+    if (ipv4_parse(ip, &a) == -1) {
+      finding_add(findings, lines, "error", p, "'%s' is not an IPv4 "
+                  "address", ip);
+      errors++;
+    } else if (sub == NULL) {
+      if (subnet == NULL) {
+        finding_add(findings, lines, "error", p, "a static ip needs a "
+                    "subnet");
+        errors++;
+      }
+    } else if ((a & mask_of(sub->prefix)) != sub->net) {
+      finding_add(findings, lines, "error", p, "%s is outside subnet '%s' "
+                  "(%u.%u.%u.%u/%d)", ip, sub->name, sub->net >> 24,
+                  sub->net >> 16 & 255, sub->net >> 8 & 255,
+                  sub->net & 255, sub->prefix);
+      errors++;
+    } else if (sub->prefix < 31 &&
+               (a == sub->net || a == (sub->net | ~mask_of(sub->prefix)))) {
+      finding_add(findings, lines, "error", p, "%s is the %s address of "
+                  "subnet '%s'", ip, a == sub->net ? "network" : "broadcast",
+                  sub->name);
+      errors++;
+    } else {
+      for (k = 0; k < *nips; k++)
+        if (ips[k] == a) {
+          finding_add(findings, lines, "error", p, "%s is given to another "
+                      "host too", ip);
+          errors++;
+        }
+      if (*nips < 1024)
+        ips[(*nips)++] = a;
+    }
+  }
+  disks = json_object_get(h, "disks");
+  if (disks && !json_is_null(disks)) {
+    snprintf(p, sizeof p, "%s.disks", path);
+    if (!json_is_array(disks) || json_array_size(disks) == 0) {
+      finding_add(findings, lines, "error", p, "'disks' must be a list of "
+                  "disk names such as [sda, sdb]");
+      errors++;
+    } else {
+      json_array_foreach(disks, k, d)
+        if (!json_is_string(d) || strchr(json_string_value(d), '/') ||
+            json_string_length(d) == 0) {
+          finding_add(findings, lines, "error", p, "disks[%zu] must be a "
+                      "disk name such as sda (no /dev/)", k);
+          errors++;
+        }
+    }
+  }
+  if (json_object_get(h, "boot") && !json_is_boolean(json_object_get(h,
+                                                                    "boot"))) {
+    snprintf(p, sizeof p, "%s.boot", path);
+    finding_add(findings, lines, "error", p, "'boot' must be true or "
+                "false");
+    errors++;
+  }
+  (void)bp;
+  return errors;
+}
+
+int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
+{
+  static const char *const top_keys[] = { "name", "provider", "region",
+                                          "store", "networks", "hosts",
+                                          "options", NULL };
+  static const char *const schemes[] = { "file://", "s3://", "azure://",
+                                         "gs://" };
+  static struct subnet subs[MAX_SUBNETS];
+  static uint32_t ips[1024];
+  const struct provider *prov = NULL;
+  const char *name, *provider, *store;
+  json_t *hosts, *h;
+  size_t nsubs = 0, nips = 0, i, k;
+  int errors = 0;
+
+  if (!json_is_object(bp)) {
+    finding_add(findings, lines, "error", "", "a blueprint must be a "
+                "mapping (name, provider, store, hosts, ...)");
+    return 1;
+  }
+  errors += check_keys(bp, top_keys, "", lines, findings);
+  name = str_field(bp, "name", "", 1, lines, findings, &errors);
+  if (name) {
+    for (k = 0; name[k]; k++)
+      if (!isalnum((unsigned char)name[k]) && !strchr("-_.", name[k]))
+        break;
+    if (name[k] || k > 64) {
+      finding_add(findings, lines, "error", "name", "'%s': use at most 64 "
+                  "letters, digits, '-', '_' or '.'", name);
+      errors++;
+    }
+  }
+  provider = str_field(bp, "provider", "", 1, lines, findings, &errors);
+  if (provider && (prov = provider_lookup(provider)) == NULL) {
+    finding_add(findings, lines, "error", "provider", "unknown provider "
+                "'%s': use one of %s", provider, provider_names());
+    errors++;
+  }
+  if (prov && prov->needs_region &&
+      str_field(bp, "region", "", 0, lines, findings, &errors) == NULL &&
+      json_object_get(bp, "region") == NULL) {
+    finding_add(findings, lines, "error", "region", "provider %s needs a "
+                "region", prov->name);
+    errors++;
+  }
+  store = str_field(bp, "store", "", 1, lines, findings, &errors);
+  if (store) {
+    for (k = 0; k < sizeof schemes / sizeof schemes[0]; k++)
+      if (strncmp(store, schemes[k], strlen(schemes[k])) == 0 &&
+          store[strlen(schemes[k])] != '\0')
+        break;
+    if (k == sizeof schemes / sizeof schemes[0]) {
+      finding_add(findings, lines, "error", "store", "'%s' is not a store "
+                  "URL: use file:///DIR, s3://BUCKET/PREFIX, "
+                  "azure://CONTAINER/PREFIX or gs://BUCKET/PREFIX", store);
+      errors++;
+    }
+  }
+  if (json_object_get(bp, "options") &&
+      !json_is_object(json_object_get(bp, "options"))) {
+    finding_add(findings, lines, "error", "options", "'options' must be a "
+                "mapping");
+    errors++;
+  }
+  errors += validate_networks(bp, lines, findings, subs, &nsubs);
+  hosts = json_object_get(bp, "hosts");
+  if (!json_is_array(hosts) || json_array_size(hosts) == 0) {
+    finding_add(findings, lines, "error", "hosts", "'hosts' must be a list "
+                "of at least one host");
+    return errors + 1;
+  }
+  json_array_foreach(hosts, i, h) {
+    const char *hn;
+
+    errors += validate_host(bp, h, i, prov, subs, nsubs, ips, &nips, lines,
+                            findings);
+    hn = json_string_value(json_object_get(h, "name"));
+    for (k = 0; hn && k < i; k++)
+      if (json_equal(json_object_get(json_array_get(hosts, k), "name"),
+                     json_object_get(h, "name"))) {
+        char p[256];
+
+        snprintf(p, sizeof p, "hosts[%zu].name", i);
+        finding_add(findings, lines, "error", p, "host '%s' is listed twice "
+                    "(also hosts[%zu])", hn, k);
+        errors++;
+      }
+  }
+  return errors;
+}
+
+int blueprint_check_hosts(json_t *bp, json_t *lines, sqlite3 *db,
+                          json_t *findings)
+{
+  json_t *hosts = json_object_get(bp, "hosts"), *h;
+  size_t i;
+  int errors = 0;
+
+  json_array_foreach(hosts, i, h) {
+    const char *hn = json_string_value(json_object_get(h, "name"));
+    char p[256];
+
+    if (hn == NULL)
+      continue;
+    if (db_int(db, 0, "SELECT count(*) FROM hosts WHERE hostname = ?1", "t",
+               hn) == 0) {
+      snprintf(p, sizeof p, "hosts[%zu].name", i);
+      finding_add(findings, lines, "error", p, "host '%s' was never "
+                  "discovered: run ferry-agent discover on it first (or "
+                  "check the spelling)", hn);
+      errors++;
+    }
+  }
+  return errors;
+}
+
+json_t *blueprint_host(json_t *bp, const char *hostname)
+{
+  json_t *hosts = json_object_get(bp, "hosts"), *h;
+  size_t i;
+
+  json_array_foreach(hosts, i, h)
+    if (json_is_string(json_object_get(h, "name")) &&
+        strcmp(json_string_value(json_object_get(h, "name")), hostname) == 0)
+      return h;
+  return NULL;
+}
+
+const char *blueprint_format(json_t *bp, json_t *host)
+{
+  const char *f = json_string_value(json_object_get(host, "format"));
+  const struct provider *p;
+
+  if (f)
+    return f;
+  p = provider_lookup(json_string_value(json_object_get(bp, "provider")));
+  return p ? p->formats[0] : "raw";
+}

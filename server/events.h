@@ -1,0 +1,14 @@
+/* events.h - the event history: every transition of a migration, task
+ * and failure is a row with a timestamp. */
+#ifndef FERRY_EVENTS_H
+#define FERRY_EVENTS_H
+
+#include <sqlite3.h>
+
+/* Add an event (migration_id/host_id 0 = none); logs it too.  Caller holds
+ * db_lock.  Failures are logged, never fatal. */
+void event_add(sqlite3 *db, long long migration_id, long long host_id,
+               const char *kind, const char *phase, const char *fmt, ...)
+  __attribute__((format(printf, 6, 7)));
+
+#endif

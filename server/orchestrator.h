@@ -1,0 +1,20 @@
+/* orchestrator.h - drives every active migration through its phases and
+ * runs the server's own tasks (conversions, target creation) in a bounded
+ * pool of worker threads. */
+#ifndef FERRY_ORCHESTRATOR_H
+#define FERRY_ORCHESTRATOR_H
+
+#include "api.h"
+
+/* Start the orchestrator thread and srv->convert_workers workers.  Tasks
+ * the server was running when it last stopped are queued again first. */
+int orchestrator_start(struct server *srv);
+
+/* Stop and join them (srv->stopping must be set and woken). */
+void orchestrator_stop(void);
+
+/* Advance one migration by at most one phase; 1 if its phase or state
+ * changed. */
+int orchestrator_step(struct server *srv, long long migration_id);
+
+#endif

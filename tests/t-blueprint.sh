@@ -1,0 +1,119 @@
+#!/bin/bash
+# Blueprints: every rule that validation enforces gives a precise message
+# (file, line, path, what is wrong), and preflight stops a migration that
+# would not boot or fit on its target, saying why.
+. "$(dirname "$0")/lib.sh"
+requires curl jq
+
+start_server "$T/ferry.db"
+make_root "$T/root" web01 sda=$((20 << 30))
+conf=$(make_agent web01 "$T/root")
+ferry-agent discover --root "$T/root" --config "$conf" --post >/dev/null || fail "discover"
+make_root "$T/root-big" big01 sda=$((3 << 40))
+conf=$(make_agent big01 "$T/root-big")
+ferry-agent discover --root "$T/root-big" --config "$conf" --post >/dev/null || fail "discover big01"
+
+good() {
+cat <<YAML
+name: wave1
+provider: aws
+region: eu-west-1
+store: file://$T/store
+networks:
+  - name: prod
+    cidr: 10.0.0.0/16
+    subnets:
+      - name: web
+        cidr: 10.0.1.0/24
+      - name: db
+        cidr: 10.0.2.0/24
+hosts:
+  - name: web01
+    machine_type: t3.medium
+    subnet: web
+    ip: 10.0.1.10
+    format: vmdk
+YAML
+}
+good > "$T/good.yaml"
+ferry blueprint validate "$T/good.yaml" >"$T/v.out" 2>&1 || fail "a valid blueprint was refused: $(cat "$T/v.out")"
+grep -q "good.yaml: valid" "$T/v.out" || fail "validate output: $(cat "$T/v.out")"
+ok "a valid blueprint validates"
+
+# case NAME SED-EXPRESSION EXPECTED-MESSAGE: edit the good blueprint, expect
+# validation to fail with the message (and a file:line prefix)
+case_bad() {
+  local name=$1 edit=$2 want=$3
+  good | sed -e "$edit" > "$T/$name.yaml"
+  expect_fail_any "$want" ferry blueprint validate "$T/$name.yaml"
+  grep -qE "^$T/$name.yaml:[0-9]+: error" "$T/err" || fail "$name: no file:line: $(cat "$T/err")"
+}
+# like expect_fail but the CLI prints a summary line too
+expect_fail_any() {
+  local needle=$1 rc=0; shift
+  "$@" >"$T/out" 2>"$T/err" || rc=$?
+  [ "$rc" -eq 1 ] || fail "expected exit 1 from: $* (got $rc): $(cat "$T/err")"
+  grep -qF -- "$needle" "$T/err" || fail "stderr of '$*' lacks '$needle': $(cat "$T/err")"
+}
+case_bad overlap 's|cidr: 10.0.2.0/24|cidr: 10.0.1.128/25|' "subnet 10.0.1.128/25 overlaps subnet 'web'"
+case_bad outside 's|ip: 10.0.1.10|ip: 10.0.2.5|' "10.0.2.5 is outside subnet 'web' (10.0.1.0/24)"
+grep -q "outside.yaml:17: error: hosts\[0\].ip:" "$T/err" || fail "line of the ip: $(cat "$T/err")"
+case_bad broadcast 's|ip: 10.0.1.10|ip: 10.0.1.255|' "10.0.1.255 is the broadcast address of subnet 'web'"
+case_bad notinnet 's|cidr: 10.0.2.0/24|cidr: 10.1.2.0/24|' "subnet 10.1.2.0/24 is not inside its network 10.0.0.0/16"
+case_bad hostbits 's|cidr: 10.0.2.0/24|cidr: 10.0.2.7/24|' "10.0.2.7/24 has host bits set"
+case_bad ghost 's|name: web01|name: ghost01|' "host 'ghost01' was never discovered"
+case_bad format 's|format: vmdk|format: gce|' "provider aws cannot import format 'gce': use vmdk, vhd-dynamic, raw"
+case_bad region '/region:/d' "provider aws needs a region"
+case_bad mtype '/machine_type:/d' "provider aws needs a machine_type"
+case_bad typo 's|    subnet: web|    subnett: web|' "unknown field 'subnett'"
+case_bad nosubnet 's|    subnet: web|    subnet: dmz|' "no subnet named 'dmz' in networks"
+case_bad provider 's|provider: aws|provider: vmware|' "unknown provider 'vmware': use one of local, aws, azure, gcp, openstack"
+case_bad store 's|store: file://.*|store: /srv/store|' "'/srv/store' is not a store URL"
+case_bad cidr 's|cidr: 10.0.0.0/16|cidr: 10.0.0.0/33|' "'10.0.0.0/33' is not an IPv4 CIDR"
+ok "overlapping CIDRs, IPs outside their subnet, undiscovered hosts, unimportable formats and typos are refused with file:line"
+
+good > "$T/dup.yaml"; printf '  - name: web01\n    machine_type: t3.small\n    subnet: db\n' >> "$T/dup.yaml"
+expect_fail_any "host 'web01' is listed twice (also hosts[0])" ferry blueprint validate "$T/dup.yaml"
+printf 'name: x\nprovider: local\n  bad: [indent\n' > "$T/broken.yaml"
+expect_fail_any "the blueprint cannot be read: line 3:" ferry blueprint validate "$T/broken.yaml"
+printf '{"name": "j", "provider": "local", "store": "file:///tmp/s", "hosts": [{"name": "web01", "format": "vhdx"}]}' > "$T/bp.json"
+expect_fail_any "provider local cannot import format 'vhdx'" ferry blueprint validate "$T/bp.json"
+grep -qE "bp.json:1: error: hosts\[0\].format" "$T/err" || fail "JSON line: $(cat "$T/err")"
+ok "duplicate hosts, unreadable YAML and JSON blueprints get precise messages"
+
+# an invalid blueprint is not stored; a valid one is, and can be replaced
+good | sed 's|ip: 10.0.1.10|ip: 10.0.2.5|' > "$T/bad.yaml"
+expect_fail_any "is outside subnet" ferry blueprint apply "$T/bad.yaml"
+[ "$(api GET /v1/blueprints | jq '.blueprints | length')" = 0 ] || fail "an invalid blueprint was stored"
+ferry blueprint apply "$T/good.yaml" >/dev/null || fail "apply good"
+[ "$(api GET /v1/blueprints/wave1 | jq -r .blueprint.hosts[0].ip)" = 10.0.1.10 ] || fail "stored blueprint"
+ok "apply stores only valid blueprints"
+
+# preflight: a 3 TiB boot disk cannot boot on Azure (Gen1: 2040 GiB)
+cat > "$T/azure.yaml" <<YAML
+name: az
+provider: azure
+region: westeurope
+store: file://$T/store
+hosts:
+  - name: big01
+    machine_type: Standard_D2s_v5
+YAML
+ferry blueprint apply "$T/azure.yaml" >/dev/null || fail "apply azure"
+ferry migrate big01 --blueprint az >/dev/null || fail "migrate big01"
+rc=0; timeout 30 ferry job watch 1 >"$T/w.out" 2>"$T/w.err" || rc=$?
+[ "$rc" = 1 ] || fail "a preflight failure did not fail the job: $(cat "$T/w.out" "$T/w.err")"
+grep -q "failed in phase preflight" "$T/w.out" || fail "phase not named: $(cat "$T/w.out")"
+grep -q "disk sda is 3072 GiB, over azure's limit of 2040 GiB for a boot disk" "$T/w.out" ||
+  fail "preflight message: $(cat "$T/w.out")"
+ok "preflight fails a migration whose boot disk exceeds the provider's limit, naming phase and cause"
+
+# the example blueprints shipped in blueprints/ are valid once their hosts
+# are discovered
+make_root "$T/root-db01" db01 sda=$((50 << 30)) sdb=$((100 << 30))
+conf=$(make_agent db01 "$T/root-db01")
+ferry-agent discover --root "$T/root-db01" --config "$conf" --post >/dev/null || fail "discover db01"
+for f in "$TOP"/blueprints/*.yaml; do
+  ferry blueprint validate "$f" >"$T/v.out" 2>&1 || fail "example $(basename "$f") is invalid: $(cat "$T/v.out")"
+done
+ok "every example blueprint validates"
