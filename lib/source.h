@@ -24,7 +24,19 @@ struct source_ops {
    * data to the end. */
   int (*extent)(struct source *src, uint64_t off, int *zero, uint64_t *len);
 
+  /* Changed-block tracking: *changed = 0 when [off, off+len) is known
+   * not to have changed since the tracking point (a dirty bitmap's start),
+   * 1 when it may have.  NULL when the source cannot tell. */
+  int (*changed)(struct source *src, uint64_t off, uint64_t len,
+                 int *changed);
+
   void (*close)(struct source *src);     /* NULL ok */
+};
+
+/* How to open a source (NBD only, for now). */
+struct source_opts {
+  unsigned connections;                  /* NBD connections (default 4) */
+  const char *bitmap;                    /* NBD dirty bitmap name */
 };
 
 struct source {
@@ -33,8 +45,11 @@ struct source {
   uint64_t size;
 };
 
-/* Open spec read-only: a regular file or a block device. */
+/* Open spec read-only: a regular file, a block device, or an NBD URI
+ * (nbd://, nbds://, nbd+unix://).  o may be NULL. */
 struct source *source_open(const char *spec);
+struct source *source_open_opts(const char *spec,
+                                const struct source_opts *o);
 void source_close(struct source *src);
 
 static inline int source_pread(struct source *src, void *buf, size_t len,
