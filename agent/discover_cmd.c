@@ -17,7 +17,8 @@ static void usage(FILE *fp)
   fprintf(fp,
     "usage: ferry-agent discover [--root DIR] [--server URL]\n"
     "\n"
-    "Collect this server's inventory (OS, kernel, CPU, memory, disks) and\n"
+    "Collect this server's inventory (OS, kernel, boot, platform, CPU,\n"
+    "memory, disks, LVM, mounts, network, drivers, guest agents) and\n"
     "print it as JSON, or post it to the ferry-server at URL\n"
     "(e.g. http://10.0.0.5:8700).  --root reads another system's /proc,\n"
     "/sys and /etc (default /).\n");
