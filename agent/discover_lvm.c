@@ -486,7 +486,7 @@ static int vg_from_metadata(struct discover_ctx *ctx, struct lvm_out *o,
     }
     e = json_pack("{s:s, s:s, s:o, s:o, s:o}",
                   "name", key, "vg", vgname,
-                  "uuid", json_str_or_null(json_string_value(
+                  "lv_uuid", json_str_or_null(json_string_value(
                             json_object_get(val, "id"))),
                   "size", json_u64_or_null(es != 0, (uint64_t)extents * es),
                   "segment_type", json_str_or_null(type));
@@ -530,7 +530,7 @@ static int lvs_from_sysfs(struct discover_ctx *ctx, struct lvm_out *o,
     vguuid = lvm_uuid_format(uuid + 4);
     lvuuid = lvm_uuid_format(uuid + 36);
     e = json_pack("{s:s, s:s, s:o, s:O, s:n}",
-                  "name", lv, "vg", vg, "uuid", json_str_or_null(lvuuid),
+                  "name", lv, "vg", vg, "lv_uuid", json_str_or_null(lvuuid),
                   "size", json_object_get(a, "size"), "segment_type");
     if (e == NULL || lv_device_fields(ctx, e, vg, lv, active) == -1 ||
         json_array_append_new(o->lvs, e) == -1) {

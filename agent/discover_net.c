@@ -9,7 +9,11 @@
  *                         holds it, the longest such prefix winning, and
  *                         takes that route's prefix length; 127.0.0.0/8
  *                         belongs to lo, whose routes live only in the
- *                         local table
+ *                         local table; an address no connected route
+ *                         holds is a /32 (the kernel adds no prefix route
+ *                         for one: GCE's addresses, keepalived VIPs) and
+ *                         is placed only when a single interface carries
+ *                         routes, else listed as unassigned
  *   proc/net/if_inet6     IPv6 addresses with interface, prefix, scope
  *   proc/net/ipv6_route   IPv6 routes
  *   etc/resolv.conf, run/systemd/resolve/resolv.conf   DNS resolvers */
@@ -171,6 +175,23 @@ static struct route4 *read_route4(struct discover_ctx *ctx, size_t *n)
   return v;
 }
 
+/* The one interface other than lo that routes name, or NULL if there
+ * are none or several. */
+static const char *only_routed_interface(const struct route4 *rt,
+                                         size_t nrt)
+{
+  const char *one = NULL;
+
+  for (size_t i = 0; i < nrt; i++) {
+    if (strcmp(rt[i].iface, "lo") == 0)
+      continue;
+    if (one && strcmp(one, rt[i].iface) != 0)
+      return NULL;
+    one = rt[i].iface;
+  }
+  return one;
+}
+
 /* Attach the local IPv4 addresses to interfaces (see the top comment);
  * those no connected route explains go to unassigned.  1 if the sources
  * are unreadable (addresses unknown), -1 on OOM. */
@@ -210,6 +231,8 @@ static int assign_ipv4(struct discover_ctx *ctx, json_t *ifaces,
       ifname = "lo";
       prefix = 8;
     }
+    if (ifname == NULL && (ifname = only_routed_interface(rt, nrt)))
+      prefix = 32;
     nic = NULL;
     json_array_foreach(ifaces, j, e)
       if (ifname &&

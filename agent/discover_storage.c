@@ -512,6 +512,8 @@ static char *first_value(struct discover_ctx *ctx, const char *disk,
 
 static json_t *one_disk(struct discover_ctx *ctx, const char *name)
 {
+  /* udev's model (ATA IDENTIFY, full length) before sysfs's (the SCSI
+   * INQUIRY field, cut at 16 characters) */
   static const char *const model_rels[] = { "device/model", NULL };
   static const char *const vendor_rels[] = { "device/vendor", NULL };
   /* virtio-blk has "serial", NVMe "device/serial"; SCSI disks only
@@ -521,7 +523,7 @@ static json_t *one_disk(struct discover_ctx *ctx, const char *name)
   CLEANUP_FREE char *majmin = rootfs_value(&ctx->root, "sys/block/%s/dev",
                                            name);
   CLEANUP_FREE char *udev = discover_udev_block(ctx, majmin);
-  CLEANUP_FREE char *model = first_value(ctx, name, model_rels);
+  CLEANUP_FREE char *model = udev_get(udev, "ID_MODEL");
   CLEANUP_FREE char *vendor = first_value(ctx, name, vendor_rels);
   CLEANUP_FREE char *serial = first_value(ctx, name, serial_rels);
   CLEANUP_FREE char *ptable = udev_get(udev, "ID_PART_TABLE_TYPE");
@@ -532,7 +534,7 @@ static json_t *one_disk(struct discover_ctx *ctx, const char *name)
   json_t *disk;
 
   if (model == NULL)
-    model = udev_get(udev, "ID_MODEL");
+    model = first_value(ctx, name, model_rels);
   if (serial == NULL)
     serial = udev_get(udev, "ID_SERIAL_SHORT");
   have_rot = rootfs_u64(&ctx->root, &rot, "sys/block/%s/queue/rotational",
