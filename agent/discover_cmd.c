@@ -20,8 +20,10 @@ static void usage(FILE *fp)
     "Collect this server's inventory (OS, kernel, boot, platform, CPU,\n"
     "memory, disks, LVM, mounts, network, drivers, guest agents) and\n"
     "print it as JSON, or post it to the ferry-server at URL\n"
-    "(e.g. http://10.0.0.5:8700).  --root reads another system's /proc,\n"
-    "/sys and /etc (default /).\n");
+    "(e.g. http://10.0.0.5:8700).  --root DIR reads another system's\n"
+    "files (a mounted disk image, a test fixture) instead of / : proc, sys,\n"
+    "etc, boot, lib/modules and run/udev below DIR.  Fields that cannot be\n"
+    "read are null (docs/INVENTORY.md).\n");
 }
 
 /* POST the inventory to URL/v1/discovery; prints the server's answer. */

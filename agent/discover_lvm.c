@@ -95,6 +95,7 @@ static json_t *lvm_value(struct lvm_lexer *lx);
 static json_t *lvm_string(struct lvm_lexer *lx)
 {
   const char *s = ++lx->p;
+  int line = lx->line;
   char *buf, *w;
   json_t *v;
 
@@ -106,7 +107,7 @@ static json_t *lvm_string(struct lvm_lexer *lx)
     lx->p++;
   }
   if (*lx->p != '"') {
-    ferry_error("line %d: unterminated string", lx->line);
+    ferry_error("line %d: unterminated string", line);
     return NULL;
   }
   buf = malloc((size_t)(lx->p - s) + 1);

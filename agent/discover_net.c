@@ -76,9 +76,8 @@ int netmask_prefix(uint32_t mask)
 
   while (n < 32 && (mask & (UINT32_C(1) << (31 - n))))
     n++;
-  if (n < 32 && (mask & ((UINT32_C(1) << (32 - n)) - 1)))
-    return -1;
-  return n;
+  /* the mask must be exactly n leading ones */
+  return mask == (n ? ~UINT32_C(0) << (32 - n) : 0) ? n : -1;
 }
 
 json_t *fib_trie_local(const char *text)

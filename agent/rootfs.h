@@ -1,6 +1,6 @@
 /* rootfs.h - reading a system's files below a root directory.
  *
- * discover reads the running system (root "/") or a copy of one (a
+ * discover reads the running machine (root "/") or a copy of one (a
  * fixture tree in tests, a mounted disk image).  Every path is resolved
  * inside the root: symbolic links, absolute ones included, cannot leave
  * it, as if the agent ran chrooted (openat2(2) RESOLVE_IN_ROOT, Linux 5.6;
