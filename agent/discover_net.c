@@ -330,8 +330,10 @@ static json_t *interfaces(struct discover_ctx *ctx)
                               names[i]);
     json_t *e;
 
-    if (!rootfs_exists(&ctx->root, "sys/class/net/%s", names[i]))
-      continue;                 /* bonding_masters and other files */
+    /* the trailing '/' accepts only directories (through their links):
+     * not bonding_masters or other files */
+    if (!rootfs_exists(&ctx->root, "sys/class/net/%s/", names[i]))
+      continue;
     e = json_pack("{s:s, s:o, s:o, s:o, s:o, s:b, s:n, s:n}",
                   "name", names[i], "mac", json_str_or_null(mac),
                   "mtu", json_u64_or_null(have_mtu, mtu),
