@@ -19,11 +19,15 @@ static void usage(FILE *fp)
     "usage: ferry-agent discover [--root DIR] [--server URL | --post]\n"
     "                            [--config PATH]\n"
     "\n"
-    "Collect this server's inventory and print it as JSON, or post it to\n"
-    "the ferry-server at URL (e.g. http://10.0.0.5:8700) or, with --post,\n"
-    "to the server of the agent config.  Posting enrolls the agent first\n"
-    "if needed (enroll_token_file and token_file from the config).\n"
-    "--root reads another system's /proc, /sys and /etc (default /).\n");
+    "Collect this server's inventory (OS, kernel, boot, platform, CPU,\n"
+    "memory, disks, LVM, mounts, network, drivers, guest agents) and\n"
+    "print it as JSON, or post it to the ferry-server at URL\n"
+    "(e.g. http://10.0.0.5:8700) or, with --post, to the server of the\n"
+    "agent config.  Posting enrolls the agent first if needed\n"
+    "(enroll_token_file and token_file from the config).  --root DIR reads\n"
+    "another system's files (a mounted disk image, a test fixture) instead\n"
+    "of / : proc, sys, etc, boot, lib/modules and run/udev below DIR.\n"
+    "Fields that cannot be read are null (docs/INVENTORY.md).\n");
 }
 
 /* Enroll if needed and post the inventory; prints the server's answer. */
