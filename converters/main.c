@@ -44,6 +44,8 @@ static void usage(FILE *fp)
     "\n"
     "options:\n"
     "  --overwrite      replace DEST if it exists\n"
+    "  --generation N   build generation N of the image (default: the\n"
+    "                   latest)\n"
     "  --jobs N         chunks fetched in parallel (default 4)\n"
     "  --json           print the result as JSON on stdout\n"
     "  --quiet          no progress on stderr\n");
@@ -182,6 +184,7 @@ int main(int argc, char **argv)
     { "format", required_argument, NULL, 'F' },
     { "to", required_argument, NULL, 't' },
     { "overwrite", no_argument, NULL, 'o' },
+    { "generation", required_argument, NULL, 'g' },
     { "jobs", required_argument, NULL, 'j' },
     { "json", no_argument, NULL, 'J' },
     { "quiet", no_argument, NULL, 'q' },
@@ -193,6 +196,7 @@ int main(int argc, char **argv)
   CLEANUP_FREE char *dst_url = NULL, *key = NULL;
   int overwrite = 0, json = 0, quiet = 0, c, r;
   unsigned long jobs = 4;
+  unsigned long long generation = 0;
   const struct format_ops *fmt;
   struct store *src = NULL, *dst = NULL;
   struct image_manifest m;
@@ -209,6 +213,15 @@ int main(int argc, char **argv)
     case 'F': format = optarg; break;
     case 't': to = optarg; break;
     case 'o': overwrite = 1; break;
+    case 'g':
+      errno = 0;
+      generation = strtoull(optarg, &end, 10);
+      if (errno || *end || generation == 0) {
+        fprintf(stderr, "ferry-convert: --generation must be a positive "
+                "number\n");
+        return EXIT_USAGE;
+      }
+      break;
     case 'J': json = 1; break;
     case 'q': quiet = 1; break;
     case 'j':
@@ -242,7 +255,9 @@ int main(int argc, char **argv)
   signal(SIGTERM, on_signal);
 
   src = store_open(from);
-  if (src == NULL || image_manifest_load(src, &m) == -1)
+  if (src == NULL ||
+      (generation ? image_manifest_load_generation(src, generation, &m)
+                  : image_manifest_load(src, &m)) == -1)
     goto fail;
   if (split_dest(to, &dst_url, &key) == -1 ||
       (dst = store_open(dst_url)) == NULL)

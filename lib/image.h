@@ -72,6 +72,13 @@ char *image_manifest_format(const struct image_manifest *m);
  * ENOENT and says the image is incomplete or absent. */
 int image_manifest_load(struct store *s, struct image_manifest *m);
 
+/* Read generations/<N>.json of the image at s (N >= 1). */
+int image_manifest_load_generation(struct store *s, uint64_t generation,
+                                   struct image_manifest *m);
+
+/* The highest generation number under generations/ (0 if none). */
+int image_last_generation(struct store *s, uint64_t *generation);
+
 /* Make the image at s complete: flush the store, write the generation's
  * manifest, then manifest.json. */
 int image_manifest_commit(struct store *s, const struct image_manifest *m);
