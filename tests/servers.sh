@@ -119,6 +119,8 @@ account_autocreate = true
 use = egg:swift#s3api
 location = $region
 allow_multipart_uploads = true
+# virtual-hosted requests: BUCKET.localhost (curl resolves *.localhost)
+storage_domain = localhost
 # AWS's limits (Swift's defaults are 1000)
 max_upload_part_num = 10000
 [filter:slo]
