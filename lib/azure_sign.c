@@ -80,7 +80,8 @@ char *azure_string_to_sign(const char *method, const char *account,
     fprintf(fp, ":%s\n", v);
   }
   fprintf(fp, "/%s%s", account, path);
-  memcpy(q, query, n_query * sizeof *q);
+  if (n_query)
+    memcpy(q, query, n_query * sizeof *q);
   qsort(q, n_query, sizeof *q, param_cmp);
   for (i = 0; i < n_query; i++) {
     fputc('\n', fp);

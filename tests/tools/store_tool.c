@@ -84,9 +84,9 @@ static int cmd_write(struct store *s, int argc, char **argv)
   size_t block = 1 << 20, n;
   struct store_writer *w;
   uint64_t done = 0;
-  FILE *fp;
-  char *buf;
-  int i;
+  FILE *fp = NULL;
+  char *buf = NULL;
+  int i, r = 0;
 
   for (i = 3; i < argc; i++) {
     if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
@@ -108,16 +108,20 @@ static int cmd_write(struct store *s, int argc, char **argv)
   buf = malloc(block ? block : 1);
   if (fp == NULL || buf == NULL || block == 0) {
     fprintf(stderr, "store-tool write: cannot open %s\n", argv[2]);
-    return 1;
+    r = 1;
+    goto out;
   }
   w = store_writer_open(s, argv[1], &o);
-  if (w == NULL)
-    return die("open writer");
+  if (w == NULL) {
+    r = die("open writer");
+    goto out;
+  }
   while ((n = fread(buf, 1, block, fp)) > 0) {
     if ((is_zero(buf, n) ? store_writer_zero(w, n)
                          : store_writer_write(w, buf, n)) == -1) {
       store_writer_abort(w);
-      return die("write");
+      r = die("write");
+      goto out;
     }
     done += n;
     if (die_after && done >= die_after) {
@@ -126,15 +130,16 @@ static int cmd_write(struct store *s, int argc, char **argv)
     }
     if (abort_after && done >= abort_after) {
       store_writer_abort(w);
-      return 0;
+      goto out;
     }
   }
-  free(buf);
-  if (fp != stdin)
-    fclose(fp);
   if (store_writer_commit(w) == -1)
-    return die("commit");
-  return 0;
+    r = die("commit");
+out:
+  free(buf);
+  if (fp && fp != stdin)
+    fclose(fp);
+  return r;
 }
 
 int main(int argc, char **argv)
