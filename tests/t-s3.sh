@@ -74,6 +74,7 @@ rc=0; "$TOOL" write s3://test/out r30 "$T/r30" --die-after 21000000 2>/dev/null 
   fail "a crashed writer left no upload to resume"
 before=$(requests | grep -c 'PUT /test/out/r30?partNumber' || true)
 "$TOOL" write s3://test/out r30 "$T/r30" 2>"$T/resume.err" || fail "resumed write failed: $(cat "$T/resume.err")"
+sleep 0.5
 after=$(requests | grep -c 'PUT /test/out/r30?partNumber')
 grep -q "4 parts are there already" "$T/resume.err" || fail "resume message: $(cat "$T/resume.err")"
 [ $((after - before)) -eq 2 ] || fail "the resumed writer sent $((after - before)) parts, expected 2 of 6"
@@ -115,6 +116,7 @@ AWS_SECRET_ACCESS_KEY=not-the-secret-XYZ expect_fail \
   "signature rejected by 127.0.0.1:$S3_PORT: check AWS_SECRET_ACCESS_KEY" \
   ferry-agent clone --source "$T/d.img" --to s3://test/h9/sda
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+sleep 0.5                          # the access log travels by UDP
 n=$(( $(requests | wc -l) - n0 ))
 [ "$n" -eq 1 ] || fail "a rejected signature was tried $n times"
 [ "$ms" -lt 3000 ] || fail "a rejected signature took $ms ms"
@@ -137,6 +139,7 @@ down_at=$(puts)
 sleep 3
 swift_start_proxy
 wait $pid || fail "the clone did not survive the server's restart: $(cat "$T/c2.err")"
+sleep 0.5
 [ "$down_at" -lt 48 ] || fail "the clone finished before the server stopped; slow it down"
 grep -q "retrying" "$T/c2.err" || fail "no retry was logged: $(cat "$T/c2.err")"
 [ "$(json "$T/c2.json" .sent_chunks)" -eq 48 ] || fail "sent_chunks: $(cat "$T/c2.json")"
