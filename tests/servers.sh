@@ -8,7 +8,8 @@
 #                          creates bucket "test".  REGION (default
 #                          us-east-1) is the one s3api enforces ("auto" for
 #                          gs://).  Client requests are logged, one line
-#                          each, to $S3_ACCESS_LOG.
+#                          each, to $S3_ACCESS_LOG.  SWIFT_URL and
+#                          SWIFT_TOKEN reach Swift's own API (bulk loads).
 #   swift_stop_proxy / swift_start_proxy
 #                          stop / restart the S3 endpoint (the proxy) only.
 #   azurite_start          azurite (npm), Microsoft's Azure Storage emulator:
@@ -173,6 +174,7 @@ EOF
   tok=$(tr -d '\r' <<<"$hdrs" | awk -F': ' 'tolower($1)=="x-auth-token"{print $2}')
   url=$(tr -d '\r' <<<"$hdrs" | awk -F': ' 'tolower($1)=="x-storage-url"{print $2}')
   curl -sf -o /dev/null -X PUT -H "X-Auth-Token: $tok" "$url/test" || fail "cannot create bucket test"
+  SWIFT_TOKEN=$tok SWIFT_URL=$url
 }
 
 swift_start_proxy() {
