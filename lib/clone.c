@@ -501,6 +501,14 @@ int clone_run(const struct clone_opts *o, struct clone_stats *st)
   }
   if (o->max_rate && (c.rate = ratelimit_create(o->max_rate)) == NULL)
     goto out;
+  if (chunkset_load(c.have, o->store) == -1) {
+    ferry_error_prefix("cannot list the chunks already in %s: ",
+                       store_url(o->store));
+    goto out;
+  }
+  if (chunkset_count(c.have) > 0)
+    log_info("%" PRIu64 " chunks already in %s: they will not be sent again",
+             chunkset_count(c.have), store_url(o->store));
   /* the previous generation, if any: compared with, maybe carried from */
   if (image_manifest_load(o->store, &c.prev) == 0) {
     c.have_prev = c.prev.disk_size == c.m.disk_size &&
@@ -510,7 +518,9 @@ int clone_run(const struct clone_opts *o, struct clone_stats *st)
                "chunks of %u): this clone is compared with nothing",
                store_url(o->store), c.prev.disk_size, c.prev.chunk_size);
   } else {
-    if (errno != ENOENT)
+    if (errno != ENOENT && errno != EBADMSG)
+      goto out;                 /* the store itself failed: say so */
+    if (errno == EBADMSG)
       log_warn("%s; starting a new generation without comparing",
                ferry_errmsg());
     memset(&c.prev, 0, sizeof c.prev);
@@ -523,15 +533,6 @@ int clone_run(const struct clone_opts *o, struct clone_stats *st)
     log_info("%s: reading every chunk and comparing digests",
              !c.have_prev ? "no previous generation to compare with"
              : "the source does not track changed blocks");
-  if (chunkset_load(c.have, o->store) == -1) {
-    ferry_error_prefix("cannot list the chunks already in %s: ",
-                       store_url(o->store));
-    goto out;
-  }
-  if (chunkset_count(c.have) > 0)
-    log_info("%" PRIu64 " chunks already in %s: they will not be sent again",
-             chunkset_count(c.have), store_url(o->store));
-
   if (plan(&c, 1) == -1)
     goto out;
   for (i = 0; i < jobs; i++) {

@@ -255,7 +255,11 @@ int image_manifest_load(struct store *s, struct image_manifest *m)
     ferry_error("out of memory");
     return -1;
   }
-  return image_manifest_parse(text, len, where, m);
+  if (image_manifest_parse(text, len, where, m) == -1) {
+    errno = EBADMSG;
+    return -1;
+  }
+  return 0;
 }
 
 int image_manifest_load_generation(struct store *s, uint64_t generation,

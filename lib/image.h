@@ -69,7 +69,8 @@ int image_manifest_parse(const char *json, size_t len, const char *where,
 char *image_manifest_format(const struct image_manifest *m);
 
 /* Read manifest.json of the image at s.  A missing manifest sets errno to
- * ENOENT and says the image is incomplete or absent. */
+ * ENOENT and says the image is incomplete or absent; one that cannot be
+ * parsed, EBADMSG. */
 int image_manifest_load(struct store *s, struct image_manifest *m);
 
 /* Read generations/<N>.json of the image at s (N >= 1). */
