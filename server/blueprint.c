@@ -307,6 +307,7 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
 {
   static const char *const host_keys[] = { "name", "machine_type", "subnet",
                                            "ip", "format", "disks", "boot",
+                                           "boot_marker", "boot_timeout",
                                            "warm", "quiesce", NULL };
   const char *name, *subnet, *ip, *format, *mt;
   const struct subnet *sub = NULL;
@@ -412,6 +413,31 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
           errors++;
         }
     }
+  }
+  if (json_object_get(h, "boot_timeout") &&
+      (!json_is_integer(json_object_get(h, "boot_timeout")) ||
+       json_integer_value(json_object_get(h, "boot_timeout")) < 10)) {
+    snprintf(p, sizeof p, "%s.boot_timeout", path);
+    finding_add(findings, lines, "error", p, "'boot_timeout' must be a "
+                "number of seconds (10 or more)");
+    errors++;
+  }
+  if (json_object_get(h, "boot_marker") &&
+      (!json_is_string(json_object_get(h, "boot_marker")) ||
+       json_string_length(json_object_get(h, "boot_marker")) == 0)) {
+    snprintf(p, sizeof p, "%s.boot_marker", path);
+    finding_add(findings, lines, "error", p, "'boot_marker' must be the "
+                "text the guest prints on its serial console when up");
+    errors++;
+  }
+  if ((json_is_true(json_object_get(h, "boot")) ||
+       json_object_get(h, "boot_marker")) && prov &&
+      strcmp(prov->name, "local") != 0) {
+    snprintf(p, sizeof p, "%s.boot", path);
+    finding_add(findings, lines, "error", p, "the boot check runs on the "
+                "local target only (provider %s boots on its cloud)",
+                prov->name);
+    errors++;
   }
   {
     static const char *const bools[] = { "boot", "warm", "quiesce" };

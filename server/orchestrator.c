@@ -530,8 +530,10 @@ static void *worker_main(void *arg)
     db_lock();
     if (db_int(srv->db, 0, "SELECT state = 'running' FROM tasks WHERE "
                "id = ?1", "i", id)) {
+      /* a boot check that timed out would only time out again */
       state = task_finish(srv->db, id, result != NULL, ferry_errmsg(),
-                          result, srv->max_attempts);
+                          result, strcmp(kind, "create") == 0
+                                    ? 1 : srv->max_attempts);
       (void)state;
     }
     db_unlock();
