@@ -139,8 +139,10 @@ void qcow2_layout(const struct image_manifest *m, const uint8_t *map,
     l->rt_clusters = rt;
     l->rb_clusters = rb;
     l->meta_clusters = 1 + rt + rb + l->l1_clusters + l->l2_tables;
-    l->data_start = round_up(l->meta_clusters * QCOW2_CLUSTER,
-                             m->chunk_size);
+    l->data_start = l->data_chunks
+                      ? round_up(l->meta_clusters * QCOW2_CLUSTER,
+                                 m->chunk_size)
+                      : l->meta_clusters * QCOW2_CLUSTER;
     end = l->data_chunks
             ? l->data_start + (l->data_chunks - 1) * m->chunk_size +
               l->last_clusters * QCOW2_CLUSTER
@@ -428,6 +430,32 @@ static int check_cluster(struct qcow2_reader *q, uint64_t entry,
   return 0;
 }
 
+/* Metadata of len bytes at off: inside the file, each cluster with
+ * refcount one. */
+static int check_meta(struct qcow2_reader *q, uint64_t off, uint64_t len,
+                      const char *what)
+{
+  uint64_t c, rc;
+
+  if (off % q->cluster != 0 || off > q->file_size ||
+      len > q->file_size - off) {
+    ferry_error("%s: the %s at %" PRIu64 " lies outside the file: the "
+                "output is damaged", instream_name(q->r.in), what, off);
+    return -1;
+  }
+  for (c = off; c < off + len; c += q->cluster) {
+    if (refcount(q, c, &rc) == -1)
+      return -1;
+    if (rc != 1) {
+      ferry_error("%s: the %s cluster at %" PRIu64 " has refcount %" PRIu64
+                  ", not 1: the output is damaged", instream_name(q->r.in),
+                  what, c, rc);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static void qcow2_reader_close(struct format_reader *r)
 {
   struct qcow2_reader *q = (struct qcow2_reader *)r;
@@ -508,6 +536,18 @@ static struct format_reader *qcow2_reader_open(struct instream *in,
   if (instream_pread(in, l1_off, q->l1, q->l1_size * 8) == -1 ||
       instream_pread(in, rt_off, q->rt, rt_bytes) == -1)
     goto fail;
+  /* the header, the refcount table and blocks and the L1 table are
+   * referenced once each */
+  if (check_meta(q, 0, q->cluster, "header") == -1 ||
+      check_meta(q, rt_off, rt_bytes, "refcount table") == -1 ||
+      check_meta(q, l1_off, q->l1_size * 8, "L1 table") == -1)
+    goto fail;
+  for (i = 0; i < q->rt_entries; i++) {
+    uint64_t rbo = get_be64(q->rt + i * 8);
+
+    if (rbo != 0 && check_meta(q, rbo, q->cluster, "refcount block") == -1)
+      goto fail;
+  }
   for (i = 0; i < q->l1_size; i++) {
     q->l1[i] = be64toh(q->l1[i]);
     if ((q->l1[i] & QCOW2_OFFSET_MASK) != 0 &&

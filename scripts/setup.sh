@@ -14,7 +14,7 @@ test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   swift swift-proxy swift-object swift-container swift-account awscli
   ansible ansible-lint grub-pc-bin grub-common busybox-static cpio kmod
   debootstrap systemd procps iproute2 bc xz-utils gzip zstd
-  tar util-linux)
+  tar util-linux time)
 
 case $what in
   build) want=("${build_pkgs[@]}") ;;
