@@ -17,13 +17,17 @@
  *
  * Grains are 64 KiB (128 sectors) and compressed independently, so a data
  * chunk's grains are deflated in parallel by the pool and written in
- * order.  Memory: one chunk's compressed grains, one grain table and the
+ * order.  Each grain is one zlib stream (RFC 1950, as VMware and qemu
+ * write and read them), produced with libdeflate: whole-buffer deflate at
+ * the same level gives zlib's ratio in about half its time, and grains
+ * are whole buffers.  Reading back uses zlib.  Memory: one chunk's compressed grains, one grain table and the
  * grain directory (4 bytes per 32 MiB of disk). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include "bytes.h"
@@ -93,7 +97,8 @@ _Static_assert(sizeof(struct vmdk_marker) == 512,
 #define VMDK_DESC_SECTORS 20u
 #define VMDK_OVERHEAD VMDK_GRAIN_SECTORS
 
-/* One compressed grain: marker, data, padding to a sector. */
+/* One compressed grain: marker, data, padding to a sector.  compressBound
+ * is zlib's bound for a zlib stream; libdeflate's is no larger. */
 #define VMDK_SLOT round_up(VMDK_GRAIN_MARKER + compressBound(VMDK_GRAIN), \
                            VMDK_SECTOR)
 
@@ -111,8 +116,7 @@ struct vmdk_writer {
   uint8_t *slots;                  /* grains per chunk x VMDK_SLOT */
   size_t *slot_len;                /* bytes used in each slot (0: zero) */
   size_t grains;
-  z_stream *zs;                    /* one per pool thread */
-  int *zs_ready;
+  struct libdeflate_compressor **zc;   /* one per pool thread */
   uint8_t *pad;                    /* one zero-padded grain per thread */
 };
 
@@ -217,14 +221,12 @@ static void vmdk_close(struct format_writer *w)
 
   if (vw == NULL)
     return;
-  for (i = 0; vw->zs_ready && i < pool_threads(w->opts.pool); i++)
-    if (vw->zs_ready[i])
-      deflateEnd(&vw->zs[i]);
+  for (i = 0; vw->zc && i < pool_threads(w->opts.pool); i++)
+    libdeflate_free_compressor(vw->zc[i]);
   free(vw->gd);
   free(vw->slots);
   free(vw->slot_len);
-  free(vw->zs);
-  free(vw->zs_ready);
+  free(vw->zc);
   free(vw->pad);
   free(vw);
 }
@@ -252,11 +254,10 @@ static struct format_writer *vmdk_open(struct output *out,
   vw->gd = calloc(vw->gd_entries, sizeof *vw->gd);
   vw->slots = malloc(vw->grains * VMDK_SLOT);
   vw->slot_len = calloc(vw->grains, sizeof *vw->slot_len);
-  vw->zs = calloc(threads, sizeof *vw->zs);
-  vw->zs_ready = calloc(threads, sizeof *vw->zs_ready);
+  vw->zc = calloc(threads, sizeof *vw->zc);
   vw->pad = malloc((size_t)threads * VMDK_GRAIN);
   if (vw->gd == NULL || vw->slots == NULL || vw->slot_len == NULL ||
-      vw->zs == NULL || vw->zs_ready == NULL || vw->pad == NULL)
+      vw->zc == NULL || vw->pad == NULL)
     goto oom;
   fill_header(&h, vw->capacity, VMDK_GD_AT_END);
   if (output_write(out, &h, sizeof h) == -1 || write_descriptor(vw) == -1 ||
@@ -279,9 +280,8 @@ static int compress_grain(void *arg, size_t i, unsigned worker)
   uint64_t off = (uint64_t)i * VMDK_GRAIN;
   const uint8_t *src = vw->src + off;
   uint8_t *slot = vw->slots + i * VMDK_SLOT;
-  z_stream *zs = &vw->zs[worker];
   uint64_t lba;
-  int r;
+  size_t zlen;
 
   vw->slot_len[i] = 0;
   if (off >= vw->src_len)
@@ -298,29 +298,25 @@ static int compress_grain(void *arg, size_t i, unsigned worker)
   }
   if (is_zero(src, VMDK_GRAIN))
     return 0;
-  if (!vw->zs_ready[worker]) {
-    if (deflateInit2(zs, vw->w.opts.level, Z_DEFLATED, 15, 8,
-                     Z_DEFAULT_STRATEGY) != Z_OK) {
-      ferry_error("cannot start a zlib compressor");
+  if (vw->zc[worker] == NULL) {
+    vw->zc[worker] = libdeflate_alloc_compressor(vw->w.opts.level);
+    if (vw->zc[worker] == NULL) {
+      ferry_error("out of memory for a deflate compressor");
       return -1;
     }
-    vw->zs_ready[worker] = 1;
-  } else
-    deflateReset(zs);
-  zs->next_in = (uint8_t *)src;
-  zs->avail_in = VMDK_GRAIN;
-  zs->next_out = slot + VMDK_GRAIN_MARKER;
-  zs->avail_out = (uInt)(VMDK_SLOT - VMDK_GRAIN_MARKER);
-  r = deflate(zs, Z_FINISH);
-  if (r != Z_STREAM_END) {
-    ferry_error("zlib deflate failed (%d) on grain at disk offset %" PRIu64,
-                r, vw->src_offset + off);
+  }
+  zlen = libdeflate_zlib_compress(vw->zc[worker], src, VMDK_GRAIN,
+                                  slot + VMDK_GRAIN_MARKER,
+                                  VMDK_SLOT - VMDK_GRAIN_MARKER);
+  if (zlen == 0) {
+    ferry_error("deflate failed on the grain at disk offset %" PRIu64,
+                vw->src_offset + off);
     return -1;
   }
   lba = (vw->src_offset + off) / VMDK_SECTOR;
   put_le64(slot, lba);
-  put_le32(slot + 8, (uint32_t)zs->total_out);
-  vw->slot_len[i] = VMDK_GRAIN_MARKER + zs->total_out;
+  put_le32(slot + 8, (uint32_t)zlen);
+  vw->slot_len[i] = VMDK_GRAIN_MARKER + zlen;
   memset(slot + vw->slot_len[i], 0,
          (size_t)(round_up(vw->slot_len[i], VMDK_SECTOR) - vw->slot_len[i]));
   return 0;
