@@ -510,6 +510,11 @@ static struct format_reader *qcow2_reader_open(struct instream *in,
   q->cluster = 1ull << bits;
   q->l2_entries = q->cluster / 8;
   q->file_size = instream_size(in);
+  if (q->file_size < q->cluster) {
+    ferry_error("%s is %" PRIu64 " bytes, shorter than one cluster: the "
+                "output is truncated", name, q->file_size);
+    goto fail;
+  }
   q->l1_size = be32toh(h.l1_size);
   l1_off = be64toh(h.l1_table_offset);
   rt_off = be64toh(h.refcount_table_offset);

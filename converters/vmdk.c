@@ -19,9 +19,11 @@
  * chunk's grains are deflated in parallel by the pool and written in
  * order.  Each grain is one zlib stream (RFC 1950, as VMware and qemu
  * write and read them), produced with libdeflate: whole-buffer deflate at
- * the same level gives zlib's ratio in about half its time, and grains
- * are whole buffers.  Reading back uses zlib.  Memory: one chunk's compressed grains, one grain table and the
- * grain directory (4 bytes per 32 MiB of disk). */
+ * the same level gives about zlib's ratio in half its time, and grains
+ * are whole buffers.  Reading back uses zlib.
+ *
+ * Memory: one chunk's compressed grains, one grain table and the grain
+ * directory (4 bytes per 32 MiB of disk). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -488,7 +490,7 @@ static struct format_reader *vmdk_reader_open(struct instream *in,
       (flags & (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS)) !=
         (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS) ||
       le16toh(h.compress_algorithm) != VMDK_COMPRESS_DEFLATE ||
-      gs < 8 || gs > 2048 || (gs & (gs - 1)) != 0 ||
+      gs < 8 || gs > 2048 || (gs & (gs - 1)) != 0 || cap > (1ull << 50) ||
       le32toh(h.num_gtes_per_gt) != VMDK_GTES) {
     ferry_error("%s: the header is not that of a stream-optimized VMDK "
                 "(version, flags, compression, grain size or GT size): the "

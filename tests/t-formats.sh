@@ -97,6 +97,8 @@ check_output() {  # name disk format out conv-json
              [ "$(json "$info" '."format-specific".data.extents[0].compressed')" = true ] ;;
       qcow2) [ "$got" = qcow2 ] && [ "$(json "$info" '."format-specific".data.compat')" = 1.1 ] ;;
     esac || fail "$name/$fmt: qemu-img info reports format $got / wrong subformat: $info"
+    # qemu-img check exists for vmdk and qcow2 ("This image format does not
+    # support checks" for raw and vpc: --verify below checks those)
     case $fmt in
       vmdk|qcow2)
         qemu-img check -q "$out" || fail "$name/$fmt: qemu-img check finds errors: $(qemu-img check "$out" 2>&1)" ;;
