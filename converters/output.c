@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "image.h"
 #include "store.h"
@@ -122,6 +123,40 @@ int output_write_digested(struct output *o, const void *buf, size_t len,
   }
   digest_update(o->root, digest, DIGEST_LEN);
   o->pos += len;
+  return 0;
+}
+
+int output_write_sparse(struct output *o, const void *buf, size_t len,
+                        const uint8_t digest[DIGEST_LEN], size_t granule)
+{
+  const uint8_t *p = buf;
+  size_t off = 0;
+
+  if (check(o) == -1)
+    return -1;
+  while (o->w && off < len) {
+    size_t end = off, n;
+    int zero = is_zero(p + off, len - off < granule ? len - off : granule);
+
+    /* extend the run while the granules stay zero (or not) */
+    while (end < len) {
+      n = len - end < granule ? len - end : granule;
+      if (is_zero(p + end, n) != zero)
+        break;
+      end += n;
+    }
+    if ((zero ? store_writer_zero(o->w, end - off)
+              : store_writer_write(o->w, p + off, end - off)) == -1) {
+      o->failed = 1;
+      return -1;
+    }
+    off = end;
+  }
+  if (o->pos % o->block == 0 && len == o->block) {
+    digest_update(o->root, digest, DIGEST_LEN);
+    o->pos += len;
+  } else
+    hash_bytes(o, buf, len);
   return 0;
 }
 

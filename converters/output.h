@@ -31,6 +31,12 @@ int output_write(struct output *o, const void *buf, size_t len);
 int output_write_digested(struct output *o, const void *buf, size_t len,
                           const uint8_t digest[DIGEST_LEN]);
 
+/* Like output_write_digested, but runs of all-zero granules (granule
+ * bytes each, from buf's start) go to the store as zeros: holes in a
+ * file, pages never sent to a page blob. */
+int output_write_sparse(struct output *o, const void *buf, size_t len,
+                        const uint8_t digest[DIGEST_LEN], size_t granule);
+
 /* Append len zero bytes (holes in a file, skipped in a page blob). */
 int output_zero(struct output *o, uint64_t len);
 

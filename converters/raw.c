@@ -11,6 +11,9 @@
 
 extern const struct format_ops format_raw;
 
+/* Zero runs inside data chunks become holes too, 64 KiB at a time. */
+#define SPARSE_GRANULE (64u << 10)
+
 static uint64_t raw_virtual_size(const struct image_manifest *m)
 {
   return m->disk_size;
@@ -46,7 +49,7 @@ static int raw_data(struct format_writer *w, uint64_t offset, const void *buf,
                     size_t len, const uint8_t digest[DIGEST_LEN])
 {
   (void)offset;
-  return output_write_digested(w->out, buf, len, digest);
+  return output_write_sparse(w->out, buf, len, digest, SPARSE_GRANULE);
 }
 
 static int raw_zero(struct format_writer *w, uint64_t offset, uint64_t len)

@@ -250,7 +250,8 @@ static int fixed_data(struct format_writer *w, uint64_t offset,
                       const uint8_t digest[DIGEST_LEN])
 {
   (void)offset;
-  return output_write_digested(w->out, buf, len, digest);
+  /* zero pages inside data chunks are not sent either (page blob) */
+  return output_write_sparse(w->out, buf, len, digest, 64u << 10);
 }
 
 static int fixed_zero(struct format_writer *w, uint64_t offset, uint64_t len)

@@ -3,6 +3,7 @@
  * qcow2 layout, parallel gzip against zlib's own inflate, the output
  * digest against hashing the same bytes, and the worker pool. */
 #include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -266,6 +267,46 @@ static void test_output_digest(void)
   free(all);
 }
 
+/* Zero granules inside a data write become holes; the bytes read back
+ * are the same. */
+static void test_output_sparse(const char *dir)
+{
+  size_t len = 1u << 20, got;
+  uint8_t *buf = calloc(len, 1), *back = malloc(len), d[DIGEST_LEN];
+  char *url, path[512];
+  struct store *s;
+  struct store_writer *w;
+  struct output *o;
+  struct stat st;
+  FILE *fp;
+
+  fill(buf, 65536, 3);                        /* data, then 960 KiB of */
+  fill(buf + len - 100, 100, 4);              /* zeros, then data */
+  digest_buf(buf, len, d);
+  CHECK(asprintf(&url, "file://%s", dir) > 0);
+  s = store_open(url);
+  w = store_writer_open(s, "sparse.raw", NULL);
+  o = output_create(w, (uint32_t)len);
+  CHECK(output_write_sparse(o, buf, len, d, 65536) == 0);
+  CHECK(output_write_sparse(o, buf, 100, d, 65536) == 0);  /* unaligned */
+  CHECK(store_writer_commit(w) == 0);
+  snprintf(path, sizeof path, "%s/sparse.raw", dir);
+  CHECK(stat(path, &st) == 0);
+  CHECK_U64(st.st_size, len + 100);
+  CHECK((uint64_t)st.st_blocks * 512 < len / 2);
+  fp = fopen(path, "rb");
+  CHECK(fp != NULL);
+  got = fread(back, 1, len, fp);
+  fclose(fp);
+  CHECK_U64(got, len);
+  CHECK(memcmp(back, buf, len) == 0);
+  output_close(o);
+  store_close(s);
+  free(url);
+  free(buf);
+  free(back);
+}
+
 int main(void)
 {
   char *dir = test_tmpdir();
@@ -276,6 +317,7 @@ int main(void)
   test_pool();
   test_output_digest();
   test_pgzip(dir);
+  test_output_sparse(dir);
   test_rmrf(dir);
   free(dir);
   TEST_MAIN_END();
