@@ -10,7 +10,7 @@
 #   make bench                benchmarks against the peers (docs/PERFORMANCE.md)
 
 PKGS := libcurl libmicrohttpd jansson openssl libarchive zlib libnbd \
-        sqlite3 yaml-0.1 libzstd
+        sqlite3 yaml-0.1 libzstd libdeflate
 
 CC ?= cc
 VERSION := 0.1.0
