@@ -12,9 +12,9 @@ requires qemu-system-x86_64 qemu-img sfdisk mke2fs grub-mkimage busybox cpio jq 
 FORMATS=${FERRY_BOOT_FORMATS:-raw vhd vhd-dynamic vmdk qcow2 gce}
 export FERRY_QEMU_ACCEL=tcg
 
-LAYOUT=mbr bash "$TOP/tests/make-boot-disk.sh" "$T/bootmbr.img" 160M bootmbr >"$T/mk1.log" 2>&1 ||
+LAYOUT=mbr bash "$TOP/scripts/make-boot-disk.sh" "$T/bootmbr.img" 160M bootmbr >"$T/mk1.log" 2>&1 ||
   fail "cannot build the MBR test disk: $(tail -5 "$T/mk1.log")"
-LAYOUT=gpt bash "$TOP/tests/make-boot-disk.sh" "$T/bootgpt.img" 160M bootgpt >"$T/mk2.log" 2>&1 ||
+LAYOUT=gpt bash "$TOP/scripts/make-boot-disk.sh" "$T/bootgpt.img" 160M bootgpt >"$T/mk2.log" 2>&1 ||
   fail "cannot build the GPT test disk: $(tail -5 "$T/mk2.log")"
 sfdisk -d "$T/bootgpt.img" | grep -q "label: gpt" || fail "the GPT disk has no GPT"
 ok "built two bootable server disks (MBR and GPT)"
