@@ -82,7 +82,11 @@ say "proof: the migrated disk is the source disk, and it booted"
 qemu-img info "$OUT" | sed -n '1,4p'
 qemu-img check -q "$OUT" && echo "qemu-img check: no errors"
 qemu-img compare -f raw -F qcow2 "$DIR/web01-sda.img" "$OUT"
-ferry-convert --verify --from "file://$DIR/store/web01/sda" --format qcow2 --to "$OUT" | sed 's/^/ferry-convert --verify: /' 
+ferry-convert --verify --from "file://$DIR/store/web01/sda" --format qcow2 --to "$OUT" | sed 's/^/ferry-convert --verify: /'
+say "and back to raw: ferry-convert --from file://$DIR/store/web01/sda --format raw --to restored.raw"
+ferry-convert --from "file://$DIR/store/web01/sda" --format raw --to "$DIR/restored.raw"
+cmp "$DIR/web01-sda.img" "$DIR/restored.raw" && echo "cmp: the restored raw disk is byte-identical to the source"
+qemu-img compare -f raw -F raw "$DIR/web01-sda.img" "$DIR/restored.raw"
 
 R=$(curl -s -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$FERRY_TOKEN_FILE")") "$FERRY_SERVER/v1/migrations/1")
 clone=$(jq '.tasks[] | select(.kind == "clone") | .result' <<<"$R")
