@@ -219,7 +219,7 @@ TARGET_AVX2 MB_INLINE void avx2_load_block(__m256i w[16],
 #define MB_LOAD(p) _mm256_load_si256((const __m256i *)(p))
 #define MB_STORE(p, v) _mm256_store_si256((__m256i *)(p), v)
 #define MB_ADD(a, b) _mm256_add_epi32(a, b)
-#define MB_K(i) _mm256_set1_epi32((int)sha256_k[i])
+#define MB_SET1(x) _mm256_set1_epi32((int)(x))
 #define MB_BSIG0 avx2_bsig0
 #define MB_BSIG1 avx2_bsig1
 #define MB_SSIG0 avx2_ssig0
@@ -278,7 +278,7 @@ TARGET_AVX512VL MB_INLINE __m256i vl_maj(__m256i a, __m256i b, __m256i c)
 #define MB_LOAD(p) _mm256_load_si256((const __m256i *)(p))
 #define MB_STORE(p, v) _mm256_store_si256((__m256i *)(p), v)
 #define MB_ADD(a, b) _mm256_add_epi32(a, b)
-#define MB_K(i) _mm256_set1_epi32((int)sha256_k[i])
+#define MB_SET1(x) _mm256_set1_epi32((int)(x))
 #define MB_BSIG0 vl_bsig0
 #define MB_BSIG1 vl_bsig1
 #define MB_SSIG0 vl_ssig0
@@ -373,7 +373,7 @@ TARGET_AVX512 MB_INLINE void z_load_block(__m512i w[16],
 #define MB_LOAD(p) _mm512_load_si512((const void *)(p))
 #define MB_STORE(p, v) _mm512_store_si512((void *)(p), v)
 #define MB_ADD(a, b) _mm512_add_epi32(a, b)
-#define MB_K(i) _mm512_set1_epi32((int)sha256_k[i])
+#define MB_SET1(x) _mm512_set1_epi32((int)(x))
 #define MB_BSIG0 z_bsig0
 #define MB_BSIG1 z_bsig1
 #define MB_SSIG0 z_ssig0
