@@ -531,13 +531,14 @@ static size_t mb_speed(const struct mb_kernel *k, size_t left)
   return k->speed * (left < k->lanes ? left : k->lanes) / k->lanes;
 }
 
-/* The fastest kernel this CPU has for `left` messages. */
-static const struct mb_kernel *mb_pick(size_t left)
+/* The fastest kernel this CPU has for `left` messages, among mb_kernels[]
+ * from index `from` on. */
+static const struct mb_kernel *mb_pick(size_t left, size_t from)
 {
   const struct mb_kernel *best = NULL;
   size_t i;
 
-  for (i = 0; i < MB_NKERNELS; i++) {
+  for (i = from; i < MB_NKERNELS; i++) {
     const struct mb_kernel *k = &mb_kernels[i];
 
     if ((best == NULL || mb_speed(k, left) > mb_speed(best, left)) &&
@@ -556,13 +557,14 @@ static void openssl_many(const void *const *bufs, const size_t *lens,
     digest_buf(lens[i] ? bufs[i] : "", lens[i], out[i]);
 }
 
-/* Hash every message of m, on kernel k if not NULL, else on the best
- * kernel for the messages left at each step. */
-static void mb_run(struct mb *m, const struct mb_kernel *fixed)
+/* Hash every message of m, on kernel `fixed` if not NULL, else on the
+ * best kernel from mb_kernels[from] on for the messages left at each
+ * step. */
+static void mb_run(struct mb *m, const struct mb_kernel *fixed, size_t from)
 {
   for (;;) {
     size_t left = m->busy + (m->n - m->next);
-    const struct mb_kernel *k = fixed ? fixed : mb_pick(left);
+    const struct mb_kernel *k = fixed ? fixed : mb_pick(left, from);
     const uint8_t *ptr[MB_MAX_LANES];
     unsigned l, run;
     size_t nblocks;
@@ -620,19 +622,19 @@ static const struct mb_kernel *mb_kernel_of(enum sha256_path path)
   return NULL;
 }
 
-static void mb_many(const struct mb_kernel *fixed, const void *const *bufs,
-                    const size_t *lens, size_t n,
+static void mb_many(const struct mb_kernel *fixed, size_t from,
+                    const void *const *bufs, const size_t *lens, size_t n,
                     uint8_t (*out)[DIGEST_LEN])
 {
   struct mb m = { .bufs = bufs, .lens = lens, .n = n, .out = out };
 
-  mb_run(&m, fixed);
+  mb_run(&m, fixed, from);
 }
 
 void sha256_many(const void *const *bufs, const size_t *lens, size_t n,
                  uint8_t (*out)[DIGEST_LEN])
 {
-  mb_many(NULL, bufs, lens, n, out);
+  mb_many(NULL, 0, bufs, lens, n, out);
 }
 
 unsigned sha256_lanes(void)
@@ -660,7 +662,7 @@ unsigned sha256_path_lanes(enum sha256_path path)
 
   switch (path) {
   case SHA256_PATH_AUTO:
-    return mb_pick(MB_MAX_LANES)->lanes;
+    return mb_pick(MB_MAX_LANES, 0)->lanes;
   case SHA256_PATH_OPENSSL:
     return 1;
   default:
@@ -689,7 +691,24 @@ int sha256_many_path(enum sha256_path path, const void *const *bufs,
                   "CPU", sha256_path_name(path));
       return -1;
     }
-    mb_many(k, bufs, lens, n, out);
+    mb_many(k, 0, bufs, lens, n, out);
     return 0;
   }
+}
+
+int sha256_many_upto(enum sha256_path widest, const void *const *bufs,
+                     const size_t *lens, size_t n,
+                     uint8_t (*out)[DIGEST_LEN])
+{
+  const struct mb_kernel *k = mb_kernel_of(widest);
+
+  if (widest == SHA256_PATH_AUTO || widest == SHA256_PATH_OPENSSL)
+    return sha256_many_path(widest, bufs, lens, n, out);
+  if (k == NULL || !k->have()) {
+    ferry_error("sha256: the %s implementation is not available on this "
+                "CPU", sha256_path_name(widest));
+    return -1;
+  }
+  mb_many(NULL, (size_t)(k - mb_kernels), bufs, lens, n, out);
+  return 0;
 }

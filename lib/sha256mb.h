@@ -20,7 +20,7 @@
 
 /* out[i] = SHA-256(bufs[i][0..lens[i])) for every i < n.  Lengths may
  * differ and may be 0 (bufs[i] may then be NULL).  Buffers need no
- * alignment.  Cannot fail, allocates nothing, keeps about 4 KiB of stack;
+ * alignment.  Cannot fail, allocates nothing (a few KiB of stack);
  * safe to call from several threads at once.  Throughput grows with n up
  * to sha256_lanes() (and a little beyond, as lanes that finish early are
  * refilled with the next buffer). */
@@ -51,6 +51,14 @@ unsigned sha256_path_lanes(enum sha256_path path);
 /* sha256_many on one path only, every buffer of the call, stragglers
  * included; -1 with an error recorded if this CPU lacks the path. */
 int sha256_many_path(enum sha256_path path, const void *const *bufs,
+                     const size_t *lens, size_t n,
+                     uint8_t (*out)[DIGEST_LEN]);
+
+/* sha256_many as it runs on a CPU whose widest path is `widest` (one of
+ * the SIMD paths or "scalar" for none): its choices between kernels, and
+ * OpenSSL, for CPUs other than this one; -1 with an error recorded if
+ * this CPU lacks that path. */
+int sha256_many_upto(enum sha256_path widest, const void *const *bufs,
                      const size_t *lens, size_t n,
                      uint8_t (*out)[DIGEST_LEN]);
 

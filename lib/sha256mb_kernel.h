@@ -1,4 +1,4 @@
-/* sha256mb_kernel.h - the SHA-256 compression of MB_LANES messages at once,
+/* sha256mb_kernel.h - the SHA-256 compression of 8 or 16 messages at once,
  * one message per 32-bit lane of a vector; a template that sha256mb.c
  * includes once per instruction set (no include guard on purpose).
  *
@@ -6,7 +6,7 @@
  *   MB_NAME            the function's name
  *   MB_TARGET          its __attribute__((target(...)))
  *   MB_VEC             the vector type
- *   MB_LOAD(p), MB_STORE(p, v)    aligned load/store of MB_LANES words
+ *   MB_LOAD(p), MB_STORE(p, v)    aligned load/store of a vector
  *   MB_ADD(a, b)       lane-wise addition modulo 2^32
  *   MB_SET1(x)         x in every lane
  *   MB_BSIG0, MB_BSIG1, MB_SSIG0, MB_SSIG1, MB_CH, MB_MAJ
@@ -16,7 +16,8 @@
  *                      ptr[lane] + off, in each lane (FIPS 180-4 5.2.1)
  * and #undefs nothing: the template does that at its end.
  *
- * st holds the eight working hash words, row j = H_j of every lane. */
+ * The function hashes nblocks consecutive 64-byte blocks at ptr[lane]
+ * into the lane's column of st (row j = hash word H_j of every lane). */
 
 /* FIPS 180-4 6.2.2 step 3: one round; the caller rotates the names. */
 #define MB_ROUND(a, b, c, d, e, f, g, h, i, wi)                              \

@@ -10,6 +10,12 @@
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 
+/* sha256_many_path (that path only) or sha256_many_upto (the choices of
+ * sha256_many on a CPU whose widest path is that one) */
+static int (*hash)(enum sha256_path, const void *const *, const size_t *,
+                   size_t, uint8_t (*)[DIGEST_LEN]);
+static const char *mode;
+
 /* xorshift64: reproducible bytes and lengths */
 static uint64_t rnd(void)
 {
@@ -57,13 +63,14 @@ static void check_batch(enum sha256_path path, const void *const *bufs,
   CHECK(got != NULL);
   if (got == NULL)
     return;
-  CHECK(sha256_many_path(path, bufs, lens, n, got) == 0);
+  CHECK(hash(path, bufs, lens, n, got) == 0);
   for (i = 0; i < n; i++) {
     digest_buf(lens[i] ? bufs[i] : "", lens[i], want);
     test_checks++;
     if (memcmp(got[i], want, DIGEST_LEN) != 0) {
-      fprintf(stderr, "%s: %s: buffer %zu of %zu (%zu bytes): got %s",
-              sha256_path_name(path), what, i, n, lens[i], hex_of(got[i]));
+      fprintf(stderr, "%s %s: %s: buffer %zu of %zu (%zu bytes): got %s",
+              mode, sha256_path_name(path), what, i, n, lens[i],
+              hex_of(got[i]));
       fprintf(stderr, ", expected %s\n", hex_of(want));
       test_failures++;
       break;
@@ -101,12 +108,12 @@ static void check_vectors(enum sha256_path path)
   memset(million, 'a', 1000000);
   CHECK(sizeof m448 - 1 == 448 / 8);
   CHECK(sizeof m896 - 1 == 896 / 8);
-  CHECK(sha256_many_path(path, bufs, lens, 5, out) == 0);
+  CHECK(hash(path, bufs, lens, 5, out) == 0);
   for (i = 0; i < 5; i++)
     CHECK_STR(hex_of(out[i]), hex[i]);
   for (i = 0; i < 5; i++) {
     memset(out[0], 0, DIGEST_LEN);
-    CHECK(sha256_many_path(path, &bufs[i], &lens[i], 1, out) == 0);
+    CHECK(hash(path, &bufs[i], &lens[i], 1, out) == 0);
     CHECK_STR(hex_of(out[0]), hex[i]);
   }
   free(million);
@@ -188,9 +195,17 @@ static void check_long(enum sha256_path path)
     free(base[i]);
 }
 
+static void check_all(enum sha256_path p)
+{
+  check_vectors(p);
+  check_lengths(p);
+  check_mixes(p);
+  check_long(p);
+}
+
 int main(void)
 {
-  char ran[256] = "", absent[256] = "";
+  char ran[256] = "", absent[256] = "", upto[256] = "";
   unsigned p;
 
   /* the batch size is one the implementations have */
@@ -201,9 +216,13 @@ int main(void)
   /* an unknown path is refused with a message */
   CHECK(sha256_many_path(SHA256_PATH_COUNT, NULL, NULL, 0, NULL) == -1);
   CHECK_CONTAINS(ferry_errmsg(), "not available");
+  CHECK(sha256_many_upto(SHA256_PATH_COUNT, NULL, NULL, 0, NULL) == -1);
   /* no buffers: nothing written, nothing read */
   sha256_many(NULL, NULL, 0, NULL);
 
+  /* each path on its own, for every buffer of a call */
+  hash = sha256_many_path;
+  mode = "path";
   for (p = 0; p < SHA256_PATH_COUNT; p++) {
     char *list = sha256_path_lanes(p) ? ran : absent;
 
@@ -211,14 +230,23 @@ int main(void)
              sha256_path_name(p));
     if (sha256_path_lanes(p) == 0) {
       CHECK(sha256_many_path(p, NULL, NULL, 0, NULL) == -1);
+      CHECK(sha256_many_upto(p, NULL, NULL, 0, NULL) == -1);
       continue;
     }
-    check_vectors(p);
-    check_lengths(p);
-    check_mixes(p);
-    check_long(p);
+    check_all(p);
   }
-  fprintf(stderr, "paths run:%s; not on this CPU:%s (%u lanes)\n", ran,
-          *absent ? absent : " none", sha256_lanes());
+  /* sha256_many's own choices (narrower kernels for the last messages,
+   * OpenSSL for lone ones) as on CPUs whose widest path is each of ours */
+  hash = sha256_many_upto;
+  mode = "auto up to";
+  for (p = SHA256_PATH_SCALAR; p < SHA256_PATH_COUNT; p++)
+    if (sha256_path_lanes(p) > 0) {
+      snprintf(upto + strlen(upto), 256 - strlen(upto), " %s",
+               sha256_path_name(p));
+      check_all(p);
+    }
+  fprintf(stderr, "paths run:%s; not on this CPU:%s; auto as on CPUs up "
+          "to:%s (%u lanes here)\n", ran, *absent ? absent : " none", upto,
+          sha256_lanes());
   TEST_MAIN_END();
 }
