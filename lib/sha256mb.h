@@ -9,7 +9,8 @@
  *
  * The implementation is chosen at run time from the CPU's features; the
  * build needs no -m flags and the code runs on any x86-64 (or other)
- * CPU, falling back to OpenSSL one buffer at a time. */
+ * CPU, falling back to OpenSSL one buffer at a time (also on CPUs with
+ * SHA extensions, where OpenSSL is as fast). */
 #ifndef FERRY_SHA256MB_H
 #define FERRY_SHA256MB_H
 
@@ -28,7 +29,8 @@ void sha256_many(const void *const *bufs, const size_t *lens, size_t n,
                  uint8_t (*out)[DIGEST_LEN]);
 
 /* How many buffers one pass hashes at once on this CPU (1, 8 or 16): the
- * batch a caller should gather for full throughput. */
+ * batch a caller should gather for full throughput.  1 on CPUs with SHA
+ * extensions, where OpenSSL's one-buffer code is as fast. */
 unsigned sha256_lanes(void);
 
 /* The implementations, for tests and benchmarks. */
@@ -54,10 +56,10 @@ int sha256_many_path(enum sha256_path path, const void *const *bufs,
                      const size_t *lens, size_t n,
                      uint8_t (*out)[DIGEST_LEN]);
 
-/* sha256_many as it runs on a CPU whose widest path is `widest` (one of
- * the SIMD paths or "scalar" for none): its choices between kernels, and
- * OpenSSL, for CPUs other than this one; -1 with an error recorded if
- * this CPU lacks that path. */
+/* sha256_many as it runs on a CPU without SHA extensions whose widest
+ * path is `widest` (one of the SIMD paths or "scalar" for none): its
+ * choices between kernels, and OpenSSL, for CPUs other than this one; -1
+ * with an error recorded if this CPU lacks that path. */
 int sha256_many_upto(enum sha256_path widest, const void *const *bufs,
                      const size_t *lens, size_t n,
                      uint8_t (*out)[DIGEST_LEN]);
