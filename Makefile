@@ -107,7 +107,16 @@ $(O)/tests/store-tool: tests/tools/store_tool.c $(LIBFERRY)
 	$(call say,TOOL,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 	  $(LIBFERRY) $(LIBS)
 
-unit: $(UNIT_TESTS) $(TEST_TOOLS)
+# Benchmark programs that bench/*.sh run; built with the unit tests so
+# that they keep compiling.
+BENCH_TOOLS := $(O)/bench/sha256-bench
+
+$(O)/bench/sha256-bench: bench/sha256_bench.c $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(call say,TOOL,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
+	  $(LIBFERRY) $(LIBS)
+
+unit: $(UNIT_TESTS) $(TEST_TOOLS) $(BENCH_TOOLS)
 
 deps-build:
 	@bash scripts/setup.sh build
