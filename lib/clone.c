@@ -14,6 +14,7 @@
 #include "error.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "sha256mb.h"
 #include "source.h"
 #include "store.h"
 
@@ -47,6 +48,7 @@ struct clone {
   pthread_cond_t cond;                   /* any change of the counters */
   struct slot *slots;                    /* window, indexed seq % window */
   uint64_t window;
+  unsigned batch;                        /* chunks a worker takes at once */
   uint64_t issued, taken, emitted;       /* sequence numbers */
   int planning_done;
   int failed;                            /* first error is in errmsg */
@@ -123,36 +125,42 @@ static void emit_locked(struct clone *c)
 struct worker {
   struct clone *c;
   pthread_t thread;
-  void *buf;                     /* one chunk read from the source */
-  void *zbuf;                    /* its compressed form */
+  void **bufs;                   /* a batch of chunks read from the source */
+  void *zbuf;                    /* one chunk's compressed form */
   struct codec *codec;
 };
 
-/* Read, hash, maybe compress and upload one chunk; fills sl. */
-static int process(struct worker *w, struct slot *sl)
+/* Read one chunk of a batch into buf; sets sl->zero.  1 if it holds data
+ * (to be hashed), 0 if zero, -1 on error. */
+static int read_chunk(struct clone *c, struct slot *sl, void *buf)
 {
-  struct clone *c = w->c;
   uint64_t len = image_chunk_len(&c->m, sl->index);
-  uint64_t off = sl->index * c->m.chunk_size;
-  char key[IMAGE_CHUNK_KEY_MAX];
-  struct image_chunk *ch = &sl->chunk;
-  const void *data = w->buf;
-  size_t stored = (size_t)len;
 
-  if (source_pread(c->o->src, w->buf, (size_t)len, off) == -1)
+  if (source_pread(c->o->src, buf, (size_t)len,
+                   sl->index * c->m.chunk_size) == -1)
     return -1;
   atomic_fetch_add(&c->read_bytes, len);
-  if (buf_is_zero(w->buf, (size_t)len)) {
-    sl->zero = 1;
+  sl->zero = buf_is_zero(buf, (size_t)len);
+  if (sl->zero) {
     atomic_fetch_add(&c->zero_chunks, 1);
     return 0;
   }
-  sl->zero = 0;
+  return 1;
+}
+
+/* Maybe compress and upload a read, hashed chunk; fills sl->chunk. */
+static int store_chunk(struct worker *w, struct slot *sl, const void *buf)
+{
+  struct clone *c = w->c;
+  uint64_t len = image_chunk_len(&c->m, sl->index);
+  char key[IMAGE_CHUNK_KEY_MAX];
+  struct image_chunk *ch = &sl->chunk;
+  const void *data = buf;
+  size_t stored = (size_t)len;
+
   ch->index = sl->index;
-  digest_buf(w->buf, (size_t)len, ch->digest);
   atomic_fetch_add(&c->data_chunks, 1);
   atomic_fetch_add(&c->data_bytes, len);
-
   if (chunkset_find(c->have, ch->digest, &ch->enc, &ch->stored_size) == 1 &&
       (ch->enc != ENC_RAW || ch->stored_size == len)) {
     atomic_fetch_add(&c->reused_chunks, 1);
@@ -162,7 +170,7 @@ static int process(struct worker *w, struct slot *sl)
   ch->enc = ENC_RAW;
   if (c->o->enc != ENC_RAW) {
     /* compression pays when it saves at least an eighth */
-    size_t z = codec_encode(w->codec, w->buf, (size_t)len, w->zbuf,
+    size_t z = codec_encode(w->codec, buf, (size_t)len, w->zbuf,
                             (size_t)len - (size_t)len / 8);
 
     if (z > 0) {
@@ -181,13 +189,58 @@ static int process(struct worker *w, struct slot *sl)
          ? store_put_hashed(c->o->store, key, data, stored, ch->digest)
          : store_put(c->o->store, key, data, stored)) == -1) {
     ferry_error_prefix("upload chunk %" PRIu64 " (offset %" PRIu64 "): ",
-                       sl->index, off);
+                       sl->index, sl->index * c->m.chunk_size);
     return -1;
   }
   if (chunkset_add(c->have, ch->digest, ch->enc, stored) == -1)
     return -1;
   atomic_fetch_add(&c->sent_chunks, 1);
   atomic_fetch_add(&c->sent_bytes, stored);
+  return 0;
+}
+
+/* A batch of n consecutive slots: read them all, hash the ones holding
+ * data together (one SIMD lane each: lib/sha256mb.h), then store each. */
+static int process_batch(struct worker *w, uint64_t first, unsigned n)
+{
+  struct clone *c = w->c;
+  const void *bufs[CLONE_BATCH_MAX] = { 0 };
+  size_t lens[CLONE_BATCH_MAX] = { 0 };
+  uint8_t digests[CLONE_BATCH_MAX][DIGEST_LEN];
+  struct slot *data[CLONE_BATCH_MAX];
+  unsigned k, nd = 0;
+
+  for (k = 0; k < n; k++) {
+    struct slot *sl = &c->slots[(first + k) % c->window];
+    int r;
+
+    if (sl->carry) {
+      sl->zero = 0;
+      continue;
+    }
+    if (cancelled(c)) {
+      ferry_error("canceled");
+      return -1;
+    }
+    r = read_chunk(c, sl, w->bufs[k]);
+    if (r == -1)
+      return -1;
+    if (r == 1) {
+      bufs[nd] = w->bufs[k];
+      lens[nd] = (size_t)image_chunk_len(&c->m, sl->index);
+      data[nd++] = sl;
+    }
+  }
+  sha256_many(bufs, lens, nd, digests);
+  for (k = 0; k < nd; k++) {
+    memcpy(data[k]->chunk.digest, digests[k], DIGEST_LEN);
+    if (cancelled(c)) {
+      ferry_error("canceled");
+      return -1;
+    }
+    if (store_chunk(w, data[k], bufs[k]) == -1)
+      return -1;
+  }
   return 0;
 }
 
@@ -198,29 +251,27 @@ static void *worker_main(void *arg)
 
   pthread_mutex_lock(&c->lock);
   for (;;) {
-    uint64_t seq;
-    struct slot *sl;
+    uint64_t first;
+    unsigned n, k;
     int r;
 
     while (!c->failed && c->taken == c->issued && !c->planning_done)
       pthread_cond_wait(&c->cond, &c->lock);
     if (c->failed || c->taken == c->issued)
       break;
-    seq = c->taken++;
-    sl = &c->slots[seq % c->window];
+    first = c->taken;
+    n = c->issued - c->taken < c->batch ? (unsigned)(c->issued - c->taken)
+                                        : c->batch;
+    c->taken += n;
     pthread_mutex_unlock(&c->lock);
 
-    if (sl->carry) {
-      sl->zero = 0;
-      r = 0;
-    } else {
-      r = cancelled(c) ? (ferry_error("canceled"), -1) : process(w, sl);
-    }
+    r = process_batch(w, first, n);
 
     pthread_mutex_lock(&c->lock);
     if (r == -1)
       fail_locked(c, ferry_errmsg());
-    sl->done = 1;
+    for (k = 0; k < n; k++)
+      c->slots[(first + k) % c->window].done = 1;
     emit_locked(c);
   }
   pthread_mutex_unlock(&c->lock);
@@ -488,7 +539,13 @@ int clone_run(const struct clone_opts *o, struct clone_stats *st)
   c.m.disk_size = o->src->size;
   c.m.chunk_size = o->chunk_size ? o->chunk_size : IMAGE_CHUNK_DEFAULT;
   c.m.chunk_count = (c.m.disk_size + c.m.chunk_size - 1) / c.m.chunk_size;
-  c.window = (uint64_t)jobs * 4;
+  /* a batch fills the SIMD lanes of the multi-buffer SHA-256; memory is
+   * jobs x batch chunk buffers */
+  c.batch = o->batch ? o->batch : sha256_lanes() < CLONE_BATCH_DEFAULT
+                                    ? sha256_lanes() : CLONE_BATCH_DEFAULT;
+  if (c.batch > CLONE_BATCH_MAX)
+    c.batch = CLONE_BATCH_MAX;
+  c.window = (uint64_t)jobs * c.batch * 2;
   pthread_mutex_init(&c.lock, NULL);
   pthread_cond_init(&c.cond, NULL);
   pthread_mutex_init(&prog.lock, NULL);
@@ -543,12 +600,17 @@ int clone_run(const struct clone_opts *o, struct clone_stats *st)
     struct worker *w = &workers[i];
 
     w->c = &c;
-    w->buf = malloc(c.m.chunk_size);
+    w->bufs = calloc(c.batch, sizeof *w->bufs);
     w->zbuf = malloc(c.m.chunk_size);
     w->codec = codec_create(o->enc, o->level);
-    if (w->buf == NULL || w->zbuf == NULL || w->codec == NULL) {
-      ferry_error("out of memory for %u chunk buffers of %u bytes", jobs * 2,
-                  c.m.chunk_size);
+    for (unsigned k = 0; w->bufs && k < c.batch; k++)
+      if ((w->bufs[k] = malloc(c.m.chunk_size)) == NULL) {
+        ferry_error("out of memory");
+        goto stop;
+      }
+    if (w->bufs == NULL || w->zbuf == NULL || w->codec == NULL) {
+      ferry_error("out of memory for %u chunk buffers of %u bytes",
+                  jobs * (c.batch + 1), c.m.chunk_size);
       goto stop;
     }
     if ((errno = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
@@ -589,7 +651,9 @@ stop:
     o->progress(o->opaque, st);
 out:
   for (i = 0; workers && i < jobs; i++) {
-    free(workers[i].buf);
+    for (unsigned k = 0; workers[i].bufs && k < c.batch; k++)
+      free(workers[i].bufs[k]);
+    free(workers[i].bufs);
     free(workers[i].zbuf);
     codec_close(workers[i].codec);
   }
