@@ -164,6 +164,12 @@ jq -n --arg url "$SERVER_URL" --arg enroll "$ENROLL_TOKEN_FILE" --arg op "$OPERA
 }' >"$T/vars.json"
 
 # ---- 1. chroot
+rc=0; play bad deploy.yml -e "ferry_agent_enroll_token_file=$T/nosuch" || rc=$?
+[ "$rc" != 0 ] && grep -q "$T/nosuch is not a file on the controller" "$T/bad.out" ||
+  fail "deploy.yml without a token file (rc=$rc): $(tail -n 20 "$T/bad.out")"
+[ ! -e "$T/root/etc/ferry" ] && [ ! -e "$T/root/var/cache/ferry-agent" ] || fail "deploy.yml without a token file changed the root"
+ok "deploy.yml without its token file stops before touching the host and names the file"
+
 t0=$(date +%s)
 play deploy1 deploy.yml || fail "deploy.yml into the chroot: $(tail -n 30 "$T/deploy1.out")"
 expect_recap deploy.yml some
@@ -360,16 +366,21 @@ stop_container || fail "the container did not shut down within 20 s of SIGTERM"
 chroot_on
 rm -rf "$R/var/lib/ferry"
 BEFORE=$(tree)
-play copy1 deploy.yml -e ferry_agent_install_method=copy || fail "deploy.yml (copy): $(tail -n 30 "$T/copy1.out")"
+# the token from a variable (as from ansible-vault) instead of a file
+jq -n --rawfile t "$ENROLL_TOKEN_FILE" '{ferry_agent_enroll_token: $t}' >"$T/token-var.json"
+chmod 600 "$T/token-var.json"
+play copy1 deploy.yml -e ferry_agent_install_method=copy -e "@$T/token-var.json" -e ferry_agent_enroll_token_file= || fail "deploy.yml (copy): $(tail -n 30 "$T/copy1.out")"
 expect_recap "deploy.yml (copy)" some
 expect_mode "$R/usr/local/bin/ferry-agent" "755 root:root"
 expect_mode "$R/etc/systemd/system/ferry-agent.service" "644 root:root"
 expect_mode "$R/etc/ferry/enroll.token" "600 root:root"
 cmp -s "$FERRY_BIN/ferry-agent" "$R/usr/local/bin/ferry-agent" || fail "the copied binary differs"
+cmp -s <(tr -d '\n' <"$ENROLL_TOKEN_FILE") <(tr -d '\n' <"$R/etc/ferry/enroll.token") ||
+  fail "the token from ferry_agent_enroll_token did not reach the root"
 grep -qx "ExecStart=/usr/local/bin/ferry-agent run --config /etc/ferry/agent.conf" "$R/etc/systemd/system/ferry-agent.service" ||
   fail "the copied unit's ExecStart: $(grep ExecStart "$R/etc/systemd/system/ferry-agent.service")"
 verify_unit
 play copy3 uninstall.yml || fail "uninstall.yml (copy): $(tail -n 30 "$T/copy3.out")"
 expect_recap "uninstall.yml (copy)" some
 diff <(echo "$BEFORE") <(tree) >"$T/tree.diff" || fail "uninstall.yml (copy) left the root changed: $(head -n 30 "$T/tree.diff")"
-ok "the copy method: /usr/local/bin/ferry-agent 0755, its own unit (verified), removed without a trace"
+ok "the copy method with the token from a variable: /usr/local/bin/ferry-agent 0755, its own unit (verified), removed without a trace"
