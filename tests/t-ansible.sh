@@ -51,7 +51,7 @@ expect_recap() {
 }
 no_secrets() {
   local s
-  for s in "$ENROLL_TOKEN_FILE" "$OPERATOR_TOKEN_FILE" "$T/root/var/lib/ferry/agent.token"; do
+  for s in "$ENROLL_TOKEN_FILE" "$OPERATOR_TOKEN_FILE" "$T/root/var/lib/ferry/agent.token" "$T/agent.token"; do
     [ -s "$s" ] || continue
     ! grep -qF "$(cat "$s")" "$1" || fail "a token from $s appears in Ansible's output $1"
   done
@@ -244,6 +244,12 @@ LOOP=$(losetup --find --show --read-only "$R/srv/ferry-test/sda.img") ||
   fail "cannot attach a loop device to the test disk (losetup)"
 at_exit "losetup -d '$LOOP'"
 chroot_off
+# A sanitizer build's LeakSanitizer ptraces the agent's threads at exit, a
+# call outside the unit's @system-service filter: allow just that here, so
+# the daemon under systemd is leak-checked too (its journal, below).
+if grep -q 'NEEDED.*libasan' <(objdump -p "$FERRY_BIN/ferry-agent"); then
+  printf '[Service]\nSystemCallFilter=ptrace\n' >"$R/etc/systemd/system/ferry-agent.service.d/sanitizer.conf"
+fi
 machine=ferry-$(basename "$T" | tr -dc 'a-zA-Z0-9' | tail -c 10)
 systemd-nspawn --quiet --register=no --keep-unit --machine="$machine" -D "$R" \
   --bind="$STORE" --bind="$LOOP" -b --console=read-only >"$T/nspawn.log" 2>&1 &
@@ -343,10 +349,7 @@ rc=0; play clone3 clone.yml -e ferry_blueprint=nosuch || rc=$?
   fail "clone.yml with an unknown blueprint (rc=$rc): $(tail -n 20 "$T/clone3.out")"
 ok "clone.yml watches a host's active migration instead of starting another (changed=0), and names the server's error for a bad blueprint"
 
-inside journalctl -u ferry-agent.service >"$T/journal.out" 2>&1
-no_secrets "$T/journal.out"
-ok "no token in the agent's journal"
-
+install -m 600 "$R/var/lib/ferry/agent.token" "$T/agent.token"
 play uninstall3 uninstall.yml || fail "uninstall.yml on the booted root: $(tail -n 30 "$T/uninstall3.out")"
 expect_recap "uninstall.yml on the booted root" some
 state=$(inside systemctl show -p LoadState --value ferry-agent.service)
@@ -357,9 +360,16 @@ for f in usr/bin/ferry-agent lib/systemd/system/ferry-agent.service etc/ferry va
          etc/systemd/system/multi-user.target.wants/ferry-agent.service; do
   [ ! -e "$R/$f" ] && [ ! -L "$R/$f" ] || fail "uninstall.yml left /$f"
 done
+# the daemon's whole life under systemd, three starts and stops
+inside journalctl -u ferry-agent.service >"$T/journal.out" 2>&1
+no_secrets "$T/journal.out"
+! grep -E 'Sanitizer|runtime error' "$T/journal.out" ||
+  fail "the agent under systemd reported a sanitizer error (above)"
+[ "$(grep -c 'ferry-agent: stopping' "$T/journal.out")" -ge 3 ] ||
+  fail "the agent did not log three clean stops: $(tail -n 20 "$T/journal.out")"
 play uninstall4 uninstall.yml || fail "second uninstall.yml on the booted root: $(tail -n 30 "$T/uninstall4.out")"
 expect_recap "second uninstall.yml on the booted root" 0
-ok "uninstall.yml on a running systemd stops the agent and removes every file; a second run changes nothing"
+ok "uninstall.yml on a running systemd stops the agent and removes every file; a second run changes nothing; no token or sanitizer report in the agent's journal"
 stop_container || fail "the container did not shut down within 20 s of SIGTERM"
 
 # ---- 3. the copy method, through chroot
