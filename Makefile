@@ -13,7 +13,7 @@
 #                             deploys it: docs/ANSIBLE.md)
 
 PKGS := libcurl libmicrohttpd jansson openssl libarchive zlib libnbd \
-        sqlite3 yaml-0.1 libzstd
+        sqlite3 yaml-0.1 libzstd libdeflate
 
 CC ?= cc
 VERSION := 0.1.0
@@ -104,7 +104,15 @@ $(O)/tests/%: tests/unit/%.c $(LIBFERRY) \
 	  $(call obj,$(filter-out %/main.c,$(CONVERT_SRC) $(AGENT_SRC))) \
 	  $(LIBFERRY) $(LIBS)
 
-unit: $(UNIT_TESTS)
+# Helpers the shell tests drive (not run as unit tests).
+TEST_TOOLS := $(O)/tests/store-tool
+
+$(O)/tests/store-tool: tests/tools/store_tool.c $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(call say,TOOL,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
+	  $(LIBFERRY) $(LIBS)
+
+unit: $(UNIT_TESTS) $(TEST_TOOLS)
 
 ARCH = $(shell dpkg --print-architecture)
 deb: $(BIN)/ferry-agent

@@ -106,6 +106,11 @@ int config_load(struct agent_config *c, const char *path)
       c->disks[c->n_disks][0] = strdup(k + 5);
       c->disks[c->n_disks][1] = strdup(v);
       c->n_disks++;
+    } else if (strncmp(k, "bitmap.", 7) == 0 && k[7] && *v &&
+               c->n_bitmaps < 32) {
+      c->bitmaps[c->n_bitmaps][0] = strdup(k + 7);
+      c->bitmaps[c->n_bitmaps][1] = strdup(v);
+      c->n_bitmaps++;
     } else {
       ferry_error("%s:%d: unknown setting '%s'", path, lineno, k);
       fclose(fp);
@@ -136,6 +141,21 @@ void config_free(struct agent_config *c)
     free(c->disks[i][0]);
     free(c->disks[i][1]);
   }
+  for (i = 0; i < c->n_bitmaps; i++) {
+    free(c->bitmaps[i][0]);
+    free(c->bitmaps[i][1]);
+  }
+}
+
+const char *config_disk_bitmap(const struct agent_config *c,
+                               const char *name)
+{
+  int i;
+
+  for (i = 0; i < c->n_bitmaps; i++)
+    if (strcmp(c->bitmaps[i][0], name) == 0)
+      return c->bitmaps[i][1];
+  return NULL;
 }
 
 char *config_disk_source(const struct agent_config *c, const char *name)

@@ -4,6 +4,7 @@
  *   enroll_token_file = /etc/ferry/enroll.token
  *   token_file = /var/lib/ferry/agent.token
  *   disk.sda = /dev/sda          # source of a disk (default /dev/NAME)
+ *   bitmap.sda = cbt0            # NBD dirty bitmap of an nbd:// source
  *   jobs = 4
  *
  * Secrets are never in this file: it names the files (mode 0600) that
@@ -21,6 +22,8 @@ struct agent_config {
   char *root;                  /* discovery root, default / */
   char *disks[32][2];          /* disk name -> source path */
   int n_disks;
+  char *bitmaps[32][2];        /* disk name -> NBD dirty bitmap */
+  int n_bitmaps;
   unsigned jobs;
   unsigned chunk_size;
   char *compress;
@@ -35,5 +38,8 @@ void config_free(struct agent_config *c);
 
 /* Source path for disk name (allocated). */
 char *config_disk_source(const struct agent_config *c, const char *name);
+/* Dirty bitmap for disk name, or NULL. */
+const char *config_disk_bitmap(const struct agent_config *c,
+                               const char *name);
 
 #endif

@@ -12,6 +12,7 @@ static const struct command {
   const char *help;
 } commands[] = {
   { "clone", cmd_clone, "stream a disk into a store as a chunked image" },
+  { "sync", cmd_sync, "send what changed since the last generation" },
   { "discover", cmd_discover, "print or post this server's inventory" },
   { "run", cmd_run, "run as the agent daemon (enroll, poll for tasks)" },
 };

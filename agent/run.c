@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "agent.h"
@@ -117,15 +118,21 @@ static int spec_options(json_t *opts, const struct agent_config *cfg,
   return 0;
 }
 
-/* Run a clone task; result JSON or NULL with an error. */
+/* Run a clone or sync task; result JSON or NULL with an error.  A sync
+ * compares with (and, with a dirty bitmap, carries from) the previous
+ * generation; the final sync of a cutover quiesces a local block device
+ * source for its read. */
 static json_t *run_clone(struct task_run *t, json_t *spec,
-                         const struct agent_config *cfg)
+                         const struct agent_config *cfg, int sync)
 {
   const char *disk = json_string_value(json_object_get(spec, "disk"));
   const char *image = json_string_value(json_object_get(spec, "image"));
   CLEANUP_FREE char *source = NULL;
-  struct clone_opts o = { .cancel = &t->cancel };
+  struct clone_opts o = { .cancel = &t->cancel, .use_changes = sync };
+  struct source_opts so = { 0 };
   struct clone_stats st;
+  struct stat sst;
+  int quiesce = json_is_true(json_object_get(spec, "quiesce"));
   struct source *src = NULL;
   struct store *store = NULL;
   char hex[DIGEST_HEX_LEN + 1];
@@ -138,29 +145,45 @@ static json_t *run_clone(struct task_run *t, json_t *spec,
   if (spec_options(json_object_get(spec, "options"), cfg, &o) == -1)
     return NULL;
   source = config_disk_source(cfg, disk);
-  if (source == NULL || (src = source_open(source)) == NULL ||
+  if (source == NULL)
+    goto out;
+  so.bitmap = sync ? config_disk_bitmap(cfg, disk) : NULL;
+  if ((src = source_open_opts(source, &so)) == NULL ||
       (store = store_open(image)) == NULL)
     goto out;
+  if (quiesce && (stat(source, &sst) == -1 || !S_ISBLK(sst.st_mode))) {
+    log_warn("task %lld: %s is not a local block device: not freezing "
+             "anything for the final sync (stop the services writing to "
+             "it, or let the hypervisor quiesce the guest)", t->id, source);
+    quiesce = 0;
+  }
   o.src = src;
   o.store = store;
   o.progress = on_progress;
   o.opaque = t;
-  log_info("task %lld: cloning %s (%s) to %s", t->id, disk, source, image);
-  if (clone_run(&o, &st) == -1) {
+  log_info("task %lld: %s %s (%s) to %s", t->id,
+           sync ? "syncing" : "cloning", disk, source, image);
+  if (agent_clone(&o, source, quiesce, NULL, 0, &st) == -1) {
     ferry_error_prefix("clone %s to %s: ", source, image);
     goto out;
   }
   digest_to_hex(st.manifest.image_digest, hex);
-  res = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:f}",
+  res = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:f,"
+                  " s:b, s:I, s:I, s:I, s:b}",
                   "disk", disk, "image", image,
                   "disk_size", (json_int_t)st.disk_size,
-                  "data_bytes", (json_int_t)st.data_bytes,
+                  "data_bytes", (json_int_t)st.manifest.data_bytes,
                   "read_bytes", (json_int_t)st.read_bytes,
                   "sent_bytes", (json_int_t)st.sent_bytes,
                   "reused_chunks", (json_int_t)st.reused_chunks,
                   "stored_bytes", (json_int_t)st.manifest.stored_bytes,
                   "generation", (json_int_t)st.manifest.generation,
-                  "image_digest", hex, "seconds", st.seconds);
+                  "image_digest", hex, "seconds", st.seconds,
+                  "incremental", st.incremental,
+                  "changed_chunks", (json_int_t)st.changed_chunks,
+                  "changed_bytes", (json_int_t)st.changed_bytes,
+                  "carried_chunks", (json_int_t)st.carried_chunks,
+                  "quiesced", quiesce);
   log_info("task %lld: %s cloned, %" PRIu64 " bytes sent in %.1f s", t->id,
            disk, st.sent_bytes, st.seconds);
 out:
@@ -318,8 +341,9 @@ int cmd_run(int argc, char **argv)
 
       clock_gettime(CLOCK_MONOTONIC, &t.last);
       current_cancel = &t.cancel;
-      if (kind && strcmp(kind, "clone") == 0)
-        result = run_clone(&t, json_object_get(task, "spec"), &cfg);
+      if (kind && (strcmp(kind, "clone") == 0 || strcmp(kind, "sync") == 0))
+        result = run_clone(&t, json_object_get(task, "spec"), &cfg,
+                           strcmp(kind, "sync") == 0);
       else
         ferry_error("this agent cannot run '%s' tasks",
                     kind ? kind : "unnamed");

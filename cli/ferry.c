@@ -344,6 +344,20 @@ static int cmd_job_show(const char *id)
            s(r, "state"));
     if (json_is_string(json_object_get(r, "error")))
       printf("error: %s\n", s(r, "error"));
+    if (n(r, "warm")) {
+      char d[24];
+
+      printf("warm: %lld sync(s), last at %s: %s changed in %.1f s "
+             "(estimated final sync %.0f s)%s%s\n", n(r, "syncs"),
+             s(r, "last_sync"),
+             human_bytes((uint64_t)n(r, "last_delta_bytes"), d, sizeof d),
+             json_number_value(json_object_get(r, "last_sync_seconds")),
+             json_number_value(json_object_get(r, "last_sync_seconds")),
+             json_is_string(json_object_get(r, "next_sync")) &&
+               !n(r, "cutover") ? ", next sync " : "",
+             json_is_string(json_object_get(r, "next_sync")) &&
+               !n(r, "cutover") ? s(r, "next_sync") : "");
+    }
     json_array_foreach(json_object_get(r, "events"), i, e)
       printf("  %s  %-11s %s\n", s(e, "time"), s(e, "phase"),
              s(e, "message"));
@@ -488,6 +502,8 @@ static const struct command {
   { "job", cmd_job, "job show ID | job watch ID [--timeout S]" },
   { "cancel", cmd_action, "cancel ID: stop a migration" },
   { "retry", cmd_action, "retry ID: resume a failed or canceled one" },
+  { "cutover", cmd_action, "cutover ID: final sync of a warm migration, "
+    "then convert and create" },
 };
 
 static void usage(FILE *fp)

@@ -7,9 +7,20 @@
 #include "error.h"
 
 extern const struct format_ops format_raw;
+extern const struct format_ops format_vhd;
+extern const struct format_ops format_vhd_dynamic;
+extern const struct format_ops format_vmdk;
+extern const struct format_ops format_qcow2;
+extern const struct format_ops format_gce;
 
+/* --format NAME -> writer and reader (curl's scheme table). */
 static const struct format_ops *const formats[] = {
   &format_raw,
+  &format_vhd,
+  &format_vhd_dynamic,
+  &format_vmdk,
+  &format_qcow2,
+  &format_gce,
 };
 
 #define N_FORMATS (sizeof formats / sizeof formats[0])

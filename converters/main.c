@@ -1,4 +1,5 @@
-/* ferry-convert - turn a chunked image into a format a cloud imports. */
+/* ferry-convert - turn a chunked image into a format a cloud imports, or
+ * read such an output back and check it against the image (--verify). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,10 +13,12 @@
 #include <jansson.h>
 
 #include "cleanup.h"
+#include "convert.h"
 #include "error.h"
 #include "format.h"
 #include "image_reader.h"
 #include "log.h"
+#include "pool.h"
 #include "progress.h"
 #include "store.h"
 
@@ -34,17 +37,24 @@ static void usage(FILE *fp)
   fprintf(fp,
     "usage: ferry-convert --from IMAGE-URL --format FORMAT --to DEST "
     "[options]\n"
+    "       ferry-convert --verify --from IMAGE-URL --format FORMAT "
+    "--to DEST\n"
     "       ferry-convert --list-formats\n"
     "\n"
     "Rebuild a disk from the chunked image at IMAGE-URL (e.g.\n"
     "file:///var/lib/ferry/store/web01/sda) in FORMAT, writing DEST (a local\n"
     "path or a store URL).  Every chunk is verified against its digest and\n"
     "the whole image against its image digest; DEST appears only when the\n"
-    "output is complete.\n"
+    "output is complete.  With --verify, read DEST back instead and check\n"
+    "every byte of the disk it holds against the image.\n"
     "\n"
     "options:\n"
     "  --overwrite      replace DEST if it exists\n"
+    "  --generation N   build generation N of the image (default: the\n"
+    "                   latest)\n"
     "  --jobs N         chunks fetched in parallel (default 4)\n"
+    "  --threads N      compression threads (default: the CPUs online)\n"
+    "  --level N        deflate level for vmdk and gce, 1-9 (default 6)\n"
     "  --json           print the result as JSON on stdout\n"
     "  --quiet          no progress on stderr\n");
 }
@@ -101,24 +111,30 @@ oom:
   return -1;
 }
 
-struct convert_result {
-  uint64_t data_chunks, zero_bytes, fetched;
-  double seconds;
-};
+static double since(const struct timespec *t0)
+{
+  struct timespec t1;
+
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (double)(t1.tv_sec - t0->tv_sec) +
+         (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
 
 static int convert(struct store *src, const struct image_manifest *m,
                    const struct format_ops *fmt, struct store *dst,
-                   const char *key, unsigned jobs, int quiet,
+                   const char *key, unsigned jobs,
+                   const struct format_opts *fo, int quiet,
                    struct convert_result *res)
 {
-  struct store_writer_opts wo = { .size = fmt->output_size(m) };
+  struct store_writer_opts wo = { .page_blob = fmt->page_blob };
   CLEANUP_FREE uint8_t *map = NULL;
   struct store_writer *out = NULL;
+  struct output *o = NULL;
   struct format_writer *fw = NULL;
   struct image_reader *rd = NULL;
   struct image_extent e;
   struct progress prog;
-  struct timespec t0, t1;
+  struct timespec t0;
   int n, r = -1;
 
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -126,13 +142,17 @@ static int convert(struct store *src, const struct image_manifest *m,
   map = image_alloc_map(src, m);
   if (map == NULL)
     return -1;
+  wo.size = fmt->output_size(m, map);
   rd = image_reader_open(src, m, jobs);
   if (rd == NULL)
     return -1;
   out = store_writer_open(dst, key, &wo);
   if (out == NULL)
     goto out;
-  fw = fmt->open(out, m, map);
+  o = output_create(out, m->chunk_size);
+  if (o == NULL)
+    goto out;
+  fw = fmt->open(o, m, map, fo);
   if (fw == NULL)
     goto out;
   progress_init(&prog, "converting", m->data_bytes, quiet);
@@ -142,7 +162,7 @@ static int convert(struct store *src, const struct image_manifest *m,
       goto out;
     }
     if (e.data) {
-      if (fmt->data(fw, e.offset, e.data, (size_t)e.length) == -1)
+      if (fmt->data(fw, e.offset, e.data, (size_t)e.length, e.digest) == -1)
         goto out;
       res->data_chunks++;
       progress_add(&prog, e.length);
@@ -154,25 +174,62 @@ static int convert(struct store *src, const struct image_manifest *m,
   }
   if (n == -1)
     goto out;
-  if (fmt->finish(fw) == -1)
+  if (fmt->finish(fw) == -1 || output_digest(o, res->output_digest) == -1)
     goto out;
+  res->output_bytes = output_pos(o);
+  if (wo.size != 0 && res->output_bytes != wo.size) {
+    ferry_error("internal error: the %s writer wrote %" PRIu64 " bytes, "
+                "it announced %" PRIu64 "; please report this", fmt->name,
+                res->output_bytes, wo.size);
+    goto out;
+  }
   progress_done(&prog);
   res->fetched = image_reader_fetched(rd);
-  image_reader_close(rd);
-  rd = NULL;
-  fmt->close(fw);
-  fw = NULL;
   r = store_writer_commit(out);
   out = NULL;
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  res->seconds = (double)(t1.tv_sec - t0.tv_sec) +
-                 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  res->seconds = since(&t0);
 out:
   if (fw)
     fmt->close(fw);
+  output_close(o);
   image_reader_close(rd);
   store_writer_abort(out);
   return r;
+}
+
+static int print_json(json_t *j)
+{
+  if (j == NULL || json_dumpf(j, stdout, JSON_COMPACT) == -1) {
+    json_decref(j);
+    ferry_error("cannot print the result");
+    return -1;
+  }
+  putchar('\n');
+  json_decref(j);
+  return 0;
+}
+
+static unsigned online_cpus(void)
+{
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+  return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
+
+/* A number in [lo, hi] for option name, or -1 after printing why. */
+static long parse_num(const char *name, const char *arg, long lo, long hi)
+{
+  char *end;
+  long v;
+
+  errno = 0;
+  v = strtol(arg, &end, 10);
+  if (errno || end == arg || *end || v < lo || v > hi) {
+    fprintf(stderr, "ferry-convert: --%s must be %ld to %ld\n", name, lo,
+            hi);
+    return -1;
+  }
+  return v;
 }
 
 int main(int argc, char **argv)
@@ -182,7 +239,11 @@ int main(int argc, char **argv)
     { "format", required_argument, NULL, 'F' },
     { "to", required_argument, NULL, 't' },
     { "overwrite", no_argument, NULL, 'o' },
+    { "generation", required_argument, NULL, 'g' },
     { "jobs", required_argument, NULL, 'j' },
+    { "threads", required_argument, NULL, 'T' },
+    { "level", required_argument, NULL, 'l' },
+    { "verify", no_argument, NULL, 'V' },
     { "json", no_argument, NULL, 'J' },
     { "quiet", no_argument, NULL, 'q' },
     { "list-formats", no_argument, NULL, 'L' },
@@ -191,15 +252,16 @@ int main(int argc, char **argv)
   };
   const char *from = NULL, *format = NULL, *to = NULL;
   CLEANUP_FREE char *dst_url = NULL, *key = NULL;
-  int overwrite = 0, json = 0, quiet = 0, c, r;
-  unsigned long jobs = 4;
+  int overwrite = 0, json = 0, quiet = 0, verify = 0, c, r;
+  long jobs = 4, threads = online_cpus(), level = 6;
+  unsigned long long generation = 0;
+  char *end;
   const struct format_ops *fmt;
   struct store *src = NULL, *dst = NULL;
+  struct pool *pool = NULL;
   struct image_manifest m;
-  struct convert_result res;
-  char digest_hex[DIGEST_HEX_LEN + 1];
+  char image_hex[DIGEST_HEX_LEN + 1], out_hex[DIGEST_HEX_LEN + 1];
   uint64_t size;
-  char *end;
 
   log_init("ferry-convert", 0);
   opterr = 0;
@@ -209,15 +271,29 @@ int main(int argc, char **argv)
     case 'F': format = optarg; break;
     case 't': to = optarg; break;
     case 'o': overwrite = 1; break;
-    case 'J': json = 1; break;
-    case 'q': quiet = 1; break;
-    case 'j':
+    case 'g':
       errno = 0;
-      jobs = strtoul(optarg, &end, 10);
-      if (errno || *end || jobs == 0 || jobs > 64) {
-        fprintf(stderr, "ferry-convert: --jobs must be 1 to 64\n");
+      generation = strtoull(optarg, &end, 10);
+      if (errno || *end || generation == 0) {
+        fprintf(stderr, "ferry-convert: --generation must be a positive "
+                "number\n");
         return EXIT_USAGE;
       }
+      break;
+    case 'J': json = 1; break;
+    case 'q': quiet = 1; break;
+    case 'V': verify = 1; break;
+    case 'j':
+      if ((jobs = parse_num("jobs", optarg, 1, 64)) == -1)
+        return EXIT_USAGE;
+      break;
+    case 'T':
+      if ((threads = parse_num("threads", optarg, 1, 64)) == -1)
+        return EXIT_USAGE;
+      break;
+    case 'l':
+      if ((level = parse_num("level", optarg, 1, 9)) == -1)
+        return EXIT_USAGE;
       break;
     case 'L': format_list(); return 0;
     case 'h': usage(stdout); return 0;
@@ -242,11 +318,41 @@ int main(int argc, char **argv)
   signal(SIGTERM, on_signal);
 
   src = store_open(from);
-  if (src == NULL || image_manifest_load(src, &m) == -1)
+  if (src == NULL ||
+      (generation ? image_manifest_load_generation(src, generation, &m)
+                  : image_manifest_load(src, &m)) == -1)
     goto fail;
   if (split_dest(to, &dst_url, &key) == -1 ||
       (dst = store_open(dst_url)) == NULL)
     goto fail;
+  digest_to_hex(m.image_digest, image_hex);
+
+  if (verify) {
+    struct verify_result vr;
+
+    if (verify_output(src, &m, fmt, dst, key, quiet, &vr) == -1) {
+      ferry_error_prefix("verify %s against %s: ", to, from);
+      goto fail;
+    }
+    if (json) {
+      if (print_json(json_pack("{s:b, s:s, s:s, s:s, s:I, s:I, s:I, s:s, "
+                               "s:f}",
+                               "verified", 1, "from", from, "to", to,
+                               "format", fmt->name,
+                               "disk_size", (json_int_t)m.disk_size,
+                               "virtual_size", (json_int_t)vr.virtual_size,
+                               "output_bytes", (json_int_t)vr.output_bytes,
+                               "image_digest", image_hex,
+                               "seconds", vr.seconds)) == -1)
+        goto fail;
+    } else
+      printf("verified %s (%s, %" PRIu64 " bytes): the %" PRIu64 "-byte "
+             "disk it holds matches %s (image digest %s), %.2f s\n", to,
+             fmt->name, vr.output_bytes, m.disk_size, from, image_hex,
+             vr.seconds);
+    goto done;
+  }
+
   r = store_head(dst, key, &size);
   if (r == -1)
     goto fail;
@@ -255,40 +361,53 @@ int main(int argc, char **argv)
                 "replace it", to);
     goto fail;
   }
-  if (convert(src, &m, fmt, dst, key, (unsigned)jobs, quiet, &res) == -1) {
-    ferry_error_prefix("convert %s to %s: ", from, to);
+  pool = pool_create((unsigned)threads);
+  if (pool == NULL)
     goto fail;
-  }
-  digest_to_hex(m.image_digest, digest_hex);
-  if (json) {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f}",
-                          "from", from, "to", to, "format", fmt->name,
-                          "disk_size", (json_int_t)m.disk_size,
-                          "generation", (json_int_t)m.generation,
-                          "data_chunks", (json_int_t)res.data_chunks,
-                          "fetched_bytes", (json_int_t)res.fetched,
-                          "image_digest", digest_hex,
-                          "seconds", res.seconds);
+  {
+    struct format_opts fo = { .pool = pool, .level = (int)level,
+                              .name = key };
+    struct convert_result res;
 
-    if (j == NULL || json_dumpf(j, stdout, JSON_COMPACT) == -1) {
-      json_decref(j);
-      ferry_error("cannot print the result");
+    if (convert(src, &m, fmt, dst, key, (unsigned)jobs, &fo, quiet, &res)
+        == -1) {
+      ferry_error_prefix("convert %s to %s: ", from, to);
       goto fail;
     }
-    putchar('\n');
-    json_decref(j);
+    digest_to_hex(res.output_digest, out_hex);
+    if (json) {
+      if (print_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, "
+                               "s:s, s:I, s:s, s:I, s:f}",
+                               "from", from, "to", to, "format", fmt->name,
+                               "disk_size", (json_int_t)m.disk_size,
+                               "virtual_size",
+                               (json_int_t)fmt->virtual_size(&m),
+                               "generation", (json_int_t)m.generation,
+                               "data_chunks", (json_int_t)res.data_chunks,
+                               "fetched_bytes", (json_int_t)res.fetched,
+                               "image_digest", image_hex,
+                               "output_bytes", (json_int_t)res.output_bytes,
+                               "output_digest", out_hex,
+                               "output_digest_block",
+                               (json_int_t)m.chunk_size,
+                               "seconds", res.seconds)) == -1)
+        goto fail;
+    } else
+      printf("converted %s (%" PRIu64 " bytes, generation %" PRIu64 ") to "
+             "%s as %s: %" PRIu64 " data chunks verified, %" PRIu64 " bytes "
+             "fetched, image digest %s, %" PRIu64 " bytes written, output "
+             "digest %s, %.2f s\n", from, m.disk_size, m.generation, to,
+             fmt->name, res.data_chunks, res.fetched, image_hex,
+             res.output_bytes, out_hex, res.seconds);
   }
-  else
-    printf("converted %s (%" PRIu64 " bytes, generation %" PRIu64 ") to %s "
-           "as %s: %" PRIu64 " data chunks verified, %" PRIu64 " bytes "
-           "fetched, image digest %s, %.2f s\n", from, m.disk_size,
-           m.generation, to, fmt->name, res.data_chunks, res.fetched,
-           digest_hex, res.seconds);
+done:
+  pool_close(pool);
   store_close(src);
   store_close(dst);
   return 0;
 fail:
   fprintf(stderr, "ferry-convert: %s\n", ferry_errmsg());
+  pool_close(pool);
   store_close(src);
   store_close(dst);
   return 1;

@@ -22,7 +22,15 @@ struct slot {
   uint64_t index;
   int done;
   int zero;                              /* read, and all zeros */
+  int carry;                             /* unchanged: chunk is preset */
   struct image_chunk chunk;
+};
+
+/* The previous generation's table, walked in index order. */
+struct prev_walk {
+  struct table_reader *tr;
+  struct image_chunk cur;
+  int state;                             /* 0 fetch next, 1 cur, 2 end */
 };
 
 struct clone {
@@ -31,6 +39,9 @@ struct clone {
   struct chunkset *have;                 /* chunks the store holds */
   struct table_writer *table;
   struct ratelimit *rate;
+  struct image_manifest prev;            /* the previous generation */
+  int have_prev;                         /* ... exists, same geometry */
+  int carry_ok;                          /* the source tracks changes */
 
   pthread_mutex_t lock;
   pthread_cond_t cond;                   /* any change of the counters */
@@ -44,7 +55,7 @@ struct clone {
   /* statistics, updated atomically */
   _Atomic uint64_t read_bytes, zero_chunks, data_chunks, data_bytes;
   _Atomic uint64_t sent_chunks, sent_bytes, reused_chunks, reused_bytes;
-  _Atomic uint64_t scanned_bytes, hole_bytes, alloc_bytes;
+  _Atomic uint64_t scanned_bytes, hole_bytes, alloc_bytes, carried_chunks;
   struct timespec start;
 };
 
@@ -72,6 +83,8 @@ static void snapshot(struct clone *c, struct clone_stats *st)
   st->reused_chunks = atomic_load(&c->reused_chunks);
   st->reused_bytes = atomic_load(&c->reused_bytes);
   st->alloc_bytes = atomic_load(&c->alloc_bytes);
+  st->carried_chunks = atomic_load(&c->carried_chunks);
+  st->incremental = c->have_prev;
   st->seconds = since(&c->start);
 }
 
@@ -193,7 +206,12 @@ static void *worker_main(void *arg)
     sl = &c->slots[seq % c->window];
     pthread_mutex_unlock(&c->lock);
 
-    r = cancelled(c) ? (ferry_error("canceled"), -1) : process(w, sl);
+    if (sl->carry) {
+      sl->zero = 0;
+      r = 0;
+    } else {
+      r = cancelled(c) ? (ferry_error("canceled"), -1) : process(w, sl);
+    }
 
     pthread_mutex_lock(&c->lock);
     if (r == -1)
@@ -205,8 +223,10 @@ static void *worker_main(void *arg)
   return NULL;
 }
 
-/* Hand chunk index to the workers, waiting for room in the window. */
-static int issue(struct clone *c, uint64_t index)
+/* Hand chunk index to the workers, waiting for room in the window; with
+ * carried set, the chunk is the previous generation's and is not read. */
+static int issue(struct clone *c, uint64_t index,
+                 const struct image_chunk *carried)
 {
   struct slot *sl;
 
@@ -220,31 +240,84 @@ static int issue(struct clone *c, uint64_t index)
   sl = &c->slots[c->issued % c->window];
   sl->index = index;
   sl->done = 0;
+  sl->carry = carried != NULL;
+  if (carried)
+    sl->chunk = *carried;
   c->issued++;
   pthread_cond_broadcast(&c->cond);
   pthread_mutex_unlock(&c->lock);
   return 0;
 }
 
+/* The previous generation's entry for index: 1 with *e, 0 if that chunk
+ * was zero, -1 on error.  Indexes must not decrease between calls. */
+static int prev_lookup(struct prev_walk *pw, uint64_t index,
+                       struct image_chunk *e)
+{
+  for (;;) {
+    if (pw->state == 0) {
+      int r = table_reader_next(pw->tr, &pw->cur);
+
+      if (r == -1)
+        return -1;
+      pw->state = r == 1 ? 1 : 2;
+    }
+    if (pw->state == 2 || pw->cur.index > index)
+      return 0;
+    if (pw->cur.index == index) {
+      *e = pw->cur;
+      return 1;
+    }
+    pw->state = 0;                      /* behind: fetch the next */
+  }
+}
+
+/* Has [off, end) changed since the tracking point?  Walks the source's
+ * change extents, remembered across calls in *ch_end / *ch_changed. */
+static int chunk_changed(struct clone *c, uint64_t off, uint64_t end,
+                         uint64_t *ch_end, int *ch_changed)
+{
+  while (off < end) {
+    if (off >= *ch_end) {
+      uint64_t len;
+
+      if (c->o->src->ops->changed(c->o->src, off, ch_changed, &len) == -1)
+        return -1;
+      *ch_end = off + len;
+    }
+    if (*ch_changed)
+      return 1;
+    off = *ch_end;
+  }
+  return 0;
+}
+
 /* Walk the disk's extents: chunks wholly inside holes are zero without a
- * read, every other chunk is issued to the workers.  With dry set, only
- * count what would be read (st->alloc_bytes, for progress totals). */
+ * read; with changed-block tracking, unchanged chunks are carried over
+ * from the previous generation; every other chunk is issued to the
+ * workers.  With dry set, only count what would be read (alloc_bytes, the
+ * progress total). */
 static int plan(struct clone *c, int dry)
 {
   const uint64_t cs = c->m.chunk_size, size = c->m.disk_size;
   const uint64_t count = c->m.chunk_count;
-  uint64_t index = 0;
+  struct prev_walk pw = { 0 };
+  uint64_t index = 0, ch_end = 0;
+  int ch_changed = 1, r = -1;
 
+  if (c->carry_ok && (pw.tr = table_reader_open(c->o->store, &c->prev))
+      == NULL)
+    return -1;
   while (index < count) {
     uint64_t off = index * cs, len, end, stop;
     int zero;
 
     if (cancelled(c)) {
       ferry_error("canceled");
-      return -1;
+      goto out;
     }
     if (source_extent(c->o->src, off, &zero, &len) == -1)
-      return -1;
+      goto out;
     end = len > size - off ? size : off + len;
     if (zero) {
       stop = end == size ? count : end / cs;   /* chunks wholly in the hole */
@@ -263,16 +336,80 @@ static int plan(struct clone *c, int dry)
       stop = (end + cs - 1) / cs;  /* every chunk the data touches */
     }
     for (; index < stop; index++) {
-      if (dry)
-        atomic_fetch_add(&c->alloc_bytes, image_chunk_len(&c->m, index));
-      else if (issue(c, index) == -1)
-        return -1;
-      else
-        atomic_store(&c->scanned_bytes,
-                     index + 1 == count ? size : (index + 1) * cs);
+      uint64_t coff = index * cs, cend = coff + image_chunk_len(&c->m, index);
+      struct image_chunk prev;
+      int changed = 1, have = 0;
+
+      if (c->carry_ok) {
+        changed = chunk_changed(c, coff, cend, &ch_end, &ch_changed);
+        if (changed == -1)
+          goto out;
+        if (!changed && (have = prev_lookup(&pw, index, &prev)) == -1)
+          goto out;
+      }
+      if (dry) {
+        if (changed)
+          atomic_fetch_add(&c->alloc_bytes, image_chunk_len(&c->m, index));
+        continue;
+      }
+      if (!changed && !have) {
+        atomic_fetch_add(&c->zero_chunks, 1);    /* was zero, still is */
+      } else {
+        if (!changed)
+          atomic_fetch_add(&c->carried_chunks, 1);
+        if (issue(c, index, changed ? NULL : &prev) == -1)
+          goto out;
+      }
+      atomic_store(&c->scanned_bytes, index + 1 == count ? size : cend);
     }
   }
-  return 0;
+  r = 0;
+out:
+  table_reader_close(pw.tr);
+  return r;
+}
+
+/* Compare the new table with the previous generation's: chunks whose
+ * content differs (added, changed, or now zero) and their plain bytes. */
+static int count_changes(struct clone *c, struct clone_stats *st)
+{
+  struct table_reader *a = table_reader_open(c->o->store, &c->prev);
+  struct table_reader *b = table_reader_open(c->o->store, &c->m);
+  struct image_chunk ea, eb;
+  int ra, rb, r = -1;
+
+  if (a == NULL || b == NULL)
+    goto out;
+  ra = table_reader_next(a, &ea);
+  rb = table_reader_next(b, &eb);
+  while (ra == 1 || rb == 1) {
+    uint64_t idx;
+
+    if (ra == -1 || rb == -1)
+      goto out;
+    if (rb != 1 || (ra == 1 && ea.index < eb.index)) {
+      idx = ea.index;                           /* data became zero */
+      ra = table_reader_next(a, &ea);
+    } else if (ra != 1 || eb.index < ea.index) {
+      idx = eb.index;                           /* new data */
+      rb = table_reader_next(b, &eb);
+    } else {
+      int same = memcmp(ea.digest, eb.digest, DIGEST_LEN) == 0;
+
+      idx = ea.index;
+      ra = table_reader_next(a, &ea);
+      rb = table_reader_next(b, &eb);
+      if (same)
+        continue;
+    }
+    st->changed_chunks++;
+    st->changed_bytes += image_chunk_len(&c->m, idx);
+  }
+  r = ra == -1 || rb == -1 ? -1 : 0;
+out:
+  table_reader_close(a);
+  table_reader_close(b);
+  return r;
 }
 
 struct progress_thread {
@@ -307,27 +444,23 @@ static void *progress_main(void *arg)
   return NULL;
 }
 
-/* Compare with the image already in the store: an unchanged disk keeps its
- * generation and manifest, a changed one becomes the next generation. */
+/* An unchanged disk keeps its generation and manifest; a changed one
+ * becomes the next generation. */
 static int commit(struct clone *c, struct clone_stats *st)
 {
-  struct image_manifest old;
   struct store *s = c->o->store;
 
-  c->m.generation = 1;
+  c->m.generation = c->prev.generation ? c->prev.generation + 1 : 1;
   if (table_writer_finish(c->table, s, &c->m) == -1)
     return -1;
-  if (image_manifest_load(s, &old) == 0) {
-    if (old.disk_size == c->m.disk_size &&
-        old.chunk_size == c->m.chunk_size &&
-        memcmp(old.table_digest, c->m.table_digest, DIGEST_LEN) == 0) {
-      st->unchanged = 1;
-      st->manifest = old;
-      return 0;
-    }
-    c->m.generation = old.generation + 1;
-  } else if (errno != ENOENT) {
-    log_warn("%s; writing a new manifest", ferry_errmsg());
+  if (c->have_prev && count_changes(c, st) == -1)
+    return -1;
+  if (c->prev.generation && c->prev.disk_size == c->m.disk_size &&
+      c->prev.chunk_size == c->m.chunk_size &&
+      memcmp(c->prev.table_digest, c->m.table_digest, DIGEST_LEN) == 0) {
+    st->unchanged = 1;
+    st->manifest = c->prev;
+    return 0;
   }
   if (image_manifest_commit(s, &c->m) == -1)
     return -1;
@@ -376,7 +509,30 @@ int clone_run(const struct clone_opts *o, struct clone_stats *st)
   if (chunkset_count(c.have) > 0)
     log_info("%" PRIu64 " chunks already in %s: they will not be sent again",
              chunkset_count(c.have), store_url(o->store));
-
+  /* the previous generation, if any: compared with, maybe carried from */
+  if (image_manifest_load(o->store, &c.prev) == 0) {
+    c.have_prev = c.prev.disk_size == c.m.disk_size &&
+                  c.prev.chunk_size == c.m.chunk_size;
+    if (!c.have_prev)
+      log_warn("the image in %s has another geometry (%" PRIu64 " bytes in "
+               "chunks of %u): this clone is compared with nothing",
+               store_url(o->store), c.prev.disk_size, c.prev.chunk_size);
+  } else {
+    if (errno != ENOENT && errno != EBADMSG)
+      goto out;                 /* the store itself failed: say so */
+    if (errno == EBADMSG)
+      log_warn("%s; starting a new generation without comparing",
+               ferry_errmsg());
+    memset(&c.prev, 0, sizeof c.prev);
+    /* never reuse the number of a generation that was written */
+    if (image_last_generation(o->store, &c.prev.generation) == -1)
+      goto out;
+  }
+  c.carry_ok = o->use_changes && c.have_prev && o->src->ops->changed;
+  if (o->use_changes && !c.carry_ok)
+    log_info("%s: reading every chunk and comparing digests",
+             !c.have_prev ? "no previous generation to compare with"
+             : "the source does not track changed blocks");
   if (plan(&c, 1) == -1)
     goto out;
   for (i = 0; i < jobs; i++) {

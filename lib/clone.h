@@ -5,7 +5,13 @@
  * all zeros, hashes it, compresses it when that pays and uploads it unless
  * the store has it already.  Results are put back in disk order through a
  * bounded window, so memory is jobs x 2 chunk buffers plus the window's
- * small records, whatever the disk's size.  The manifest is written last. */
+ * small records, whatever the disk's size.  The manifest is written last.
+ *
+ * Run again on an image that exists, it is an incremental sync: chunks the
+ * store holds are not sent, the result is compared with the previous
+ * generation (changed chunks and bytes), and with use_changes a source
+ * that tracks changes (an NBD dirty bitmap) is read only where it
+ * changed. */
 #ifndef FERRY_CLONE_H
 #define FERRY_CLONE_H
 
@@ -32,6 +38,10 @@ struct clone_stats {
   uint64_t reused_chunks;      /* already in the store: not sent again */
   uint64_t reused_bytes;       /* their plain size */
   uint64_t alloc_bytes;        /* bytes to read: chunks touching data */
+  uint64_t carried_chunks;     /* unchanged per the source: not read */
+  uint64_t changed_chunks;     /* differ from the previous generation */
+  uint64_t changed_bytes;      /* their plain size */
+  int incremental;             /* a previous generation was compared */
   double seconds;
   int unchanged;               /* the store already held this generation */
   struct image_manifest manifest;
@@ -46,6 +56,10 @@ struct clone_opts {
   unsigned jobs;                     /* worker threads, 0: default */
   uint64_t max_rate;                 /* bytes/s sent, 0: unlimited */
   volatile sig_atomic_t *cancel;     /* set to stop early (optional) */
+  /* Trust the source's changed-block tracking: chunks it reports
+   * unchanged since the previous generation are taken from that
+   * generation's table without being read. */
+  int use_changes;
   /* Called about once a second from another thread, and once at the end. */
   void (*progress)(void *opaque, const struct clone_stats *st);
   void *opaque;

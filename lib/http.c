@@ -76,9 +76,27 @@ static int sink_put(struct sink *s, const char *data, size_t n)
   return 0;
 }
 
+/* The response body goes to the caller's buffer only when the status is
+ * 2xx; an error document goes to a capped buffer of its own, so that it
+ * neither overwrites nor overflows the caller's. */
+struct bodies {
+  struct sink ok, err;
+  CURL *h;
+  int state;                /* 0 undecided, 1 ok, 2 err */
+};
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque)
 {
-  return sink_put(opaque, data, size * nmemb) == 0 ? size * nmemb : 0;
+  struct bodies *b = opaque;
+
+  if (b->state == 0) {
+    long code = 0;
+
+    curl_easy_getinfo(b->h, CURLINFO_RESPONSE_CODE, &code);
+    b->state = b->ok.fixed && (code < 200 || code > 299) ? 2 : 1;
+  }
+  return sink_put(b->state == 1 ? &b->ok : &b->err, data, size * nmemb) == 0
+         ? size * nmemb : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *opaque)
@@ -138,7 +156,8 @@ const char *http_host(const char *url, char *buf, size_t size)
 int http_do(const struct http_request *req, struct http_response *resp)
 {
   char errbuf[CURL_ERROR_SIZE] = "", host[256];
-  struct sink body = { 0 }, hdrs = { 0 };
+  struct bodies bodies = { 0 };
+  struct sink *body = &bodies.ok, hdrs = { 0 };
   struct body_src src = { 0 };
   CURLcode rc;
   CURL *h;
@@ -150,12 +169,14 @@ int http_do(const struct http_request *req, struct http_response *resp)
     resp->transport_error = 1;
     return -1;
   }
+  bodies.h = h;
+  bodies.err.limit = req->body_cap ? req->body_cap : HTTP_BODY_CAP_DEFAULT;
   if (req->out) {
-    body.buf = req->out;
-    body.cap = body.limit = req->out_cap;
-    body.fixed = 1;
+    body->buf = req->out;
+    body->cap = body->limit = req->out_cap;
+    body->fixed = 1;
   } else {
-    body.limit = req->body_cap ? req->body_cap : HTTP_BODY_CAP_DEFAULT;
+    body->limit = bodies.err.limit;
   }
   hdrs.limit = HTTP_HEADERS_CAP;
 
@@ -169,7 +190,7 @@ int http_do(const struct http_request *req, struct http_response *resp)
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req->low_speed_time
                                               ? req->low_speed_time : 60L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &bodies);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &hdrs);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -194,15 +215,21 @@ int http_do(const struct http_request *req, struct http_response *resp)
 
   rc = curl_easy_perform(h);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-  resp->body = req->out ? NULL : body.buf;
-  resp->body_len = body.len;
+  if (bodies.state == 2) {
+    body = &bodies.err;
+    resp->body = body->buf;
+  } else {
+    resp->body = req->out ? NULL : body->buf;
+    free(bodies.err.buf);
+  }
+  resp->body_len = body->len;
   resp->headers = hdrs.buf;
   resp->headers_len = hdrs.len;
   if (rc != CURLE_OK) {
     http_host(req->url, host, sizeof host);
-    if (body.too_big && rc == CURLE_WRITE_ERROR) {
+    if (body->too_big && rc == CURLE_WRITE_ERROR) {
       ferry_error("%s %s: response larger than the %zu bytes expected",
-                  req->method, host, body.limit);
+                  req->method, host, body->limit);
       return -1;
     }
     resp->transport_error = 1;

@@ -23,7 +23,9 @@ struct http_request {
   size_t body_len;
   /* The response body goes into out (out_cap bytes, not NUL-terminated)
    * when out is set, else into a new buffer of at most body_cap bytes
-   * (HTTP_BODY_CAP_DEFAULT when 0).  More is an error. */
+   * (HTTP_BODY_CAP_DEFAULT when 0).  More is an error.  With out set, the
+   * body of a response whose status is not 2xx (an error document) goes
+   * into resp->body instead, capped the same way. */
   void *out;
   size_t out_cap;
   size_t body_cap;

@@ -255,7 +255,60 @@ int image_manifest_load(struct store *s, struct image_manifest *m)
     ferry_error("out of memory");
     return -1;
   }
-  return image_manifest_parse(text, len, where, m);
+  if (image_manifest_parse(text, len, where, m) == -1) {
+    errno = EBADMSG;
+    return -1;
+  }
+  return 0;
+}
+
+int image_manifest_load_generation(struct store *s, uint64_t generation,
+                                   struct image_manifest *m)
+{
+  CLEANUP_FREE char *text = NULL, *where = NULL;
+  char key[64];
+  size_t len;
+
+  snprintf(key, sizeof key, "generations/%06" PRIu64 ".json", generation);
+  if (store_get_all(s, key, IMAGE_MANIFEST_MAX, &text, &len) == -1) {
+    if (errno == ENOENT) {
+      ferry_error("the image at %s has no generation %" PRIu64 " (%s is "
+                  "missing)", store_url(s), generation, key);
+      errno = ENOENT;
+    }
+    return -1;
+  }
+  if (asprintf(&where, "%s/%s", store_url(s), key) == -1) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  if (image_manifest_parse(text, len, where, m) == -1)
+    return -1;
+  if (m->generation != generation) {
+    ferry_error("%s says it is generation %" PRIu64 ": the image is "
+                "damaged", where, m->generation);
+    return -1;
+  }
+  return 0;
+}
+
+static int max_generation(void *opaque, const char *key, uint64_t size)
+{
+  uint64_t *g = opaque;
+  unsigned long long n;
+  int used = 0;
+
+  (void)size;
+  if (sscanf(key, "generations/%llu.json%n", &n, &used) == 1 &&
+      key[used] == '\0' && n > *g)
+    *g = n;
+  return 0;
+}
+
+int image_last_generation(struct store *s, uint64_t *generation)
+{
+  *generation = 0;
+  return store_list(s, "generations/", max_generation, generation);
 }
 
 int image_manifest_commit(struct store *s, const struct image_manifest *m)
@@ -384,8 +437,15 @@ int image_table_parse_line(const char *line, const struct image_manifest *m,
   return 0;
 }
 
+/* The table is kept in memory up to this size, then spilled to an
+ * unlinked temporary file: small tables need no disk at all (a final sync
+ * may run with the root filesystem frozen), and huge ones no memory. */
+#define TABLE_MEM_MAX (32u << 20)
+
 struct table_writer {
-  FILE *fp;
+  char *mem;                            /* the table while small */
+  size_t mem_len, mem_cap;
+  FILE *fp;                             /* after spilling */
   struct digest_ctx *ctx;
   struct image_digest *image;
   uint64_t size, count, data_bytes, stored_bytes;
@@ -395,39 +455,86 @@ struct table_writer {
 
 struct table_writer *table_writer_create(const struct image_manifest *m)
 {
-  const char *dir = getenv("TMPDIR");
-  CLEANUP_FREE char *path = NULL;
-  struct table_writer *w;
-  int fd;
+  struct table_writer *w = calloc(1, sizeof *w);
 
-  w = calloc(1, sizeof *w);
-  if (w == NULL ||
-      asprintf(&path, "%s/ferry-table-XXXXXX", dir && *dir ? dir : "/tmp")
-        == -1) {
-    free(w);
+  if (w == NULL) {
     ferry_error("out of memory");
     return NULL;
   }
   w->m = m;
-  fd = mkstemp(path);
-  if (fd == -1) {
-    ferry_error("cannot create a temporary file in %s: %m (set TMPDIR to a "
-                "writable directory)", dir && *dir ? dir : "/tmp");
-    free(w);
-    return NULL;
-  }
-  unlink(path);
-  w->fp = fdopen(fd, "w+");
   w->ctx = digest_create();
   w->image = image_digest_create(m);
-  if (w->fp == NULL || w->ctx == NULL || w->image == NULL) {
-    if (w->fp == NULL)
-      close(fd);
+  if (w->ctx == NULL || w->image == NULL) {
     table_writer_close(w);
     ferry_error("out of memory");
     return NULL;
   }
   return w;
+}
+
+static int table_spill(struct table_writer *w)
+{
+  const char *dir = getenv("TMPDIR");
+  CLEANUP_FREE char *path = NULL;
+  int fd;
+
+  if (asprintf(&path, "%s/ferry-table-XXXXXX", dir && *dir ? dir : "/tmp")
+      == -1) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  fd = mkstemp(path);
+  if (fd == -1) {
+    ferry_error("cannot create a temporary file in %s: %m (set TMPDIR to a "
+                "writable directory)", dir && *dir ? dir : "/tmp");
+    return -1;
+  }
+  unlink(path);
+  w->fp = fdopen(fd, "w+");
+  if (w->fp == NULL) {
+    close(fd);
+    ferry_error("out of memory");
+    return -1;
+  }
+  if (fwrite(w->mem, 1, w->mem_len, w->fp) != w->mem_len) {
+    ferry_error("chunk table: cannot write the temporary file: %m");
+    return -1;
+  }
+  free(w->mem);
+  w->mem = NULL;
+  w->mem_len = w->mem_cap = 0;
+  return 0;
+}
+
+static int table_append(struct table_writer *w, const char *line, size_t n)
+{
+  if (w->fp == NULL && w->mem_len + n > TABLE_MEM_MAX &&
+      table_spill(w) == -1)
+    return -1;
+  if (w->fp) {
+    if (fwrite(line, 1, n, w->fp) != n) {
+      ferry_error("chunk table: cannot write the temporary file: %m");
+      return -1;
+    }
+    return 0;
+  }
+  if (w->mem_len + n > w->mem_cap) {
+    size_t cap = w->mem_cap ? w->mem_cap * 2 : 65536;
+    char *p;
+
+    while (cap < w->mem_len + n)
+      cap *= 2;
+    p = realloc(w->mem, cap);
+    if (p == NULL) {
+      ferry_error("out of memory");
+      return -1;
+    }
+    w->mem = p;
+    w->mem_cap = cap;
+  }
+  memcpy(w->mem + w->mem_len, line, n);
+  w->mem_len += n;
+  return 0;
 }
 
 int table_writer_add(struct table_writer *w, const struct image_chunk *c)
@@ -443,10 +550,8 @@ int table_writer_add(struct table_writer *w, const struct image_chunk *c)
   digest_to_hex(c->digest, hex);
   n = snprintf(line, sizeof line, "%" PRIu64 " %s %s %" PRIu64 "\n",
                c->index, hex, codec_name(c->enc), c->stored_size);
-  if (fwrite(line, 1, (size_t)n, w->fp) != (size_t)n) {
-    ferry_error("chunk table: cannot write the temporary file: %m");
+  if (table_append(w, line, (size_t)n) == -1)
     return -1;
-  }
   digest_update(w->ctx, line, (size_t)n);
   if (image_digest_add(w->image, c->index, c->digest) == -1)
     return -1;
@@ -467,7 +572,7 @@ int table_writer_finish(struct table_writer *w, struct store *s,
   size_t n;
   int r;
 
-  if (fflush(w->fp) != 0) {
+  if (w->fp && fflush(w->fp) != 0) {
     ferry_error("chunk table: cannot write the temporary file: %m");
     return -1;
   }
@@ -486,6 +591,8 @@ int table_writer_finish(struct table_writer *w, struct store *s,
     return -1;
   if (r == 1 && have == w->size)
     return 0;
+  if (w->fp == NULL)
+    return store_put(s, m->table_key, w->mem ? w->mem : "", w->mem_len);
   rewind(w->fp);
   sw = store_writer_open(s, m->table_key,
                          &(struct store_writer_opts){ .size = w->size });
@@ -510,6 +617,7 @@ void table_writer_close(struct table_writer *w)
     return;
   if (w->fp)
     fclose(w->fp);
+  free(w->mem);
   digest_close(w->ctx);
   image_digest_close(w->image);
   free(w);

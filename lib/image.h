@@ -69,8 +69,16 @@ int image_manifest_parse(const char *json, size_t len, const char *where,
 char *image_manifest_format(const struct image_manifest *m);
 
 /* Read manifest.json of the image at s.  A missing manifest sets errno to
- * ENOENT and says the image is incomplete or absent. */
+ * ENOENT and says the image is incomplete or absent; one that cannot be
+ * parsed, EBADMSG. */
 int image_manifest_load(struct store *s, struct image_manifest *m);
+
+/* Read generations/<N>.json of the image at s (N >= 1). */
+int image_manifest_load_generation(struct store *s, uint64_t generation,
+                                   struct image_manifest *m);
+
+/* The highest generation number under generations/ (0 if none). */
+int image_last_generation(struct store *s, uint64_t *generation);
 
 /* Make the image at s complete: flush the store, write the generation's
  * manifest, then manifest.json. */

@@ -256,6 +256,7 @@ int image_reader_next(struct image_reader *r, struct image_extent *e)
                                             : until * r->m->chunk_size)
                 - e->offset;
     e->data = NULL;
+    e->digest = NULL;
     r->next_index = until;
     return 1;
   }
@@ -274,6 +275,7 @@ int image_reader_next(struct image_reader *r, struct image_extent *e)
   e->offset = e->index * r->m->chunk_size;
   e->length = image_chunk_len(r->m, e->index);
   e->data = sl->buf;
+  e->digest = sl->chunk.digest;
   r->next_index = e->index + 1;
   return 1;
 }

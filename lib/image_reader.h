@@ -21,6 +21,8 @@ struct image_extent {
   uint64_t offset;       /* byte offset on the disk */
   uint64_t length;       /* bytes (the last chunk may be short) */
   const void *data;      /* NULL for zeros; valid until the next call */
+  const uint8_t *digest; /* the data's verified SHA-256 (NULL for zeros);
+                            valid until the next call */
 };
 
 struct image_reader *image_reader_open(struct store *s,

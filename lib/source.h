@@ -24,11 +24,12 @@ struct source_ops {
    * data to the end. */
   int (*extent)(struct source *src, uint64_t off, int *zero, uint64_t *len);
 
-  /* Changed-block tracking: *changed = 0 when [off, off+len) is known
-   * not to have changed since the tracking point (a dirty bitmap's start),
-   * 1 when it may have.  NULL when the source cannot tell. */
-  int (*changed)(struct source *src, uint64_t off, uint64_t len,
-                 int *changed);
+  /* Changed-block tracking: the extent that starts at off (< size) with
+   * *changed = 0 when it is known not to have changed since the tracking
+   * point (a dirty bitmap's start), 1 when it may have; *len > 0.  NULL
+   * when the source cannot tell. */
+  int (*changed)(struct source *src, uint64_t off, int *changed,
+                 uint64_t *len);
 
   void (*close)(struct source *src);     /* NULL ok */
 };

@@ -200,29 +200,20 @@ static int nbd_extent(struct source *src, uint64_t off, int *zero,
   return 0;
 }
 
-static int nbd_changed(struct source *src, uint64_t off, uint64_t len,
-                       int *changed)
+static int nbd_changed(struct source *src, uint64_t off, int *changed,
+                       uint64_t *len)
 {
   struct source_nbd *sn = (struct source_nbd *)src;
-  uint64_t end = off + len;
+  uint32_t flags;
 
   if (!sn->can_bitmap) {
     *changed = 1;
+    *len = src->size - off;
     return 0;
   }
-  *changed = 0;
-  while (off < end) {
-    uint64_t elen;
-    uint32_t flags;
-
-    if (status(sn, sn->bitmap, off, end - off, &elen, &flags) == -1)
-      return -1;
-    if (flags & 1) {              /* qemu dirty bitmap: bit set = dirty */
-      *changed = 1;
-      return 0;
-    }
-    off += elen;
-  }
+  if (status(sn, sn->bitmap, off, src->size - off, len, &flags) == -1)
+    return -1;
+  *changed = (flags & 1) != 0;   /* qemu dirty bitmap: bit set = dirty */
   return 0;
 }
 
@@ -273,6 +264,11 @@ struct source *source_nbd_open(const char *uri, const struct source_opts *o)
     sn->conns[i].h = nbd_open_one(sn);
     if (sn->conns[i].h == NULL)
       goto fail;
+    /* more connections only where the server says they see the same
+     * data (NBD multi-conn); qemu-nbd without --shared serves only one
+     * client and would leave a second connect waiting forever */
+    if (i == 0 && nbd_can_multi_conn(sn->conns[0].h) != 1)
+      break;
   }
   size = nbd_get_size(sn->conns[0].h);
   if (size <= 0) {

@@ -9,10 +9,16 @@
 #include "error.h"
 
 extern const struct store_ops store_file_ops;
+extern const struct store_ops store_s3_ops;
+extern const struct store_ops store_gs_ops;
+extern const struct store_ops store_azure_ops;
 
 /* URL scheme -> backend (curl's scheme table). */
 static const struct store_ops *const store_table[] = {
   &store_file_ops,
+  &store_s3_ops,
+  &store_gs_ops,
+  &store_azure_ops,
 };
 
 #define N_STORES (sizeof store_table / sizeof store_table[0])

@@ -103,6 +103,7 @@ enum MHD_Result api_migration_create(struct request *r);
 enum MHD_Result api_migration_get(struct request *r);
 enum MHD_Result api_migration_cancel(struct request *r);
 enum MHD_Result api_migration_retry(struct request *r);
+enum MHD_Result api_migration_cutover(struct request *r);
 enum MHD_Result api_events_list(struct request *r);
 
 /* Store an inventory for host (hostname, machine_id from it); the host's

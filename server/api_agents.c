@@ -267,10 +267,12 @@ enum MHD_Result api_agent_task_progress(struct request *r)
            task_now() + r->srv->lease_seconds, db_now(now));
     db_run(r->srv->db, "UPDATE migrations SET done_bytes = (SELECT "
            "coalesce(sum(done_bytes), 0) FROM tasks WHERE migration_id = ?1 "
-           "AND kind = 'clone'), total_bytes = (SELECT "
+           "AND kind IN ('clone', 'sync') AND round = (SELECT max(round) "
+           "FROM tasks WHERE migration_id = ?1)), total_bytes = (SELECT "
            "coalesce(sum(total_bytes), 0) FROM tasks WHERE migration_id = ?1 "
-           "AND kind = 'clone'), updated = ?2 WHERE id = ?1", "it", mig,
-           now);
+           "AND kind IN ('clone', 'sync') AND round = (SELECT max(round) "
+           "FROM tasks WHERE migration_id = ?1)), updated = ?2 WHERE id = ?1",
+           "it", mig, now);
     task_heartbeat(r->srv->db, r->agent_id, r->srv->lease_seconds);
   } else if (strcmp(state, "running") == 0) {
     state = "reassigned";     /* another agent of this host took it over */

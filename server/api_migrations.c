@@ -84,7 +84,8 @@ static json_t *make_plan(json_t *bp, json_t *entry, json_t *inv,
       return NULL;
     }
   }
-  return json_pack("{s:s, s:s, s:O, s:s, s:s, s:o, s:O, s:O, s:b}",
+  return json_pack("{s:s, s:s, s:O, s:s, s:s, s:o, s:O, s:O, s:b, s:b, s:b,"
+                   " s:I}",
                    "hostname", hostname, "provider",
                    json_string_value(json_object_get(bp, "provider")),
                    "region", json_object_get(bp, "region")
@@ -93,7 +94,12 @@ static json_t *make_plan(json_t *bp, json_t *entry, json_t *inv,
                    "host", entry, "options",
                    json_object_get(bp, "options")
                      ? json_object_get(bp, "options") : json_null(),
-                   "boot", json_is_true(boot));
+                   "boot", json_is_true(boot),
+                   "warm", json_is_true(json_object_get(entry, "warm")),
+                   "quiesce", !json_is_false(json_object_get(entry,
+                                                             "quiesce")),
+                   "sync_interval",
+                   (json_int_t)blueprint_sync_interval(bp));
 }
 
 enum MHD_Result api_migration_create(struct request *r)
@@ -171,9 +177,13 @@ enum MHD_Result api_migration_create(struct request *r)
     goto out;
   }
   id = db_insert(db, "INSERT INTO migrations (host_id, blueprint_id, phase, "
-                 "state, plan, created, updated) VALUES (?1, ?2, "
-                 "'discovered', 'active', ?3, ?4, ?4)", "iitt", host_id,
-                 bp_id, plan_text, db_now(now));
+                 "state, plan, warm, sync_interval, created, updated) "
+                 "VALUES (?1, ?2, 'discovered', 'active', ?3, ?4, ?5, ?6, ?6)",
+                 "iitiit", host_id, bp_id, plan_text,
+                 (long long)json_is_true(json_object_get(plan, "warm")),
+                 (long long)json_integer_value(json_object_get(plan,
+                                                       "sync_interval")),
+                 db_now(now));
   if (id < 0) {
     ret = reply_error(r, 500, NULL, "%s", ferry_errmsg());
     goto out;
@@ -200,7 +210,11 @@ out:
 #define MIGRATION_COLUMNS \
   "m.id, h.hostname, m.host_id, b.name AS blueprint, m.phase, m.state, " \
   "m.error, m.failed_phase, m.done_bytes, m.total_bytes, m.attempt, " \
-  "m.created, m.updated"
+  "m.created, m.updated, m.warm, m.syncs, m.last_sync, " \
+  "m.last_delta_bytes, m.last_sync_seconds, m.cutover, " \
+  "CASE WHEN m.next_sync IS NULL THEN NULL ELSE " \
+  "strftime('%Y-%m-%dT%H:%M:%SZ', m.next_sync, 'unixepoch') END " \
+  "AS next_sync"
 
 enum MHD_Result api_migrations_list(struct request *r)
 {
@@ -376,4 +390,58 @@ enum MHD_Result api_events_list(struct request *r)
   if (rows == NULL)
     return reply_error(r, 500, NULL, "%s", ferry_errmsg());
   return reply_json(r, 200, json_pack("{s:o}", "events", rows));
+}
+
+/* The operator starts the cutover of a warm migration: the next (final)
+ * sync runs with the source quiesced, then conversion and creation. */
+enum MHD_Result api_migration_cutover(struct request *r)
+{
+  long long id = request_id(r, 0);
+  enum MHD_Result ret;
+  const char *phase;
+  json_t *m;
+
+  if (id <= 0)
+    return reply_error(r, 400, "id", "migration id '%s' is not a positive "
+                       "integer", r->params[0]);
+  db_lock();
+  m = db_query_one(r->srv->db, "SELECT state, phase, warm, cutover, host_id "
+                   "FROM migrations WHERE id = ?1", "i", id);
+  if (m == NULL || json_is_null(m)) {
+    db_unlock();
+    ret = m ? reply_error(r, 404, "id", "no migration %lld", id)
+            : reply_error(r, 500, NULL, "%s", ferry_errmsg());
+    json_decref(m);
+    return ret;
+  }
+  phase = json_string_value(json_object_get(m, "phase"));
+  if (!json_integer_value(json_object_get(m, "warm")) ||
+      strcmp(json_string_value(json_object_get(m, "state")), "active") ||
+      (strcmp(phase, "cloning") && strcmp(phase, "ready") &&
+       strcmp(phase, "syncing"))) {
+    db_unlock();
+    ret = reply_error(r, 409, NULL, "migration %lld is %s in phase %s: "
+                      "cutover applies to an active warm migration that is "
+                      "syncing or ready", id,
+                      json_string_value(json_object_get(m, "state")), phase);
+    json_decref(m);
+    return ret;
+  }
+  if (!json_integer_value(json_object_get(m, "cutover"))) {
+    char now[32];
+
+    db_run(r->srv->db, "UPDATE migrations SET cutover = 1, updated = ?2 "
+           "WHERE id = ?1", "it", id, db_now(now));
+    event_add(r->srv->db, id, json_integer_value(json_object_get(m,
+              "host_id")), "phase", phase, "cutover requested by the "
+              "operator%s", strcmp(phase, "ready") == 0 ? ""
+              : ": it starts when the current sync ends");
+  }
+  db_unlock();
+  server_wake(r->srv);
+  ret = reply_json(r, 200, json_pack("{s:I, s:s, s:b}", "id",
+                                     (json_int_t)id, "phase", phase,
+                                     "cutover", 1));
+  json_decref(m);
+  return ret;
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
@@ -306,7 +307,8 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
 {
   static const char *const host_keys[] = { "name", "machine_type", "subnet",
                                            "ip", "format", "disks", "boot",
-                                           NULL };
+                                           "boot_marker", "boot_timeout",
+                                           "warm", "quiesce", NULL };
   const char *name, *subnet, *ip, *format, *mt;
   const struct subnet *sub = NULL;
   json_t *disks, *d;
@@ -412,12 +414,42 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
         }
     }
   }
-  if (json_object_get(h, "boot") && !json_is_boolean(json_object_get(h,
-                                                                    "boot"))) {
-    snprintf(p, sizeof p, "%s.boot", path);
-    finding_add(findings, lines, "error", p, "'boot' must be true or "
-                "false");
+  if (json_object_get(h, "boot_timeout") &&
+      (!json_is_integer(json_object_get(h, "boot_timeout")) ||
+       json_integer_value(json_object_get(h, "boot_timeout")) < 10)) {
+    snprintf(p, sizeof p, "%s.boot_timeout", path);
+    finding_add(findings, lines, "error", p, "'boot_timeout' must be a "
+                "number of seconds (10 or more)");
     errors++;
+  }
+  if (json_object_get(h, "boot_marker") &&
+      (!json_is_string(json_object_get(h, "boot_marker")) ||
+       json_string_length(json_object_get(h, "boot_marker")) == 0)) {
+    snprintf(p, sizeof p, "%s.boot_marker", path);
+    finding_add(findings, lines, "error", p, "'boot_marker' must be the "
+                "text the guest prints on its serial console when up");
+    errors++;
+  }
+  if ((json_is_true(json_object_get(h, "boot")) ||
+       json_object_get(h, "boot_marker")) && prov &&
+      strcmp(prov->name, "local") != 0) {
+    snprintf(p, sizeof p, "%s.boot", path);
+    finding_add(findings, lines, "error", p, "the boot check runs on the "
+                "local target only (provider %s boots on its cloud)",
+                prov->name);
+    errors++;
+  }
+  {
+    static const char *const bools[] = { "boot", "warm", "quiesce" };
+
+    for (k = 0; k < sizeof bools / sizeof bools[0]; k++)
+      if (json_object_get(h, bools[k]) &&
+          !json_is_boolean(json_object_get(h, bools[k]))) {
+        snprintf(p, sizeof p, "%s.%s", path, bools[k]);
+        finding_add(findings, lines, "error", p, "'%s' must be true or "
+                    "false", bools[k]);
+        errors++;
+      }
   }
   (void)bp;
   return errors;
@@ -486,6 +518,20 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
     finding_add(findings, lines, "error", "options", "'options' must be a "
                 "mapping");
     errors++;
+  } else if (json_object_get(bp, "options")) {
+    static const char *const opt_keys[] = { "chunk_size", "compress", "jobs",
+                                            "max_rate", "sync_interval",
+                                            NULL };
+
+    errors += check_keys(json_object_get(bp, "options"), opt_keys,
+                         "options", lines, findings);
+    if (json_object_get(json_object_get(bp, "options"), "sync_interval") &&
+        blueprint_sync_interval(bp) <= 0) {
+      finding_add(findings, lines, "error", "options.sync_interval",
+                  "'sync_interval' must be a number of seconds or a "
+                  "duration such as 90s, 15m or 1h");
+      errors++;
+    }
   }
   errors += validate_networks(bp, lines, findings, subs, &nsubs);
   hosts = json_object_get(bp, "hosts");
@@ -560,4 +606,31 @@ const char *blueprint_format(json_t *bp, json_t *host)
     return f;
   p = provider_lookup(json_string_value(json_object_get(bp, "provider")));
   return p ? p->formats[0] : "raw";
+}
+
+long long blueprint_sync_interval(json_t *bp)
+{
+  json_t *v = json_object_get(json_object_get(bp, "options"),
+                              "sync_interval");
+  const char *t;
+  char *end;
+  long long n;
+
+  if (v == NULL)
+    return 3600;
+  if (json_is_integer(v))
+    return json_integer_value(v) > 0 ? json_integer_value(v) : -1;
+  t = json_string_value(v);
+  if (t == NULL)
+    return -1;
+  n = strtoll(t, &end, 10);
+  if (end == t || n <= 0)
+    return -1;
+  if (strcmp(end, "s") == 0 || *end == '\0')
+    return n;
+  if (strcmp(end, "m") == 0)
+    return n * 60;
+  if (strcmp(end, "h") == 0)
+    return n * 3600;
+  return -1;
 }

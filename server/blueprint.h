@@ -31,6 +31,9 @@ json_t *blueprint_host(json_t *bp, const char *hostname);
 /* Output format for a host entry (its own or the provider's default). */
 const char *blueprint_format(json_t *bp, json_t *host);
 
+/* options.sync_interval in seconds (default 3600). */
+long long blueprint_sync_interval(json_t *bp);
+
 /* Append a finding (line looked up from lines by path). */
 void finding_add(json_t *findings, json_t *lines, const char *severity,
                  const char *path, const char *fmt, ...)

@@ -89,6 +89,18 @@ static const char *const migrations[] = {
   "  phase TEXT,"
   "  message TEXT NOT NULL);"
   "CREATE INDEX events_migration ON events(migration_id, id);",
+
+  /* 3: warm migrations: repeated syncs, ready state, cutover */
+  "ALTER TABLE migrations ADD COLUMN warm INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE migrations ADD COLUMN sync_interval INTEGER NOT NULL "
+  "  DEFAULT 0;"
+  "ALTER TABLE migrations ADD COLUMN cutover INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE migrations ADD COLUMN syncs INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE migrations ADD COLUMN last_sync TEXT;"
+  "ALTER TABLE migrations ADD COLUMN last_delta_bytes INTEGER;"
+  "ALTER TABLE migrations ADD COLUMN last_sync_seconds REAL;"
+  "ALTER TABLE migrations ADD COLUMN next_sync REAL;"
+  "ALTER TABLE tasks ADD COLUMN round INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

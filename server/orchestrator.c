@@ -57,27 +57,31 @@ static void fail(sqlite3 *db, long long id, long long host,
             phase, cause);
 }
 
-/* Create one task per disk of kind (once: a restart finds them). */
+/* Create one task per disk of kind for round (once: a restart finds
+ * them).  final marks the cutover sync, which quiesces the source. */
 static int create_disk_tasks(sqlite3 *db, long long id, long long host,
                              json_t *plan, const char *kind,
-                             const char *runner)
+                             const char *runner, long long round, int final)
 {
   json_t *disks = json_object_get(plan, "disks"), *d;
   char now[32];
   size_t i;
 
   if (db_int(db, 0, "SELECT count(*) FROM tasks WHERE migration_id = ?1 "
-             "AND kind = ?2", "it", id, kind) > 0)
+             "AND kind = ?2 AND round = ?3", "iti", id, kind, round) > 0)
     return 0;
   db_now(now);
   json_array_foreach(disks, i, d) {
     CLEANUP_FREE char *spec_text = NULL;
     json_t *spec;
 
-    if (strcmp(kind, "clone") == 0)
-      spec = json_pack("{s:O, s:O, s:O}", "disk", json_object_get(d, "name"),
-                       "image", json_object_get(d, "image"), "options",
-                       json_object_get(plan, "options"));
+    if (strcmp(kind, "clone") == 0 || strcmp(kind, "sync") == 0)
+      spec = json_pack("{s:O, s:O, s:O, s:b, s:b}", "disk",
+                       json_object_get(d, "name"), "image",
+                       json_object_get(d, "image"), "options",
+                       json_object_get(plan, "options"), "final", final,
+                       "quiesce", final && !json_is_false(
+                         json_object_get(plan, "quiesce")));
     else
       spec = json_pack("{s:O, s:O, s:O, s:O}", "disk",
                        json_object_get(d, "name"), "image",
@@ -87,24 +91,24 @@ static int create_disk_tasks(sqlite3 *db, long long id, long long host,
     spec_text = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(spec);
     if (db_insert(db, "INSERT INTO tasks (migration_id, host_id, kind, "
-                  "runner, state, spec, created, updated) VALUES (?1, ?2, "
-                  "?3, ?4, 'queued', ?5, ?6, ?6)", "iittt" "t", id, host,
-                  kind, runner, spec_text, now) == -1)
+                  "runner, state, spec, round, created, updated) VALUES "
+                  "(?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?7)", "iitttit",
+                  id, host, kind, runner, spec_text, round, now) == -1)
       return -1;
   }
   return 0;
 }
 
-/* Are all tasks of kind done?  1 all succeeded, 0 still going, -1 one
- * failed (*error set to its message, caller frees). */
+/* Are all tasks of kind in round done?  1 all succeeded, 0 still going,
+ * -1 one failed (*error set to its message, caller frees). */
 static int tasks_done(sqlite3 *db, long long id, const char *kind,
-                      char **error)
+                      long long round, char **error)
 {
   json_t *failed;
 
   failed = db_query_one(db, "SELECT id, error FROM tasks WHERE migration_id "
-                        "= ?1 AND kind = ?2 AND state = 'failed' LIMIT 1",
-                        "it", id, kind);
+                        "= ?1 AND kind = ?2 AND round = ?3 AND state = "
+                        "'failed' LIMIT 1", "iti", id, kind, round);
   if (failed && !json_is_null(failed)) {
     const char *e = json_string_value(json_object_get(failed, "error"));
 
@@ -117,8 +121,34 @@ static int tasks_done(sqlite3 *db, long long id, const char *kind,
   }
   json_decref(failed);
   return db_int(db, 1, "SELECT count(*) = 0 FROM tasks WHERE migration_id = "
-                "?1 AND kind = ?2 AND state <> 'succeeded'", "it", id,
-                kind) ? 1 : 0;
+                "?1 AND kind = ?2 AND round = ?3 AND state <> 'succeeded'",
+                "iti", id, kind, round) ? 1 : 0;
+}
+
+/* A sync round finished: record its delta and schedule the next. */
+static void record_sync(sqlite3 *db, long long id, long long host,
+                        long long round, long long interval)
+{
+  char now[32];
+  long long delta = db_int(db, 0, "SELECT coalesce(sum(json_extract(result, "
+                           "'$.changed_bytes')), 0) + coalesce(sum(CASE WHEN "
+                           "json_extract(result, '$.incremental') THEN 0 "
+                           "ELSE json_extract(result, '$.data_bytes') END), "
+                           "0) FROM tasks WHERE migration_id = ?1 AND kind = "
+                           "'sync' AND round = ?2", "ii", id, round);
+  long long secs = db_int(db, 0, "SELECT coalesce(max(json_extract(result, "
+                          "'$.seconds')) * 1000, 0) FROM tasks WHERE "
+                          "migration_id = ?1 AND kind = 'sync' AND round = "
+                          "?2", "ii", id, round);
+  char msg[160];
+
+  db_run(db, "UPDATE migrations SET last_sync = ?2, last_delta_bytes = ?3, "
+         "last_sync_seconds = ?4, next_sync = ?5, updated = ?2 WHERE id = ?1",
+         "itidd", id, db_now(now), delta, (double)secs / 1000.0,
+         task_now() + (double)interval);
+  snprintf(msg, sizeof msg, "sync %lld done: %lld bytes changed, %.1f s",
+           round, delta, (double)secs / 1000.0);
+  event_add(db, id, host, "sync", NULL, "%s", msg);
 }
 
 int orchestrator_step(struct server *srv, long long id)
@@ -127,11 +157,13 @@ int orchestrator_step(struct server *srv, long long id)
   CLEANUP_FREE char *error = NULL;
   json_t *m, *plan;
   const char *phase;
-  long long host;
-  int r, changed;
+  long long host, syncs, interval;
+  int r, changed, warm;
 
   db_lock();
-  m = db_query_one(db, "SELECT m.phase, m.state, m.host_id, m.plan AS "
+  m = db_query_one(db, "SELECT m.phase, m.state, m.host_id, m.warm, "
+                   "m.syncs, m.sync_interval, m.cutover, "
+                   "coalesce(m.next_sync, 0.0) AS next_sync, m.plan AS "
                    "plan_json, (SELECT body FROM inventories i WHERE "
                    "i.host_id = m.host_id ORDER BY i.id DESC LIMIT 1) AS "
                    "inv_json FROM migrations m WHERE m.id = ?1", "i", id);
@@ -144,6 +176,9 @@ int orchestrator_step(struct server *srv, long long id)
   phase = json_string_value(json_object_get(m, "phase"));
   host = json_integer_value(json_object_get(m, "host_id"));
   plan = json_object_get(m, "plan");
+  warm = json_integer_value(json_object_get(m, "warm")) != 0;
+  syncs = json_integer_value(json_object_get(m, "syncs"));
+  interval = json_integer_value(json_object_get(m, "sync_interval"));
   db_exec(db, "BEGIN IMMEDIATE");
 
   if (strcmp(phase, "discovered") == 0) {
@@ -186,22 +221,53 @@ int orchestrator_step(struct server *srv, long long id)
     (void)ftext;
     json_decref(findings);
   } else if (strcmp(phase, "prepared") == 0) {
-    if (create_disk_tasks(db, id, host, plan, "clone", "agent") == 0)
-      set_phase(db, id, host, "cloning", "clone tasks queued for the "
-                "agent%s", NULL);
-  } else if (strcmp(phase, "cloning") == 0) {
-    r = tasks_done(db, id, "clone", &error);
-    if (r < 0)
-      fail(db, id, host, "cloning", error ? error : "a clone failed");
-    else if (r > 0)
+    /* a warm migration's first sync is its full clone (round 1) */
+    if (warm ? create_disk_tasks(db, id, host, plan, "sync", "agent", 1, 0)
+                 == 0 &&
+               db_run(db, "UPDATE migrations SET syncs = 1 WHERE id = ?1",
+                      "i", id) >= 0
+             : create_disk_tasks(db, id, host, plan, "clone", "agent", 0, 0)
+                 == 0)
+      set_phase(db, id, host, "cloning", "%s queued for the agent",
+                warm ? "the first full sync" : "clone tasks");
+  } else if (strcmp(phase, "cloning") == 0 || strcmp(phase, "syncing") == 0
+             || strcmp(phase, "cutover") == 0) {
+    const char *kind = warm ? "sync" : "clone";
+
+    r = tasks_done(db, id, kind, warm ? syncs : 0, &error);
+    if (r < 0) {
+      fail(db, id, host, phase, error ? error : "a clone failed");
+    } else if (r > 0 && !warm) {
       set_phase(db, id, host, "cloned", "every disk is in the store%s",
                 NULL);
+    } else if (r > 0) {
+      record_sync(db, id, host, syncs, interval);
+      if (strcmp(phase, "cutover") == 0)
+        set_phase(db, id, host, "cloned", "final sync done with the source "
+                  "quiesced: every disk is in the store%s", NULL);
+      else
+        set_phase(db, id, host, "ready", "ready for cutover%s", NULL);
+    }
+  } else if (strcmp(phase, "ready") == 0) {
+    int cut = json_integer_value(json_object_get(m, "cutover")) != 0;
+
+    if (cut || task_now() >= json_number_value(json_object_get(m,
+                                                             "next_sync"))) {
+      if (create_disk_tasks(db, id, host, plan, "sync", "agent", syncs + 1,
+                            cut) == 0 &&
+          db_run(db, "UPDATE migrations SET syncs = ?2 WHERE id = ?1", "ii",
+                 id, syncs + 1) >= 0)
+        set_phase(db, id, host, cut ? "cutover" : "syncing",
+                  cut ? "cutover: the final sync, with the source quiesced%s"
+                      : "incremental sync queued%s", NULL);
+    }
   } else if (strcmp(phase, "cloned") == 0) {
-    if (create_disk_tasks(db, id, host, plan, "convert", "server") == 0)
+    if (create_disk_tasks(db, id, host, plan, "convert", "server", 0, 0)
+        == 0)
       set_phase(db, id, host, "converting", "conversions to %s queued",
                 json_string_value(json_object_get(plan, "format")));
   } else if (strcmp(phase, "converting") == 0) {
-    r = tasks_done(db, id, "convert", &error);
+    r = tasks_done(db, id, "convert", 0, &error);
     if (r < 0)
       fail(db, id, host, "converting", error ? error : "a convert failed");
     else if (r > 0)
@@ -222,7 +288,7 @@ int orchestrator_step(struct server *srv, long long id)
     set_phase(db, id, host, "creating", "creating the instance on %s",
               json_string_value(json_object_get(plan, "provider")));
   } else if (strcmp(phase, "creating") == 0) {
-    r = tasks_done(db, id, "create", &error);
+    r = tasks_done(db, id, "create", 0, &error);
     if (r < 0) {
       fail(db, id, host, "creating", error ? error : "create failed");
     } else if (r > 0) {
@@ -464,8 +530,10 @@ static void *worker_main(void *arg)
     db_lock();
     if (db_int(srv->db, 0, "SELECT state = 'running' FROM tasks WHERE "
                "id = ?1", "i", id)) {
+      /* a boot check that timed out would only time out again */
       state = task_finish(srv->db, id, result != NULL, ferry_errmsg(),
-                          result, srv->max_attempts);
+                          result, strcmp(kind, "create") == 0
+                                    ? 1 : srv->max_attempts);
       (void)state;
     }
     db_unlock();

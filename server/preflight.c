@@ -1,6 +1,8 @@
-/* preflight.c - per-host checks against the target (see preflight.h).
- * A fact the inventory does not know is a warning saying what could not
- * be checked, never a pass. */
+/* preflight.c - per-host checks against the target (see preflight.h):
+ * disk sizes, boot mode and partition table, drivers in the kernel and
+ * initramfs, the provider's guest agent, architecture, free space.  A fact
+ * the inventory does not know is a warning saying what could not be
+ * checked, never a pass. */
 #include "preflight.h"
 
 #include <inttypes.h>
@@ -10,13 +12,17 @@
 
 #include "providers.h"
 
-static void add(json_t *findings, const char *severity, const char *code,
-                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define TiB (UINT64_C(1) << 40)
+#define MiB (UINT64_C(1) << 20)
 
-static void add(json_t *findings, const char *severity, const char *code,
-                const char *fmt, ...)
+static int add(json_t *findings, const char *severity, const char *code,
+               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Returns 1 for an error, 0 otherwise, so callers can sum errors. */
+static int add(json_t *findings, const char *severity, const char *code,
+               const char *fmt, ...)
 {
-  char msg[512];
+  char msg[768];
   va_list ap;
 
   va_start(ap, fmt);
@@ -25,6 +31,12 @@ static void add(json_t *findings, const char *severity, const char *code,
   json_array_append_new(findings, json_pack("{s:s, s:s, s:s}", "severity",
                                             severity, "code", code,
                                             "message", msg));
+  return strcmp(severity, "error") == 0;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+  return json_string_value(json_object_get(o, k));
 }
 
 static json_t *inv_disk(json_t *inv, const char *name)
@@ -33,53 +45,249 @@ static json_t *inv_disk(json_t *inv, const char *name)
   size_t i;
 
   json_array_foreach(disks, i, d)
-    if (json_is_string(json_object_get(d, "name")) &&
-        strcmp(json_string_value(json_object_get(d, "name")), name) == 0)
+    if (str(d, "name") && strcmp(str(d, "name"), name) == 0)
       return d;
   return NULL;
 }
 
-int preflight_run(json_t *plan, json_t *inv, json_t *findings)
+/* The disk holding /boot (or /boot/efi, or /) among the plan's disks; the
+ * first planned disk when the inventory cannot tell. */
+static const char *boot_disk(json_t *plan, json_t *inv)
 {
-  const struct provider *p = provider_lookup(
-    json_string_value(json_object_get(plan, "provider")));
+  static const char *const mounts[] = { "/boot/efi", "/boot", "/" };
+  json_t *pd = json_object_get(plan, "disks"), *d, *p;
+  size_t k, i, j;
+
+  for (k = 0; k < sizeof mounts / sizeof mounts[0]; k++)
+    json_array_foreach(pd, i, d) {
+      json_t *disk = inv_disk(inv, str(d, "name") ? str(d, "name") : "");
+
+      json_array_foreach(json_object_get(disk, "partitions"), j, p)
+        if (str(p, "mountpoint") && strcmp(str(p, "mountpoint"),
+                                           mounts[k]) == 0)
+          return str(d, "name");
+    }
+  return str(json_array_get(pd, 0), "name");
+}
+
+static int check_disks(const struct provider *p, json_t *plan, json_t *inv,
+                       const char *boot, json_t *f)
+{
   json_t *disks = json_object_get(plan, "disks"), *d;
   size_t i;
   int errors = 0;
 
-  if (p == NULL) {
-    add(findings, "error", "provider", "unknown provider in the plan");
-    return 1;
-  }
-  if (inv == NULL || !json_is_object(inv)) {
-    add(findings, "error", "inventory", "the host has no inventory: run "
-        "ferry-agent discover on it");
-    return 1;
-  }
   json_array_foreach(disks, i, d) {
-    const char *name = json_string_value(json_object_get(d, "name"));
+    const char *name = str(d, "name");
     json_t *disk = inv_disk(inv, name ? name : "");
     json_t *size = disk ? json_object_get(disk, "size") : NULL;
-    uint64_t limit = i == 0 && p->max_boot_disk ? p->max_boot_disk
-                                                : p->max_disk;
+    int is_boot = boot && name && strcmp(boot, name) == 0;
+    uint64_t limit = is_boot && p->max_boot_disk ? p->max_boot_disk
+                                                 : p->max_disk;
+    uint64_t bytes;
 
     if (!json_is_integer(size)) {
-      add(findings, "warning", "disk-size", "size of disk %s is unknown: "
-          "cannot check it against %s's limits", name ? name : "?",
-          p->name);
+      add(f, "warning", "disk-size", "size of disk %s is unknown: cannot "
+          "check it against %s's limits", name ? name : "?", p->name);
       continue;
     }
-    if (json_integer_value(size) <= 0) {
-      add(findings, "error", "disk-size", "disk %s is empty", name);
-      errors++;
-    } else if (limit && (uint64_t)json_integer_value(size) > limit) {
-      add(findings, "error", "disk-size", "disk %s is %" PRIu64 " GiB, over "
-          "%s's limit of %" PRIu64 " GiB for a %s disk: shrink it or move "
-          "its data to a data disk", name,
-          (uint64_t)json_integer_value(size) >> 30, p->name, limit >> 30,
-          i == 0 ? "boot" : "data");
-      errors++;
-    }
+    bytes = (uint64_t)json_integer_value(size);
+    if (bytes == 0)
+      errors += add(f, "error", "disk-size", "disk %s is empty", name);
+    else if (limit && bytes > limit)
+      errors += add(f, "error", "disk-size", "disk %s is %" PRIu64 " GiB, "
+                    "over %s's limit of %" PRIu64 " GiB for a %s disk: "
+                    "shrink it or move its data to a data disk", name,
+                    bytes >> 30, p->name, limit >> 30,
+                    is_boot ? "boot" : "data");
+    if (is_boot && str(disk, "partition_table") &&
+        strcmp(str(disk, "partition_table"), "dos") == 0 && bytes > 2 * TiB)
+      errors += add(f, "error", "mbr-size", "boot disk %s has an MBR "
+                    "partition table and is larger than the 2 TiB MBR can "
+                    "address: convert it to GPT (UEFI) first", name);
   }
+  return errors;
+}
+
+static int check_boot(const struct provider *p, json_t *inv,
+                      const char *boot, json_t *f)
+{
+  const char *mode = str(json_object_get(inv, "boot"), "mode");
+  json_t *disk = boot ? inv_disk(inv, boot) : NULL;
+  const char *table = str(disk, "partition_table");
+  int errors = 0;
+
+  if (mode == NULL)
+    add(f, "warning", "boot-mode", "the boot mode (UEFI or BIOS) is "
+        "unknown: cannot check that %s can boot it", p->name);
+  else if (strcmp(mode, "uefi") == 0 && !p->uefi_ok)
+    errors += add(f, "error", "boot-mode", "the host boots UEFI and %s "
+                  "(Gen1 VHD) boots BIOS only: convert the boot disk to "
+                  "BIOS boot (MBR and grub-pc) or choose another target",
+                  p->name);
+  else if (strcmp(mode, "bios") == 0 && !p->bios_ok)
+    errors += add(f, "error", "boot-mode", "the host boots BIOS and %s "
+                  "boots UEFI only", p->name);
+  if (table == NULL) {
+    add(f, "warning", "partition-table", "the partition table of boot "
+        "disk %s is unknown: cannot check that %s can boot it",
+        boot ? boot : "?", p->name);
+  } else if (strcmp(table, "gpt") == 0 && mode &&
+             strcmp(mode, "bios") == 0 && !p->gpt_bios_ok) {
+    errors += add(f, "error", "partition-table", "boot disk %s has a GPT "
+                  "partition table and boots BIOS: %s boots a GPT boot "
+                  "disk only in UEFI mode; convert it to MBR (gdisk, "
+                  "sgdisk -m) or switch the host to UEFI", boot, p->name);
+  }
+  return errors;
+}
+
+/* The running kernel's entry, else the newest. */
+static json_t *boot_kernel(json_t *inv)
+{
+  json_t *ks = json_object_get(json_object_get(inv, "drivers"), "kernels");
+  json_t *k, *last = NULL;
+  size_t i;
+
+  json_array_foreach(ks, i, k) {
+    if (json_is_true(json_object_get(k, "running")))
+      return k;
+    last = k;
+  }
+  return last;
+}
+
+/* Does one alternative of group ("a|b") satisfy need ("initramfs" or
+ * "kernel")?  1 yes, 0 no, -1 unknown. */
+static int group_ok(json_t *drivers, const char *group, int in_initramfs)
+{
+  char buf[128], *save = NULL, *name;
+  int unknown = 0;
+
+  snprintf(buf, sizeof buf, "%s", group);
+  for (name = strtok_r(buf, "|", &save); name;
+       name = strtok_r(NULL, "|", &save)) {
+    json_t *d = json_object_get(drivers, name);
+    json_t *v = json_object_get(d, in_initramfs ? "initramfs" : "kernel");
+
+    if (in_initramfs ? json_is_true(v)
+                     : json_is_string(v) &&
+                       strcmp(json_string_value(v), "missing") != 0)
+      return 1;
+    if (v == NULL || json_is_null(v))
+      unknown = 1;
+  }
+  return unknown ? -1 : 0;
+}
+
+static int check_drivers(const struct provider *p, json_t *inv, json_t *f)
+{
+  json_t *k = boot_kernel(inv), *drivers = json_object_get(k, "drivers");
+  const char *rel = str(k, "release");
+  int errors = 0;
+  size_t i;
+
+  if (k == NULL || drivers == NULL) {
+    add(f, "warning", "drivers", "the inventory lists no kernel modules: "
+        "cannot check the drivers %s needs", p->name);
+    return 0;
+  }
+  for (i = 0; p->storage_drivers && p->storage_drivers[i]; i++) {
+    int r = group_ok(drivers, p->storage_drivers[i], 1);
+
+    if (r == 0)
+      errors += add(f, "error", "drivers", "kernel %s has no %s in its "
+                    "initramfs: the disk would not be found at boot on %s; "
+                    "%s", rel ? rel : "?", p->storage_drivers[i], p->name,
+                    p->driver_hint);
+    else if (r < 0)
+      add(f, "warning", "drivers", "cannot tell whether %s is in the "
+          "initramfs of kernel %s", p->storage_drivers[i], rel ? rel : "?");
+  }
+  for (i = 0; p->net_drivers && p->net_drivers[i]; i++) {
+    int r = group_ok(drivers, p->net_drivers[i], 0);
+
+    if (r == 0)
+      errors += add(f, "error", "drivers", "kernel %s has no %s driver: "
+                    "the instance would have no network on %s; %s",
+                    rel ? rel : "?", p->net_drivers[i], p->name,
+                    p->driver_hint);
+    else if (r < 0)
+      add(f, "warning", "drivers", "cannot tell whether kernel %s has %s",
+          rel ? rel : "?", p->net_drivers[i]);
+  }
+  return errors;
+}
+
+static void check_agent(const struct provider *p, json_t *inv, json_t *f)
+{
+  json_t *a;
+
+  if (p->guest_agent == NULL)
+    return;
+  a = json_object_get(json_object_get(inv, "guest_agents"), p->guest_agent);
+  if (a == NULL || json_is_null(json_object_get(a, "installed")))
+    add(f, "warning", "guest-agent", "cannot tell whether %s is installed",
+        p->guest_agent);
+  else if (!json_is_true(json_object_get(a, "installed")))
+    add(f, "warning", "guest-agent", "%s is not installed: %s",
+        p->guest_agent, p->guest_agent_hint);
+}
+
+/* Free space on the root filesystem: guest preparation (drivers, agents,
+ * a rebuilt initramfs) needs some. */
+static int check_space(json_t *inv, json_t *f)
+{
+  json_t *disks = json_object_get(inv, "disks"), *d, *part, *lv;
+  json_t *lvs = json_object_get(json_object_get(inv, "lvm"), "lvs");
+  json_t *root = NULL;
+  size_t i, j;
+
+  json_array_foreach(disks, i, d)
+    json_array_foreach(json_object_get(d, "partitions"), j, part)
+      if (str(part, "mountpoint") && strcmp(str(part, "mountpoint"), "/")
+          == 0)
+        root = part;
+  json_array_foreach(lvs, i, lv)
+    if (str(lv, "mountpoint") && strcmp(str(lv, "mountpoint"), "/") == 0)
+      root = lv;
+  if (root == NULL || !json_is_integer(json_object_get(root, "free"))) {
+    add(f, "warning", "free-space", "free space on / is unknown (discovery "
+        "reads it only on the live system)");
+    return 0;
+  }
+  if ((uint64_t)json_integer_value(json_object_get(root, "free"))
+      < 100 * MiB)
+    return add(f, "error", "free-space", "/ has less than 100 MiB free: "
+               "preparing the guest (drivers, initramfs) needs room; free "
+               "some space");
+  if ((uint64_t)json_integer_value(json_object_get(root, "free"))
+      < 1024 * MiB)
+    add(f, "warning", "free-space", "/ has less than 1 GiB free");
+  return 0;
+}
+
+int preflight_run(json_t *plan, json_t *inv, json_t *findings)
+{
+  const struct provider *p = provider_lookup(str(plan, "provider"));
+  const char *arch, *boot;
+  int errors = 0;
+
+  if (p == NULL)
+    return add(findings, "error", "provider", "unknown provider in the "
+               "plan");
+  if (inv == NULL || !json_is_object(inv))
+    return add(findings, "error", "inventory", "the host has no inventory: "
+               "run ferry-agent discover on it");
+  boot = boot_disk(plan, inv);
+  errors += check_disks(p, plan, inv, boot, findings);
+  errors += check_boot(p, inv, boot, findings);
+  errors += check_drivers(p, inv, findings);
+  check_agent(p, inv, findings);
+  errors += check_space(inv, findings);
+  arch = str(json_object_get(inv, "kernel"), "arch");
+  if (arch && strcmp(arch, "x86_64") != 0)
+    add(findings, "warning", "arch", "the host is %s: check that %s offers "
+        "%s machine types", arch, p->name, arch);
   return errors;
 }

@@ -28,39 +28,63 @@ static const char *const local_formats[] = { "raw", "qcow2", "vhd",
                                              "vhd-dynamic", "vmdk", "gce",
                                              NULL };
 
-static const char *const aws_drivers[] = { "nvme|xen_blkfront",
-                                           "ena|xen_netfront", NULL };
-static const char *const azure_drivers[] = { "hv_vmbus", "hv_storvsc",
-                                             "hv_netvsc", NULL };
-static const char *const gcp_drivers[] = { "virtio_scsi|nvme",
-                                           "virtio_net|gve", NULL };
-static const char *const virtio_drivers[] = { "virtio_blk|virtio_scsi",
-                                              "virtio_net", NULL };
+static const char *const aws_storage[] = { "nvme|xen_blkfront", NULL };
+static const char *const aws_net[] = { "ena|xen_netfront", NULL };
+static const char *const azure_storage[] = { "hv_vmbus", "hv_storvsc",
+                                             NULL };
+static const char *const azure_net[] = { "hv_netvsc", NULL };
+static const char *const gcp_storage[] = { "virtio_scsi|nvme", NULL };
+static const char *const gcp_net[] = { "virtio_net|gve", NULL };
+static const char *const virtio_storage[] = { "virtio_blk|virtio_scsi",
+                                              NULL };
+static const char *const virtio_net[] = { "virtio_net", NULL };
 
 static const struct provider providers[] = {
   { .name = "local", .formats = local_formats, .bios_ok = 1, .uefi_ok = 1,
-    .gpt_bios_ok = 1, .drivers = virtio_drivers,
-    .driver_hint = "install the virtio drivers and rebuild the initramfs" },
+    .gpt_bios_ok = 1, .storage_drivers = virtio_storage,
+    .net_drivers = virtio_net,
+    .driver_hint = "install the virtio drivers and rebuild the initramfs "
+                   "(dracut --add-drivers virtio_blk, or add virtio_blk to "
+                   "/etc/initramfs-tools/modules and run update-initramfs "
+                   "-u)" },
   { .name = "aws", .needs_region = 1, .needs_machine_type = 1,
     .formats = aws_formats, .bios_ok = 1, .uefi_ok = 1,
-    .max_boot_disk = 2 * TiB, .max_disk = 64 * TiB, .drivers = aws_drivers,
-    .driver_hint = "install the ENA and NVMe drivers (kernel 4.x or later) "
-                   "and rebuild the initramfs" },
+    .max_boot_disk = 2 * TiB, .max_disk = 64 * TiB,
+    .storage_drivers = aws_storage, .net_drivers = aws_net,
+    .driver_hint = "install the NVMe and ENA drivers (in the kernel since "
+                   "4.x; RHEL/CentOS 7 ship them) and rebuild the "
+                   "initramfs (dracut -f --add-drivers nvme)",
+    .guest_agent = "cloud-init",
+    .guest_agent_hint = "install cloud-init so the instance takes its "
+                        "hostname, keys and network from EC2" },
   { .name = "azure", .needs_region = 1, .needs_machine_type = 1,
-    .formats = azure_formats, .bios_ok = 1, .max_boot_disk = 2040 * GiB,
-    .max_disk = 32 * TiB, .drivers = azure_drivers,
+    .formats = azure_formats, .bios_ok = 1, .gpt_bios_ok = 1,
+    .max_boot_disk = 2040 * GiB,
+    .max_disk = 32 * TiB, .storage_drivers = azure_storage,
+    .net_drivers = azure_net,
     .driver_hint = "add hv_vmbus hv_storvsc hv_netvsc to the initramfs "
-                   "(dracut --add-drivers, or /etc/initramfs-tools/modules) "
-                   "and rebuild it" },
+                   "(dracut -f --add-drivers, or /etc/initramfs-tools/modules "
+                   "and update-initramfs -u)",
+    .guest_agent = "waagent",
+    .guest_agent_hint = "install the Azure Linux Agent (WALinuxAgent) for "
+                        "provisioning and extensions" },
   { .name = "gcp", .needs_region = 1, .needs_machine_type = 1,
     .formats = gcp_formats, .bios_ok = 1, .uefi_ok = 1, .gpt_bios_ok = 1,
-    .max_disk = 64 * TiB, .drivers = gcp_drivers,
+    .max_disk = 64 * TiB, .storage_drivers = gcp_storage,
+    .net_drivers = gcp_net,
     .driver_hint = "install virtio-scsi and virtio-net (or gve) and "
-                   "rebuild the initramfs" },
+                   "rebuild the initramfs",
+    .guest_agent = "google-guest-agent",
+    .guest_agent_hint = "install google-guest-agent for SSH keys, "
+                        "metadata and the network" },
   { .name = "openstack", .needs_machine_type = 1,
     .formats = openstack_formats, .bios_ok = 1, .uefi_ok = 1,
-    .gpt_bios_ok = 1, .drivers = virtio_drivers,
-    .driver_hint = "install the virtio drivers and rebuild the initramfs" },
+    .gpt_bios_ok = 1, .storage_drivers = virtio_storage,
+    .net_drivers = virtio_net,
+    .driver_hint = "install the virtio drivers and rebuild the initramfs",
+    .guest_agent = "cloud-init",
+    .guest_agent_hint = "install cloud-init so the instance takes its "
+                        "keys and network from the metadata service" },
 };
 
 #define N_PROVIDERS (sizeof providers / sizeof providers[0])

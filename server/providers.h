@@ -16,10 +16,14 @@ struct provider {
   int gpt_bios_ok;                 /* a GPT boot disk in BIOS mode */
   uint64_t max_boot_disk;          /* bytes, 0 = no limit */
   uint64_t max_disk;
-  /* driver groups: each string lists alternatives ("nvme|xen_blkfront");
-   * the host needs one module of every group in its initramfs or kernel */
-  const char *const *drivers;
+  /* driver groups: each string lists alternatives ("nvme|xen_blkfront").
+   * The boot disk's driver must be in the initramfs (it loads before the
+   * root filesystem); the network driver in the kernel. */
+  const char *const *storage_drivers;
+  const char *const *net_drivers;
   const char *driver_hint;         /* what to install when one is missing */
+  const char *guest_agent;         /* inventory key, or NULL */
+  const char *guest_agent_hint;
 };
 
 const struct provider *provider_lookup(const char *name);

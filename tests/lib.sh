@@ -9,10 +9,9 @@ export PATH="$FERRY_BIN:$PATH"
 T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-test-XXXXXX")
 CLEANUP=()
 cleanup() {
-  [ -n "${KEEP_T:-}" ] && { echo "kept $T" >&2; return; }
   local i
   for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do eval "${CLEANUP[i]}" || true; done
-  rm -rf "$T"
+  if [ -n "${KEEP_T:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 at_exit() { CLEANUP+=("$1"); }

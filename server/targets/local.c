@@ -1,13 +1,35 @@
-/* local.c - the local QEMU/KVM target: the converted disks stay where the
- * store holds them; creating the instance means checking every output is
- * there and complete. */
+/* local.c - the local QEMU/KVM target.  The converted disks stay in the
+ * store; creating the instance means checking that every output is there
+ * and, when the blueprint asks for it (hosts[].boot), booting them in
+ * qemu-system-x86_64 and reporting success only when the guest's console
+ * shows its boot marker.  The boot runs on a snapshot: the disks are never
+ * modified. */
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "cleanup.h"
 #include "error.h"
+#include "log.h"
+#include "source.h"
 #include "store.h"
 #include "target.h"
+
+#define BOOT_TIMEOUT_DEFAULT 600
+#define BOOT_MARKER_DEFAULT "login:"
+#define COPY_STEP (8u << 20)
 
 /* Split "scheme://a/b/name" into a store URL and the object key. */
 static struct store *open_parent(const char *url, const char **key)
@@ -31,9 +53,322 @@ static struct store *open_parent(const char *url, const char **key)
   return s;
 }
 
+/* Copy an object to a local file, leaving holes for zero blocks. */
+static int download(const char *url, const char *path)
+{
+  CLEANUP_FREE char *buf = malloc(COPY_STEP);
+  const char *key;
+  struct store *s = open_parent(url, &key);
+  uint64_t off = 0;
+  int fd = -1, r = -1;
+
+  if (s == NULL || buf == NULL)
+    goto out;
+  fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd == -1) {
+    ferry_error("cannot create %s: %m", path);
+    goto out;
+  }
+  for (;;) {
+    size_t got;
+
+    if (store_get(s, key, off, buf, COPY_STEP, &got) == -1)
+      goto out;
+    if (got == 0)
+      break;
+    if (!buf_is_zero(buf, got) &&
+        pwrite(fd, buf, got, (off_t)off) != (ssize_t)got) {
+      ferry_error("write %s: %m", path);
+      goto out;
+    }
+    off += got;
+    if (got < COPY_STEP)
+      break;
+  }
+  if (ftruncate(fd, (off_t)off) == -1) {
+    ferry_error("resize %s: %m", path);
+    goto out;
+  }
+  r = 0;
+out:
+  if (fd >= 0)
+    close(fd);
+  store_close(s);
+  return r;
+}
+
+/* The GCE archive's disk.raw, extracted sparsely to path. */
+static int extract_gce(const char *tarball, const char *path)
+{
+  struct archive *a = archive_read_new();
+  struct archive_entry *e;
+  int fd = -1, r = -1, found = 0;
+
+  archive_read_support_filter_gzip(a);
+  archive_read_support_format_tar(a);
+  if (archive_read_open_filename(a, tarball, 1 << 20) != ARCHIVE_OK) {
+    ferry_error("cannot read %s: %s", tarball, archive_error_string(a));
+    goto out;
+  }
+  while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+    const void *blk;
+    size_t len;
+    la_int64_t off;
+    int rc;
+
+    if (strcmp(archive_entry_pathname(e), "disk.raw") != 0)
+      continue;
+    found = 1;
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd == -1) {
+      ferry_error("cannot create %s: %m", path);
+      goto out;
+    }
+    while ((rc = archive_read_data_block(a, &blk, &len, &off)) ==
+           ARCHIVE_OK)
+      if (len && pwrite(fd, blk, len, (off_t)off) != (ssize_t)len) {
+        ferry_error("write %s: %m", path);
+        goto out;
+      }
+    if (rc != ARCHIVE_EOF) {
+      ferry_error("%s: %s", tarball, archive_error_string(a));
+      goto out;
+    }
+    if (ftruncate(fd, (off_t)archive_entry_size(e)) == -1) {
+      ferry_error("resize %s: %m", path);
+      goto out;
+    }
+    break;
+  }
+  if (!found) {
+    ferry_error("%s holds no disk.raw: not a GCE image", tarball);
+    goto out;
+  }
+  r = 0;
+out:
+  if (fd >= 0)
+    close(fd);
+  archive_read_free(a);
+  return r;
+}
+
+static const char *qemu_format(const char *format)
+{
+  if (strcmp(format, "vhd") == 0 || strcmp(format, "vhd-dynamic") == 0)
+    return "vpc";      /* a fixed VHD has no header: qemu would see raw */
+  if (strcmp(format, "gce") == 0)
+    return "raw";      /* booted from the extracted disk.raw */
+  return format;
+}
+
+static int rm_one(const char *p, const struct stat *st, int f,
+                  struct FTW *ftw)
+{
+  (void)st;
+  (void)f;
+  (void)ftw;
+  return remove(p);
+}
+
+/* The last lines of the console log, for the error message. */
+static void console_tail(const char *log, char *out, size_t size)
+{
+  char buf[8192];
+  ssize_t n;
+  int fd = open(log, O_RDONLY | O_CLOEXEC);
+  off_t end;
+  char *p;
+
+  out[0] = '\0';
+  if (fd == -1)
+    return;
+  end = lseek(fd, 0, SEEK_END);
+  n = pread(fd, buf, sizeof buf - 1, end > 600 ? end - 600 : 0);
+  close(fd);
+  if (n <= 0)
+    return;
+  buf[n] = '\0';
+  for (p = buf; *p; p++)
+    if (*p == '\r' || *p == '\n' || (unsigned char)*p < 0x20)
+      *p = ' ';
+  {
+    size_t len = strlen(buf), keep = len < size - 1 ? len : size - 1;
+
+    memcpy(out, buf + len - keep, keep);   /* the end is what matters */
+    out[keep] = '\0';
+  }
+}
+
+/* Is marker in the file yet? */
+static int log_has(const char *log, const char *marker)
+{
+  static char buf[1 << 20];
+  ssize_t n;
+  int fd = open(log, O_RDONLY | O_CLOEXEC);
+
+  if (fd == -1)
+    return 0;
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  /* consoles print NULs and escapes: search across them */
+  return memmem(buf, (size_t)n, marker, strlen(marker)) != NULL;
+}
+
+static json_t *boot_check(json_t *plan, json_t *host)
+{
+  const char *marker = json_string_value(json_object_get(host,
+                                                         "boot_marker"));
+  const char *format = json_string_value(json_object_get(plan, "format"));
+  const char *accel = getenv("FERRY_QEMU_ACCEL");
+  json_t *disks = json_object_get(plan, "disks"), *d, *res = NULL;
+  long timeout = BOOT_TIMEOUT_DEFAULT;
+  char dir[] = "/var/tmp/ferry-boot-XXXXXX", log[64], tail[700];
+  char *argv[64], drives[8][512], devs[8][96], mach[64];
+  struct timespec t0, t1;
+  int argc = 0, status = 0, booted = 0;
+  size_t i;
+  pid_t pid;
+
+  if (json_is_integer(json_object_get(host, "boot_timeout")))
+    timeout = (long)json_integer_value(json_object_get(host,
+                                                       "boot_timeout"));
+  if (marker == NULL)
+    marker = BOOT_MARKER_DEFAULT;
+  if (accel == NULL)
+    accel = "tcg";
+  if (mkdtemp(dir) == NULL) {
+    ferry_error("cannot create a work directory in /var/tmp: %m");
+    return NULL;
+  }
+  snprintf(log, sizeof log, "%s/console.log", dir);
+  snprintf(mach, sizeof mach, "pc,accel=%s", accel);
+  argv[argc++] = "qemu-system-x86_64";
+  argv[argc++] = "-machine";
+  argv[argc++] = mach;
+  argv[argc++] = "-m";
+  argv[argc++] = "1024";
+  argv[argc++] = "-smp";
+  argv[argc++] = "1";
+  argv[argc++] = "-display";
+  argv[argc++] = "none";
+  argv[argc++] = "-vga";
+  argv[argc++] = "none";
+  argv[argc++] = "-monitor";
+  argv[argc++] = "none";
+  argv[argc++] = "-nic";
+  argv[argc++] = "none";
+  argv[argc++] = "-no-reboot";
+  argv[argc++] = "-serial";
+  {
+    static char serial[96];
+
+    snprintf(serial, sizeof serial, "file:%s", log);
+    argv[argc++] = serial;
+  }
+  json_array_foreach(disks, i, d) {
+    const char *out = json_string_value(json_object_get(d, "output"));
+    char path[300], local[300];
+
+    if (i >= 8 || out == NULL)
+      break;
+    if (strncmp(out, "file://", 7) == 0) {
+      snprintf(path, sizeof path, "%s", out + 7);
+    } else {
+      snprintf(path, sizeof path, "%s/disk%zu.img", dir, i);
+      log_info("boot check: fetching %s", out);
+      if (download(out, path) == -1)
+        goto out;
+    }
+    if (strcmp(format, "gce") == 0) {
+      snprintf(local, sizeof local, "%s/disk%zu.raw", dir, i);
+      if (extract_gce(path, local) == -1)
+        goto out;
+      snprintf(path, sizeof path, "%s", local);
+    }
+    snprintf(drives[i], sizeof drives[i], "file=%s,format=%s,if=none,"
+             "id=d%zu,snapshot=on,cache=unsafe", path, qemu_format(format),
+             i);
+    snprintf(devs[i], sizeof devs[i], "virtio-blk-pci,drive=d%zu%s", i,
+             i == 0 ? ",bootindex=0" : "");
+    argv[argc++] = "-drive";
+    argv[argc++] = drives[i];
+    argv[argc++] = "-device";
+    argv[argc++] = devs[i];
+  }
+  argv[argc] = NULL;
+
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  pid = fork();
+  if (pid == -1) {
+    ferry_error("cannot start qemu: %m");
+    goto out;
+  }
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  for (;;) {
+    double secs;
+    pid_t w = waitpid(pid, &status, WNOHANG);
+
+    if (log_has(log, marker)) {
+      booted = 1;
+      break;
+    }
+    if (w == pid) {
+      pid = -1;
+      break;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    secs = (double)(t1.tv_sec - t0.tv_sec);
+    if (secs > (double)timeout)
+      break;
+    poll(NULL, 0, 500);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (pid > 0) {
+    /* the guest may power itself off; otherwise stop it */
+    for (int k = 0; k < 20 && waitpid(pid, &status, WNOHANG) == 0; k++)
+      poll(NULL, 0, 250);
+    if (waitpid(pid, &status, WNOHANG) == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
+  }
+  if (!booted) {
+    console_tail(log, tail, sizeof tail);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+      ferry_error("qemu-system-x86_64 is not installed on the server: "
+                  "install qemu-system-x86 to boot-check local migrations");
+    else
+      ferry_error("the migrated disk did not show '%s' on its console "
+                  "within %ld s (qemu %s); last console output: %s", marker,
+                  timeout, pid == -1 ? "exited" : "was stopped",
+                  tail[0] ? tail : "(nothing)");
+    goto out;
+  }
+  res = json_pack("{s:s, s:f, s:s}", "marker", marker, "seconds",
+                  (double)(t1.tv_sec - t0.tv_sec) +
+                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, "accel", accel);
+  log_info("boot check: '%s' seen after %.1f s", marker,
+           json_real_value(json_object_get(res, "seconds")));
+out:
+  nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+  return res;
+}
+
 static json_t *local_create(json_t *plan)
 {
   json_t *disks = json_object_get(plan, "disks"), *d, *outs = json_array();
+  json_t *host = json_object_get(plan, "host"), *boot = NULL;
   size_t i;
 
   json_array_foreach(disks, i, d) {
@@ -55,7 +390,11 @@ static json_t *local_create(json_t *plan)
     json_array_append_new(outs, json_pack("{s:s, s:I}", "output", out,
                                           "size", (json_int_t)size));
   }
-  return json_pack("{s:s, s:o}", "instance", "local", "disks", outs);
+  if (json_is_true(json_object_get(host, "boot")) &&
+      (boot = boot_check(plan, host)) == NULL)
+    goto fail;
+  return json_pack("{s:s, s:o, s:o}", "instance", "local", "disks", outs,
+                   "boot", boot ? boot : json_null());
 fail:
   json_decref(outs);
   return NULL;

@@ -1,0 +1,80 @@
+#!/bin/bash
+# Preflight checks each host's real inventory (the distribution fixtures)
+# against its target: boot mode, partition table, drivers in the initramfs,
+# disk limits.  A host that would not boot fails in phase preflight with
+# the cause and the fix; one that would passes on to cloning.
+. "$(dirname "$0")/lib.sh"
+requires curl jq
+
+start_server "$T/ferry.db"
+for fx in rhel7 ubuntu2004 ubuntu1804 ubuntu2204 centos7; do
+  conf=$(make_agent "$fx" "$TOP/tests/fixtures/roots/$fx")
+  ferry-agent discover --root "$TOP/tests/fixtures/roots/$fx" --config "$conf" --post >/dev/null ||
+    fail "discover $fx"
+done
+
+bp() {  # NAME PROVIDER HOST [FORMAT]
+  cat > "$T/$1.yaml" <<YAML
+name: $1
+provider: $2
+region: r1
+store: file://$T/store
+hosts:
+  - name: $3
+    machine_type: m1
+${4:+    format: $4}
+YAML
+  sed -i '/^region/d' "$T/$1.yaml"
+  [ "$2" = local ] || [ "$2" = openstack ] || sed -i 's/^provider: .*/&\nregion: r1/' "$T/$1.yaml"
+  [ "$2" != local ] || sed -i '/machine_type/d' "$T/$1.yaml"
+  ferry blueprint apply "$T/$1.yaml" >/dev/null || fail "apply $1: $(ferry blueprint validate "$T/$1.yaml" 2>&1)"
+}
+# expect_preflight HOST BLUEPRINT fail|pass MESSAGE
+n=0
+expect_preflight() {
+  local host=$1 bpn=$2 want=$3 msg=$4 id
+  ferry migrate "$host" --blueprint "$bpn" >/dev/null || fail "migrate $host"
+  n=$((n + 1)); id=$n
+  wait_for 20 eval 'api GET /v1/migrations/'$id' | jq -e ".state != \"active\" or .phase == \"cloning\"" >/dev/null' ||
+    fail "migration $id stuck: $(ferry job show $id)"
+  api GET "/v1/migrations/$id" > "$T/m$id.json"
+  if [ "$want" = fail ]; then
+    [ "$(jq -r .state "$T/m$id.json")" = failed ] && [ "$(jq -r .failed_phase "$T/m$id.json")" = preflight ] ||
+      fail "$host on $bpn: expected a preflight failure: $(ferry job show $id)"
+    jq -r .error "$T/m$id.json" | grep -qF -- "$msg" || fail "$host on $bpn: error lacks '$msg': $(jq -r .error "$T/m$id.json")"
+  else
+    [ "$(jq -r .phase "$T/m$id.json")" = cloning ] || fail "$host on $bpn: expected to pass preflight: $(ferry job show $id)"
+    jq -e '.events | any(.message | test("preflight passed"))' "$T/m$id.json" >/dev/null || fail "no 'preflight passed' event"
+    [ -z "$msg" ] || jq -r '.events[].message' "$T/m$id.json" | grep -qF -- "$msg" ||
+      fail "$host on $bpn: no event with '$msg': $(ferry job show $id)"
+    ferry cancel "$id" >/dev/null
+  fi
+}
+
+bp kvm local app01
+expect_preflight app01 kvm fail "kernel 3.10.0-1160.el7.x86_64 has no virtio_blk|virtio_scsi in its initramfs: the disk would not be found at boot on local; install the virtio drivers"
+ok "RHEL 7 from VMware without virtio in its initramfs is stopped before KVM, with the dracut fix"
+
+bp az1 azure gce-app-1
+expect_preflight gce-app-1 az1 fail "the host boots UEFI and azure (Gen1 VHD) boots BIOS only"
+ok "a UEFI host is refused by Azure Gen1"
+
+bp aws1 aws web-azure-01
+expect_preflight web-azure-01 aws1 fail "boot disk sda has a GPT partition table and boots BIOS: aws boots a GPT boot disk only in UEFI mode"
+ok "a GPT disk booting BIOS is refused by AWS VM Import"
+
+bp az2 azure web-azure-01
+expect_preflight web-azure-01 az2 pass "warning: free space on / is unknown"
+ok "Ubuntu 18.04 from Azure passes preflight for Azure (Hyper-V drivers in its initramfs); unknowns are warnings"
+
+bp aws2 aws ip-203-0-113-77 vmdk
+expect_preflight ip-203-0-113-77 aws2 pass ""
+bp aws3 aws ip-203-0-113-25 raw
+expect_preflight ip-203-0-113-25 aws3 pass ""
+ok "Ubuntu 22.04 (NVMe, ENA) and CentOS 7 (Xen drivers) pass preflight for AWS"
+
+bp gcp1 gcp app01
+expect_preflight app01 gcp1 fail "has no virtio_scsi|nvme in its initramfs"
+api GET /v1/migrations/$n | jq -r '.events[].message' | grep -q "warning: google-guest-agent is not installed" ||
+  fail "the missing guest agent is not reported"
+ok "findings name every missing driver and guest agent"
