@@ -157,7 +157,7 @@ jq -n --arg url "$SERVER_URL" --arg enroll "$ENROLL_TOKEN_FILE" --arg op "$OPERA
   --arg deb "$DEB" --arg bin "$FERRY_BIN/ferry-agent" --arg store "$STORE" '{
   ferry_agent_server_url: $url, ferry_agent_enroll_token_file: $enroll,
   ferry_agent_deb: $deb, ferry_agent_binary: $bin,
-  ferry_agent_disks: {sda: "/srv/ferry-test/sda.img"},
+  ferry_agent_disks: {sda: "/srv/ferry-test/sda.img"}, ferry_agent_bitmaps: {sdb: "cbt0"},
   ferry_agent_writable_paths: [$store], ferry_agent_poll_wait: 2,
   ferry_server_url: $url, ferry_operator_token_file: $op,
   ferry_blueprint: "wave1", ferry_clone_poll: 1, ferry_clone_timeout: 120
@@ -188,6 +188,7 @@ cmp -s <(tr -d '\n' <"$ENROLL_TOKEN_FILE") <(tr -d '\n' <"$R/etc/ferry/enroll.to
   /lib/systemd/system/ferry-agent.service ] || fail "ferry-agent.service is not enabled in the root"
 grep -qx "server = $SERVER_URL" "$R/etc/ferry/agent.conf" &&
   grep -qx "disk.sda = /srv/ferry-test/sda.img" "$R/etc/ferry/agent.conf" &&
+  grep -qx "bitmap.sdb = cbt0" "$R/etc/ferry/agent.conf" &&
   grep -qx "poll_wait = 2" "$R/etc/ferry/agent.conf" || fail "agent.conf: $(cat "$R/etc/ferry/agent.conf")"
 grep -qx "ReadWritePaths=-$STORE" "$R/etc/systemd/system/ferry-agent.service.d/site.conf" ||
   fail "the drop-in lacks the store: $(cat "$R/etc/systemd/system/ferry-agent.service.d/site.conf")"
