@@ -318,6 +318,9 @@ int main(int argc, char **argv)
   signal(SIGTERM, on_signal);
 
   src = store_open(from);
+  /* every chunk and table is checked against its SHA-256 on read */
+  if (src)
+    src->verified_reads = 1;
   if (src == NULL ||
       (generation ? image_manifest_load_generation(src, generation, &m)
                   : image_manifest_load(src, &m)) == -1)

@@ -175,7 +175,11 @@ static int process(struct worker *w, struct slot *sl)
   image_chunk_key(ch->digest, ch->enc, key);
   if (c->rate)
     ratelimit_take(c->rate, stored);
-  if (store_put(c->o->store, key, data, stored) == -1) {
+  /* a chunk stored plain is its own digest's preimage: stores that
+   * verify a payload SHA-256 need not hash it again */
+  if ((ch->enc == ENC_RAW
+         ? store_put_hashed(c->o->store, key, data, stored, ch->digest)
+         : store_put(c->o->store, key, data, stored)) == -1) {
     ferry_error_prefix("upload chunk %" PRIu64 " (offset %" PRIu64 "): ",
                        sl->index, off);
     return -1;

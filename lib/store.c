@@ -104,6 +104,16 @@ int store_put(struct store *s, const char *key, const void *buf, size_t len)
   return s->ops->put(s, key, buf, len);
 }
 
+int store_put_hashed(struct store *s, const char *key, const void *buf,
+                     size_t len, const uint8_t sha256[32])
+{
+  if (key_ok(s, key) == -1)
+    return -1;
+  if (s->ops->put_hashed)
+    return s->ops->put_hashed(s, key, buf, len, sha256);
+  return s->ops->put(s, key, buf, len);
+}
+
 int store_get(struct store *s, const char *key, uint64_t off, void *buf,
               size_t len, size_t *got)
 {

@@ -37,6 +37,12 @@ struct store_ops {
    * new one, never a part. */
   int (*put)(struct store *s, const char *key, const void *buf, size_t len);
 
+  /* put, for a caller that already knows the SHA-256 of buf: a backend
+   * whose service verifies a payload digest (S3's signed payload) uses it
+   * instead of hashing again.  NULL: put is used. */
+  int (*put_hashed)(struct store *s, const char *key, const void *buf,
+                    size_t len, const uint8_t sha256[32]);
+
   /* Read up to len bytes at off; *got is short only at the object's end. */
   int (*get)(struct store *s, const char *key, uint64_t off, void *buf,
              size_t len, size_t *got);
@@ -78,6 +84,10 @@ struct store_ops {
 struct store {
   const struct store_ops *ops;
   char *url;                                /* as opened, for messages */
+  /* The caller checks a digest of everything it reads (chunks, tables):
+   * a backend may skip its own check of whole objects (an MD5 against the
+   * ETag), which would hash the same bytes twice. */
+  int verified_reads;
 };
 
 struct store_writer {
@@ -95,6 +105,9 @@ void store_close(struct store *s);
 const char *store_url(const struct store *s);
 
 int store_put(struct store *s, const char *key, const void *buf, size_t len);
+/* store_put with buf's SHA-256 already known (see put_hashed). */
+int store_put_hashed(struct store *s, const char *key, const void *buf,
+                     size_t len, const uint8_t sha256[32]);
 int store_get(struct store *s, const char *key, uint64_t off, void *buf,
               size_t len, size_t *got);
 int store_head(struct store *s, const char *key, uint64_t *size);

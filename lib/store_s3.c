@@ -410,9 +410,14 @@ struct s3_call {
   /* after a dropped connection, the request may have completed unseen:
    * when the object has this ETag, it did (idempotent writes only) */
   const char *done_etag;
+  /* ... or, when set, has the MD5 of the body (computed only then) */
+  int done_if_same_body;
+  /* the body's SHA-256 when the caller knows it (signed payload) */
+  const uint8_t *body_sha256;
 
   /* filled in */
   char payload_hash[DIGEST_HEX_LEN + 1];
+  char etag_buf[40];
   char *path;
   struct curl_slist *list;
   char what[160];
@@ -420,6 +425,7 @@ struct s3_call {
 
 static int s3_head_etag(struct store_s3 *s, const char *object, char *etag,
                         size_t size);
+static void md5_etag(const uint8_t md5[MD5_LEN], char *etag);
 
 static int s3_prepare(void *opaque, struct http_request *req,
                       unsigned attempt, int after_drop)
@@ -442,6 +448,13 @@ static int s3_prepare(void *opaque, struct http_request *req,
   size_t i;
 
   (void)attempt;
+  if (after_drop && c->done_if_same_body && c->done_etag == NULL) {
+    uint8_t md5[MD5_LEN];
+
+    md5_buf(c->body ? c->body : "", c->body_len, md5);
+    md5_etag(md5, c->etag_buf);
+    c->done_etag = c->etag_buf;
+  }
   if (after_drop && c->done_etag &&
       s3_head_etag(s, c->object, etag, sizeof etag) == 1 &&
       strcmp(etag, c->done_etag) == 0) {
@@ -507,8 +520,12 @@ static int s3_call(struct s3_call *c, struct http_response *resp)
     ferry_error("out of memory");
     return -1;
   }
-  digest_buf(c->body ? c->body : "", c->body_len, d);
-  digest_to_hex(d, c->payload_hash);
+  if (c->body_sha256)
+    digest_to_hex(c->body_sha256, c->payload_hash);
+  else {
+    digest_buf(c->body ? c->body : "", c->body_len, d);
+    digest_to_hex(d, c->payload_hash);
+  }
   snprintf(c->what, sizeof c->what, "%s %s %.100s", c->method,
            http_host(s->origin, hostbuf, sizeof hostbuf),
            c->object ? c->object : s->bucket);
@@ -624,22 +641,21 @@ static void md5_etag(const uint8_t md5[MD5_LEN], char *etag)
   etag[34] = '\0';
 }
 
+/* A whole-object PUT.  The signed payload SHA-256
+ * (x-amz-content-sha256) is what S3 verifies the body against, so no
+ * Content-MD5 is computed as well; the MD5 is worked out only if a
+ * dropped connection leaves it unknown whether the PUT landed. */
 static int s3_put_object(struct store_s3 *s, const char *object,
-                         const void *buf, size_t len)
+                         const void *buf, size_t len,
+                         const uint8_t *sha256)
 {
-  uint8_t md5[MD5_LEN];
-  char md5_b64[32], etag[40];
-  struct sigv4_param h[1] = { { "Content-MD5", md5_b64 } };
   struct s3_call c = {
-    .s = s, .method = "PUT", .object = object, .headers = h, .n_headers = 1,
-    .body = buf, .body_len = len, .done_etag = etag,
+    .s = s, .method = "PUT", .object = object, .body = buf,
+    .body_len = len, .done_if_same_body = 1, .body_sha256 = sha256,
   };
   struct http_response resp;
   int r = 0;
 
-  md5_buf(buf, len, md5);
-  base64_encode(md5, MD5_LEN, md5_b64);
-  md5_etag(md5, etag);
   if (s3_call(&c, &resp) == -1)
     return -1;
   if (resp.status != 200)
@@ -656,7 +672,18 @@ static int s3_put(struct store *st, const char *key, const void *buf,
 
   if (object == NULL)
     return -1;
-  return s3_put_object(s, object, buf, len);
+  return s3_put_object(s, object, buf, len, NULL);
+}
+
+static int s3_put_hashed(struct store *st, const char *key, const void *buf,
+                         size_t len, const uint8_t sha256[32])
+{
+  struct store_s3 *s = s3_of(st);
+  CLEANUP_FREE char *object = object_name(s, key);
+
+  if (object == NULL)
+    return -1;
+  return s3_put_object(s, object, buf, len, sha256);
 }
 
 /* "bytes A-B/TOTAL" -> TOTAL, or -1. */
@@ -729,7 +756,8 @@ static int s3_get(struct store *st, const char *key, uint64_t off,
                 "connection was cut; try again", key, s->store.url, *got,
                 len);
     r = -1;
-  } else if (off == 0 && total >= 0 && (uint64_t)total == *got &&
+  } else if (!s->store.verified_reads && off == 0 && total >= 0 &&
+             (uint64_t)total == *got &&
              http_header(&resp, "ETag", etag, sizeof etag) &&
              strlen(etag) == 34 && etag[0] == '"') {
     /* a whole object whose ETag is its MD5 (not multipart, not
@@ -1359,7 +1387,7 @@ static int s3_writer_commit(struct store_writer *w)
   if (sw->upload_id == NULL) {
     /* it fits in one part: a single PUT */
     r = s3_put_object(sw->s, sw->object, sw->cur ? sw->cur->buf : "",
-                      sw->cur ? sw->cur->len : 0);
+                      sw->cur ? sw->cur->len : 0, NULL);
     upload_pool_put(sw->pool, sw->cur);
     sw->cur = NULL;
     s3_writer_free(sw);
@@ -1423,6 +1451,7 @@ const struct store_ops store_s3_ops = {
   .usage = "s3://BUCKET/PREFIX",
   .open = s3_open,
   .put = s3_put,
+  .put_hashed = s3_put_hashed,
   .get = s3_get,
   .head = s3_head,
   .list = s3_list,
@@ -1442,6 +1471,7 @@ const struct store_ops store_gs_ops = {
   .usage = "gs://BUCKET/PREFIX",
   .open = gs_open,
   .put = s3_put,
+  .put_hashed = s3_put_hashed,
   .get = s3_get,
   .head = s3_head,
   .list = s3_list,

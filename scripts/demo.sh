@@ -1,9 +1,10 @@
 #!/bin/bash
 # demo.sh - ferry's main job on embedded defaults, end to end on this
-# machine: a ferry-server on 127.0.0.1, an agent for a server-like disk,
-# a blueprint for the local target with a file:// store, then one
-# migration through every phase (discover, preflight, clone, convert,
-# create), and proof that the migrated disk is the source disk.
+# machine: a ferry-server on 127.0.0.1, an agent for a bootable
+# server-like disk, a blueprint for the local target with a file:// store,
+# then one migration through every phase (discover, preflight, clone,
+# convert to qcow2, create: boot the migrated server in qemu and wait for
+# its console), and proof that the migrated disk is the source disk.
 # Everything it starts is stopped before it exits.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,8 +18,14 @@ rm -rf "$DIR"; mkdir -p "$DIR/state" "$DIR/agent" "$DIR/root"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 
-say "building a $SIZE server disk for host web01 (MBR, /boot and / ext4 with files, mostly free)"
-bash "$TOP/scripts/make-demo-disk.sh" "$DIR/web01-sda.img" "$SIZE"
+say "building a bootable $SIZE server disk for host web01 (MBR, GRUB, /boot and / ext4 with a kernel, an init and the server's files; mostly free)"
+mkdir -p "$DIR/files/var/lib/db" "$DIR/files/var/log" "$DIR/files/etc"
+head -c 48M /dev/urandom > "$DIR/files/var/lib/db/table.ibd"
+seq 1 400000 | sed 's/^/GET \/index.html 200 /' > "$DIR/files/var/log/access.log"
+printf 'LISTEN=0.0.0.0:80\n' > "$DIR/files/etc/web.conf"
+EXTRA_ROOT=$DIR/files bash "$TOP/scripts/make-boot-disk.sh" "$DIR/web01-sda.img" "$SIZE" web01 |
+  sed 's/^/  /'
+rm -rf "$DIR/files"
 sfdisk -l "$DIR/web01-sda.img" | sed -n '/^Device/,$p'
 echo "allocated: $(du -h "$DIR/web01-sda.img" | cut -f1) of $(du -h --apparent-size "$DIR/web01-sda.img" | cut -f1)"
 # what the agent on web01 would read from /proc, /sys and /etc
@@ -29,7 +36,8 @@ echo $(( $(stat -c %s "$DIR/web01-sda.img") / 512 )) > "$DIR/root/sys/block/sda/
 
 say "starting ferry-server on 127.0.0.1 (state in $DIR/state)"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ferry-server --listen "127.0.0.1:$PORT" --db "$DIR/state/ferry.db" 2>"$DIR/server.log" &
+FERRY_QEMU_ACCEL=${FERRY_QEMU_ACCEL:-tcg} \
+  ferry-server --listen "127.0.0.1:$PORT" --db "$DIR/state/ferry.db" 2>"$DIR/server.log" &
 PIDS+=($!)
 export FERRY_SERVER=http://127.0.0.1:$PORT FERRY_TOKEN_FILE=$DIR/state/operator.token
 for _ in $(seq 100); do curl -s -o /dev/null "$FERRY_SERVER/v1/hosts" && break; sleep 0.1; done
@@ -50,14 +58,16 @@ PIDS+=($!)
 for _ in $(seq 100); do ferry hosts 2>/dev/null | grep -q web01 && break; sleep 0.1; done
 ferry hosts
 
-say "blueprint: web01 onto the local KVM target, disks in file://$DIR/store"
+say "blueprint: web01 onto the local KVM target as qcow2, disks in file://$DIR/store, boot-checked"
 cat > "$DIR/wave1.yaml" <<YAML
 name: wave1
 provider: local
 store: file://$DIR/store
 hosts:
   - name: web01
-    format: raw
+    format: qcow2
+    boot: true                          # boot it in qemu before calling it done
+    boot_marker: FERRY-BOOT-OK web01    # what its console prints when up
 YAML
 cat "$DIR/wave1.yaml"
 ferry blueprint apply "$DIR/wave1.yaml"
@@ -67,10 +77,16 @@ ferry migrate web01 --blueprint wave1
 ferry job watch 1 --timeout 600
 ferry jobs
 
-OUT=$DIR/store/web01/sda.raw
-say "proof: the migrated disk is the source disk"
-cmp "$DIR/web01-sda.img" "$OUT" && echo "cmp: identical"
-qemu-img compare -f raw -F raw "$DIR/web01-sda.img" "$OUT"
+OUT=$DIR/store/web01/sda.qcow2
+say "proof: the migrated disk is the source disk, and it booted"
+qemu-img info "$OUT" | sed -n '1,4p'
+qemu-img check -q "$OUT" && echo "qemu-img check: no errors"
+qemu-img compare -f raw -F qcow2 "$DIR/web01-sda.img" "$OUT"
+ferry-convert --verify --from "file://$DIR/store/web01/sda" --format qcow2 --to "$OUT" | sed 's/^/ferry-convert --verify: /'
+say "and back to raw: ferry-convert --from file://$DIR/store/web01/sda --format raw --to restored.raw"
+ferry-convert --from "file://$DIR/store/web01/sda" --format raw --to "$DIR/restored.raw"
+cmp "$DIR/web01-sda.img" "$DIR/restored.raw" && echo "cmp: the restored raw disk is byte-identical to the source"
+qemu-img compare -f raw -F raw "$DIR/web01-sda.img" "$DIR/restored.raw"
 
 R=$(curl -s -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$FERRY_TOKEN_FILE")") "$FERRY_SERVER/v1/migrations/1")
 clone=$(jq '.tasks[] | select(.kind == "clone") | .result' <<<"$R")
@@ -82,6 +98,10 @@ printf '  bytes read     %s (holes are never read)\n' "$(numfmt --to=iec "$(jq .
 printf '  bytes stored   %s (%.1f%% of the disk, zstd where it pays)\n' "$(numfmt --to=iec "$stored")" \
   "$(echo "100 * $stored / $size" | bc -l)"
 printf '  clone time     %.2f s\n' "$(jq .seconds <<<"$clone")"
+printf '  boot check     %s after %.1f s (qemu %s)\n' \
+  "$(jq -r '.tasks[] | select(.kind == "create") | .result.boot.marker' <<<"$R")" \
+  "$(jq '.tasks[] | select(.kind == "create") | .result.boot.seconds' <<<"$R")" \
+  "$(jq -r '.tasks[] | select(.kind == "create") | .result.boot.accel' <<<"$R")"
 printf '  migration      %s -> %s\n' "$(jq -r .created <<<"$R")" "$(jq -r .updated <<<"$R")"
 printf '  image digest   %s\n' "$(jq -r .image_digest <<<"$clone")"
 printf '  files          %s\n' "$DIR"

@@ -9,7 +9,8 @@ what=${1:-all}
 build_pkgs=(build-essential pkg-config libcurl4-openssl-dev libmicrohttpd-dev
   libjansson-dev libssl-dev libarchive-dev zlib1g-dev libnbd-dev
   libsqlite3-dev libyaml-dev libzstd-dev libdeflate-dev)
-demo_pkgs=(qemu-utils e2fsprogs fdisk curl python3 jq)
+demo_pkgs=(qemu-utils e2fsprogs fdisk curl python3 jq bc qemu-system-x86
+  grub-pc-bin grub-common busybox-static cpio kmod)
 test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   swift swift-proxy swift-object swift-container swift-account awscli
   ansible ansible-lint grub-pc-bin grub-common busybox-static cpio kmod

@@ -73,6 +73,26 @@ rc=0; "$TOOL" head azure://ferry/out ab.vhd >/dev/null || rc=$?
   fail "an aborted page blob left something behind"
 ok "a page blob holds only the data pages (3 ranges of 24 MiB), appears whole on commit, and nothing on abort"
 
+# ---- ferry-convert --format vhd to azure:// is a page blob of only the
+# data pages and the footer, even for a disk whose size is not a multiple
+# of 512 bytes
+truncate -s $((20 * 1048576 + 1000)) "$T/odd.img"
+head -c 3M /dev/urandom | dd of="$T/odd.img" bs=1M seek=2 conv=notrunc status=none
+printf 'tail' | dd of="$T/odd.img" bs=1 seek=$((20 * 1048576 + 990)) conv=notrunc status=none
+ferry-agent clone --source "$T/odd.img" --to azure://ferry/h7/sda --chunk-size 1M -q >/dev/null ||
+  fail "clone of the odd-sized disk to azure"
+ferry-convert --from azure://ferry/h7/sda --format vhd --to azure://ferry/out/h7.vhd --json >"$T/vhd.json" ||
+  fail "convert to an azure page blob failed"
+"$AZ" get ferry out/h7.vhd >"$T/h7.vhd" || fail "download of the VHD"
+[ $(( $(stat -c %s "$T/h7.vhd") % 1048576 )) = 512 ] || fail "the VHD is not a whole number of MiB plus its footer"
+qemu-img compare -q --image-opts driver=vpc,force_size_calc=current_size,file.filename="$T/h7.vhd" "$T/odd.img" 2>/dev/null ||
+  qemu-img compare -q -f vpc -F raw "$T/h7.vhd" "$T/odd.img" || fail "the page-blob VHD differs from the disk"
+ranges=$("$AZ" pageranges ferry out/h7.vhd | wc -l)
+[ "$ranges" -ge 2 ] && [ "$ranges" -le 8 ] || fail "page ranges of the VHD: $("$AZ" pageranges ferry out/h7.vhd | tr '\n' ' ')"
+ferry-convert --verify --from azure://ferry/h7/sda --format vhd --to azure://ferry/out/h7.vhd >/dev/null ||
+  fail "--verify of the page-blob VHD"
+ok "ferry-convert writes a VHD to azure:// as a page blob of only its data pages and footer; qemu-img and --verify agree"
+
 # ---- SAS tokens (made by the independent client) and connection strings
 sas=$("$AZ" accountsas rwdlc 600)
 ( unset AZURE_STORAGE_KEY; export AZURE_STORAGE_SAS_TOKEN=$sas

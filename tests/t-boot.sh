@@ -12,9 +12,9 @@ requires qemu-system-x86_64 qemu-img sfdisk mke2fs grub-mkimage busybox cpio jq 
 FORMATS=${FERRY_BOOT_FORMATS:-raw vhd vhd-dynamic vmdk qcow2 gce}
 export FERRY_QEMU_ACCEL=tcg
 
-LAYOUT=mbr bash "$TOP/tests/make-boot-disk.sh" "$T/bootmbr.img" 160M bootmbr >"$T/mk1.log" 2>&1 ||
+LAYOUT=mbr bash "$TOP/scripts/make-boot-disk.sh" "$T/bootmbr.img" 160M bootmbr >"$T/mk1.log" 2>&1 ||
   fail "cannot build the MBR test disk: $(tail -5 "$T/mk1.log")"
-LAYOUT=gpt bash "$TOP/tests/make-boot-disk.sh" "$T/bootgpt.img" 160M bootgpt >"$T/mk2.log" 2>&1 ||
+LAYOUT=gpt bash "$TOP/scripts/make-boot-disk.sh" "$T/bootgpt.img" 160M bootgpt >"$T/mk2.log" 2>&1 ||
   fail "cannot build the GPT test disk: $(tail -5 "$T/mk2.log")"
 sfdisk -d "$T/bootgpt.img" | grep -q "label: gpt" || fail "the GPT disk has no GPT"
 ok "built two bootable server disks (MBR and GPT)"
@@ -65,7 +65,7 @@ done
 
 # /usr/bin/aws reads an output ferry wrote in S3: it is a real object
 /usr/bin/aws --endpoint-url "$S3_ENDPOINT" s3 ls s3://test/boot/bootmbr/ >"$T/ls.out" 2>&1 || fail "aws s3 ls: $(cat "$T/ls.out")"
-grep -q "sda.raw" "$T/ls.out" || fail "no sda.raw in S3: $(cat "$T/ls.out")"
+grep -qE "sda\.(raw|vhd|vmdk|qcow2|tar\.gz)$" "$T/ls.out" || fail "no converted disk in S3: $(cat "$T/ls.out")"
 
 # a disk that does not boot is reported as a failure with the console tail
 cp "$T/bootmbr.img" "$T/broken.img"
@@ -74,7 +74,7 @@ make_root "$T/root-broken" broken sda=$((160 << 20))
 conf=$(make_agent broken "$T/root-broken" "sda=$T/broken.img")
 start_agent broken "$conf"
 wait_for 20 eval 'api GET /v1/hosts | jq -e ".hosts | any(.hostname == \"broken\")" >/dev/null' || fail "broken host"
-sed 's/bootmbr/broken/g; s/boot_timeout: 240/boot_timeout: 20/; s/name: boot-raw/name: broken/' "$T/bp-raw.yaml" |
+sed "s/bootmbr/broken/g; s/boot_timeout: 240/boot_timeout: 20/; s/name: boot-[a-z0-9-]*/name: broken/; s/format: .*/format: raw/" "$T/bp-$f.yaml" |
   sed '/bootgpt/,$d' > "$T/broken.yaml"
 ferry blueprint apply "$T/broken.yaml" >/dev/null || fail "apply broken: $(ferry blueprint validate "$T/broken.yaml" 2>&1)"
 ferry migrate broken --blueprint broken >/dev/null

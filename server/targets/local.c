@@ -288,9 +288,13 @@ static json_t *boot_check(json_t *plan, json_t *host)
         goto out;
       snprintf(path, sizeof path, "%s", local);
     }
-    snprintf(drives[i], sizeof drives[i], "file=%s,format=%s,if=none,"
+    /* a VHD's size is its footer's current size, as Azure reads it; qemu
+     * 7 would otherwise derive it from the CHS geometry, a few KiB short,
+     * and a GPT's backup header would fall off the end */
+    snprintf(drives[i], sizeof drives[i], "file=%s,format=%s%s,if=none,"
              "id=d%zu,snapshot=on,cache=unsafe", path, qemu_format(format),
-             i);
+             strcmp(qemu_format(format), "vpc") == 0
+               ? ",force_size_calc=current_size" : "", i);
     snprintf(devs[i], sizeof devs[i], "virtio-blk-pci,drive=d%zu%s", i,
              i == 0 ? ",bootindex=0" : "");
     argv[argc++] = "-drive";

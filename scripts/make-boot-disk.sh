@@ -17,7 +17,8 @@
 # Output is bit-for-bit reproducible for the same inputs on the same host.
 # Env: CACHE (~/.cache/ferry-test-disk), KERNEL_DEB (linux-image .deb; default
 #   apt-get download of linux-image-cloud-amd64's dependency), BOOT_MB (64),
-#   SOURCE_DATE_EPOCH (1700000000), LAYOUT (mbr|gpt), ROOT_DIR, BUSYBOX.
+#   SOURCE_DATE_EPOCH (1700000000), LAYOUT (mbr|gpt), ROOT_DIR, BUSYBOX,
+#   EXTRA_ROOT (a folder copied over the busybox root: a server's files).
 # Debian pkgs: e2fsprogs fdisk grub-pc-bin grub-common busybox-static cpio kmod
 set -euo pipefail
 OUT=${1:?usage: $0 OUT.img SIZE HOSTNAME}; SIZE=${2:?size e.g. 256M}; HOST=${3:?hostname}
@@ -104,6 +105,7 @@ echo "FERRY-BOOT-OK $(hostname) kernel=$(uname -r) root=$(findfs $(awk '$2=="/"{
 sync; umount /boot; mount -o remount,ro /; poweroff -f
 EOF
   chmod 755 $R/sbin/init
+  [[ -z ${EXTRA_ROOT:-} ]] || cp -a "$EXTRA_ROOT"/. $R/
   CMDLINE_EXTRA="quiet"
 else
   # ---- realistic root from a prepared tree (debootstrap etc.) ---------------
