@@ -8,6 +8,9 @@
 #                             the same tests on a sanitizer build
 #                             (objects and binaries under build-sanitize/)
 #   make bench                benchmarks against the peers (docs/PERFORMANCE.md)
+#   make deb                  the ferry-agent Debian package in dist/
+#                             (dist/ferry-agent.deb links to it; ansible/
+#                             deploys it: docs/ANSIBLE.md)
 
 PKGS := libcurl libmicrohttpd jansson openssl libarchive zlib libnbd \
         sqlite3 yaml-0.1 libzstd libdeflate
@@ -18,10 +21,12 @@ VERSION := 0.1.0
 ifeq ($(SANITIZE),)
 O := build
 BIN := bin
+DIST := dist
 OPT := -O2
 else
 O := build-sanitize
 BIN := build-sanitize/bin
+DIST := build-sanitize/dist
 OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) \
        -fno-sanitize-recover=all
 SAN_LDFLAGS := -fsanitize=$(SANITIZE)
@@ -53,7 +58,7 @@ PROGRAMS := $(BIN)/ferry-agent $(BIN)/ferry-server $(BIN)/ferry-convert \
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean check check-unit check-shell demo bench deps \
-        deps-build checksrc unit
+        deps-build checksrc unit deb
 
 all: $(PROGRAMS)
 
@@ -118,6 +123,11 @@ $(O)/bench/sha256-bench: bench/sha256_bench.c $(LIBFERRY)
 
 unit: $(UNIT_TESTS) $(TEST_TOOLS) $(BENCH_TOOLS)
 
+ARCH = $(shell dpkg --print-architecture)
+deb: $(BIN)/ferry-agent
+	$(call say,DEB,$(DIST)/ferry-agent_$(VERSION)_$(ARCH).deb)bash packaging/build-deb.sh $< $(DIST) $(VERSION) >/dev/null
+	@ln -sfn ferry-agent_$(VERSION)_$(ARCH).deb $(DIST)/ferry-agent.deb
+
 deps-build:
 	@bash scripts/setup.sh build
 
@@ -143,6 +153,6 @@ bench: deps
 	@FERRY_BIN=$(abspath $(BIN)) bash bench/run.sh
 
 clean:
-	rm -rf build build-sanitize bin
+	rm -rf build build-sanitize bin dist
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -7,7 +7,8 @@
  *   run/udev/data/b<major>:<minor>  partition table, partition type,
  *     filesystem type, UUID and label, as udev's blkid builtin read them
  *     from the device (the agent itself never opens a device)
- *   proc/self/mountinfo (else proc/mounts), proc/swaps, etc/fstab
+ *   proc/1/mountinfo on the live root, else proc/self/mountinfo (else
+ *     proc/mounts), proc/swaps, etc/fstab
  * Used and free space come from statvfs(3) of the mountpoint, which only
  * means something on the live root. */
 #include <ctype.h>
@@ -198,11 +199,16 @@ static int load_proc_mounts(json_t *rows, char *text)
 
 int discover_mounts_load(struct discover_ctx *ctx)
 {
-  CLEANUP_FREE char *text = rootfs_read(&ctx->root, NULL,
-                                        "proc/self/mountinfo");
+  /* Live, the mount table init sees: the agent may run in a mount
+   * namespace of its own (ferry-agent.service's ProtectSystem=,
+   * PrivateTmp=), whose table has / read-only plus private mounts. */
+  CLEANUP_FREE char *text = ctx->root.live
+    ? rootfs_read(&ctx->root, NULL, "proc/1/mountinfo") : NULL;
   json_t *rows;
   int r;
 
+  if (text == NULL)
+    text = rootfs_read(&ctx->root, NULL, "proc/self/mountinfo");
   if (text == NULL) {
     text = rootfs_read(&ctx->root, NULL, "proc/mounts");
     if (text == NULL)

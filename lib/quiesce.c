@@ -226,6 +226,8 @@ int quiesce_find_mounts(const char *dev, char ***mounts, size_t *n)
 {
   char line[4096], disk_name[256];
   const char *base = strrchr(dev, '/');
+  dev_t seen[QUIESCE_MAX];
+  size_t nseen = 0, k;
   struct stat st;
   FILE *fp;
 
@@ -251,6 +253,15 @@ int quiesce_find_mounts(const char *dev, char ***mounts, size_t *n)
       continue;
     if (!belongs(makedev(ma, mi), st.st_rdev, disk_name))
       continue;
+    /* FIFREEZE acts on the filesystem, not the mount: a second mount of
+     * it (a bind mount; the many a systemd sandbox such as
+     * ferry-agent.service's ProtectSystem= makes) would fail with EBUSY */
+    for (k = 0; k < nseen && seen[k] != makedev(ma, mi); k++)
+      ;
+    if (k < nseen)
+      continue;
+    if (nseen < QUIESCE_MAX)
+      seen[nseen++] = makedev(ma, mi);
     /* mountinfo escapes spaces and such as \\ooo */
     for (src = dst = mp; *src; src++, dst++) {
       if (src[0] == '\\' && src[1] >= '0' && src[1] <= '3' && src[2] &&

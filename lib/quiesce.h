@@ -21,7 +21,8 @@ int quiesce_thaw(struct quiesce *q);
 
 /* Mountpoints of filesystems on block device dev: the device itself, its
  * partitions, and device-mapper devices (LVM) built on them, from
- * /proc/self/mountinfo and /sys.  Caller frees each and the array. */
+ * /proc/self/mountinfo and /sys; one per filesystem (the first of its
+ * mounts).  Caller frees each and the array. */
 int quiesce_find_mounts(const char *dev, char ***mounts, size_t *n);
 
 #endif

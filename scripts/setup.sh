@@ -14,7 +14,7 @@ demo_pkgs=(qemu-utils e2fsprogs fdisk curl python3 jq bc qemu-system-x86
 test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   swift swift-proxy swift-object swift-container swift-account awscli
   ansible ansible-lint grub-pc-bin grub-common busybox-static cpio kmod
-  debootstrap systemd procps iproute2 bc xz-utils gzip zstd
+  debootstrap systemd systemd-container procps iproute2 bc xz-utils gzip zstd
   tar util-linux time)
 
 case $what in

@@ -58,3 +58,15 @@ ok "a file:// store on the filesystem to be frozen is refused before freezing"
 ferry-convert --from "file://$T/store" --format raw --to "$T/copy.img" -q >/dev/null
 e2fsck -fn "$T/copy.img" >/dev/null 2>&1 || fail "the frozen copy is not a clean filesystem"
 ok "the quiesced copy is a clean filesystem (e2fsck)"
+
+# a second mount of the filesystem (a bind mount, as systemd's sandboxing
+# of ferry-agent.service makes of /) is the same filesystem: frozen once,
+# not refused as already frozen
+mkdir "$T/mnt/sub" "$T/bind"
+mount --bind "$T/mnt/sub" "$T/bind" || fail "cannot bind-mount $T/mnt/sub"
+at_exit "umount $T/bind"
+ferry-agent sync --source "$dev" --to "file://$T/store4" --quiesce -q >/dev/null 2>"$T/b.err" ||
+  fail "a quiesced sync with a bind mount of the filesystem failed: $(cat "$T/b.err")"
+[ "$(grep -c 'froze ' "$T/b.err")" = 1 ] || fail "the filesystem was not frozen exactly once: $(cat "$T/b.err")"
+writable || fail "frozen after the sync with a bind mount"
+ok "a filesystem mounted twice (bind mount) is frozen once and thawed"
