@@ -9,8 +9,11 @@ export PATH="$FERRY_BIN:$PATH"
 T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-test-XXXXXX")
 CLEANUP=()
 cleanup() {
-  local i
-  for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do eval "${CLEANUP[i]}" || true; done
+  local _cleanup_i
+  # a name of its own: an at_exit command may use (and clobber) i
+  for ((_cleanup_i = ${#CLEANUP[@]} - 1; _cleanup_i >= 0; _cleanup_i--)); do
+    eval "${CLEANUP[_cleanup_i]}" || true
+  done
   if [ -n "${KEEP_T:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
