@@ -255,7 +255,12 @@ static void *worker_main(void *arg)
     unsigned n, k;
     int r;
 
-    while (!c->failed && c->taken == c->issued && !c->planning_done)
+    /* wait for a whole batch unless planning is over or the window is
+     * full: lanes left empty would hash at a fraction of the speed */
+    while (!c->failed && !c->planning_done &&
+           (c->taken == c->issued ||
+            (c->issued - c->taken < c->batch &&
+             c->issued - c->emitted < c->window)))
       pthread_cond_wait(&c->cond, &c->lock);
     if (c->failed || c->taken == c->issued)
       break;

@@ -12,16 +12,17 @@
 #include "sha256mb.h"
 #include "store.h"
 
-/* Chunks a worker fetches and then verifies at once: 4 hash at ~2.4x
- * OpenSSL's rate on AVX2/AVX-512 (docs/PERFORMANCE.md) while memory stays
- * (jobs + 1) x 4 chunks. */
-#define READER_BATCH_DEFAULT 4
+/* Chunks verified at once: up to the multi-buffer SHA-256's lanes (16 on
+ * AVX-512: ~6x OpenSSL's rate, docs/PERFORMANCE.md), within this much
+ * memory of chunk buffers ahead of the consumer. */
 #define READER_BATCH_MAX 16
+#define READER_MEMORY (96u << 20)
 
 struct rslot {
   struct image_chunk chunk;
   void *buf;                 /* plain bytes once done */
-  int done;
+  int done;                  /* fetched and decoded */
+  int verified;              /* checked against its digest */
 };
 
 struct rworker {
@@ -42,6 +43,7 @@ struct image_reader {
   struct rslot *slots;
   uint64_t window, issued, taken, consumed;
   unsigned batch;                /* chunks a worker takes at once */
+  int consumer_waiting;          /* the consumer waits for a chunk */
   int stop, failed;
   char errmsg[1024];
 
@@ -143,30 +145,20 @@ static void *worker_main(void *arg)
 
   pthread_mutex_lock(&r->lock);
   for (;;) {
-    struct rslot *sls[READER_BATCH_MAX];
-    unsigned n, k;
-    int rc = 0;
+    struct rslot *sl;
+    int rc;
 
     while (!r->stop && !r->failed && r->taken == r->issued)
       pthread_cond_wait(&r->cond, &r->lock);
     if (r->stop || r->failed)
       break;
-    /* take a batch of consecutive chunks: fetched one by one, verified
-     * together */
-    n = r->issued - r->taken < r->batch ? (unsigned)(r->issued - r->taken)
-                                        : r->batch;
-    for (k = 0; k < n; k++)
-      sls[k] = &r->slots[r->taken++ % r->window];
+    sl = &r->slots[r->taken++ % r->window];
     pthread_mutex_unlock(&r->lock);
-    for (k = 0; k < n && rc == 0; k++)
-      rc = fetch(w, sls[k]);
-    if (rc == 0)
-      rc = verify_batch(r, sls, n);
+    rc = fetch(w, sl);
     pthread_mutex_lock(&r->lock);
     if (rc == -1)
       fail_locked(r, ferry_errmsg());
-    for (k = 0; k < n; k++)
-      sls[k]->done = 1;
+    sl->done = 1;
     pthread_cond_broadcast(&r->cond);
   }
   pthread_mutex_unlock(&r->lock);
@@ -189,11 +181,16 @@ struct image_reader *image_reader_open(struct store *s,
   r->s = s;
   r->m = m;
   r->jobs = jobs;
-  /* each worker verifies a batch of chunks at once (multi-buffer
-   * SHA-256); the window holds every worker's batch and one more */
-  r->batch = sha256_lanes() < READER_BATCH_DEFAULT ? sha256_lanes()
-                                                   : READER_BATCH_DEFAULT;
-  r->window = (uint64_t)(jobs + 1) * r->batch;
+  /* the consumer verifies up to a batch of fetched chunks at once
+   * (multi-buffer SHA-256); the window holds a batch beyond what the
+   * workers fetch, within READER_MEMORY of chunk buffers */
+  r->batch = sha256_lanes() < READER_BATCH_MAX ? sha256_lanes()
+                                               : READER_BATCH_MAX;
+  r->window = (uint64_t)jobs + r->batch;
+  if (r->window * m->chunk_size > READER_MEMORY)
+    r->window = READER_MEMORY / m->chunk_size;
+  if (r->window < (uint64_t)jobs + 1)
+    r->window = (uint64_t)jobs + 1;
   pthread_mutex_init(&r->lock, NULL);
   pthread_cond_init(&r->cond, NULL);
   r->table = table_reader_open(s, m);
@@ -245,11 +242,13 @@ static int top_up(struct image_reader *r)
     pthread_mutex_lock(&r->lock);
     if (n == 0) {
       r->table_done = 1;
+      pthread_cond_broadcast(&r->cond);
     } else {
       struct rslot *sl = &r->slots[r->issued % r->window];
 
       sl->chunk = c;
       sl->done = 0;
+      sl->verified = 0;
       r->issued++;
       pthread_cond_broadcast(&r->cond);
     }
@@ -305,12 +304,42 @@ int image_reader_next(struct image_reader *r, struct image_extent *e)
     return 1;
   }
   sl = &r->slots[r->consumed % r->window];
+  if (!sl->done) {
+    r->consumer_waiting = 1;
+    pthread_cond_broadcast(&r->cond);
+  }
   while (!sl->done && !r->failed)
     pthread_cond_wait(&r->cond, &r->lock);
+  r->consumer_waiting = 0;
   if (r->failed) {
     ferry_error_set(r->errmsg);
     pthread_mutex_unlock(&r->lock);
     return -1;
+  }
+  if (!sl->verified) {
+    /* verify this chunk and the fetched ones after it together: one SIMD
+     * lane each (lib/sha256mb.h), while the workers fetch on */
+    struct rslot *sls[READER_BATCH_MAX];
+    unsigned n = 0;
+    uint64_t q;
+
+    for (q = r->consumed; q < r->issued && n < r->batch; q++) {
+      struct rslot *x = &r->slots[q % r->window];
+
+      if (!x->done || x->verified)
+        break;
+      sls[n++] = x;
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (verify_batch(r, sls, n) == -1) {
+      pthread_mutex_lock(&r->lock);
+      fail_locked(r, ferry_errmsg());
+      pthread_mutex_unlock(&r->lock);
+      return -1;
+    }
+    pthread_mutex_lock(&r->lock);
+    for (q = 0; q < n; q++)
+      sls[q]->verified = 1;
   }
   r->holding = 1;
   pthread_mutex_unlock(&r->lock);
