@@ -141,4 +141,134 @@ if [[ " $SECTIONS " == *" peers "* ]]; then
   done
   echo >>"$R"
 fi
+
+# ferry alone: wall, CPU, RSS, sent (from its --json) for one clone
+ferry_run() {  # NAME SOURCE URL [clone args]
+  local name=$1 src=$2 url=$3; shift 3
+  measure "$name" "$FERRY_BIN/ferry-agent" clone --source "$src" --to "$url" --json -q "$@"
+}
+ferry_row() {  # NAME LABEL
+  local wall cpu rss bytes sent
+  read -r wall cpu rss bytes sent <"$T/$1.m"
+  printf '| %s | %.1f | %s | %.1f | %.0f |\n' "$2" "$wall" "$(numfmt --to=iec "$bytes")" "$cpu" \
+    "$(echo "$rss / 1024" | bc -l)"
+}
+
+if [[ " $SECTIONS " == *" sparse "* ]]; then
+  # 2 GiB of data: alone (dense), and scattered over a 1 TiB sparse file
+  rand dense $((2048 * MiB)) >"$W/dense2g.img"
+  truncate -s 1T "$W/sparse1t.img"
+  for ((i = 0; i < 512; i++)); do
+    dd if="$W/dense2g.img" of="$W/sparse1t.img" bs=4M skip=$i seek=$((i * 512 + 7)) count=1 \
+      conv=notrunc status=none
+  done
+  ferry_run sp-dense "$W/dense2g.img" s3://bench/sp-dense
+  ferry_run sp-1t "$W/sparse1t.img" s3://bench/sp-1t
+  {
+    echo "### A 1 TiB sparse disk with 2 GiB allocated"
+    echo
+    echo "Time follows the allocated data, not the disk's size: holes are found with SEEK_DATA/SEEK_HOLE and never read."
+    echo
+    echo "| disk | wall s | sent | CPU s | RSS MiB |"
+    echo "|---|---|---|---|---|"
+    ferry_row sp-dense "2 GiB, all data"
+    ferry_row sp-1t "1 TiB sparse, the same 2 GiB in 512 islands"
+    echo
+  } >>"$R"
+  rm -f "$W/dense2g.img" "$W/sparse1t.img"
+fi
+
+if [[ " $SECTIONS " == *" tuning "* ]]; then
+  # the runs behind the defaults: chunk size, jobs, compression
+  make_disk_kind random "$W/t-random.img"
+  make_disk_kind fs "$W/t-fs.img"
+  {
+    echo "### Tuning: what the defaults were chosen from"
+    echo
+    echo "ferry-agent clone into the same S3 server; wall seconds, bytes sent, client CPU seconds, peak RSS."
+    echo
+    echo "| disk | settings | wall s | sent | CPU s | RSS MiB |"
+    echo "|---|---|---|---|---|---|"
+  } >>"$R"
+  for d in random fs; do
+    for opts in "--chunk-size 1M" "--chunk-size 4M" "--chunk-size 16M" \
+                "--jobs 2" "--jobs 4" "--jobs 8" \
+                "--compress none" "--compress zstd" "--compress gzip"; do
+      name="tune-$d-${opts// /}"
+      # shellcheck disable=SC2086 # opts is a list of arguments
+      ferry_run "$name" "$W/t-$d.img" "s3://bench/$name" $opts
+      printf '| %s ' "$d" >>"$R"
+      ferry_row "$name" "$opts" >>"$R"
+    done
+  done
+  echo >>"$R"
+  rm -f "$W/t-random.img" "$W/t-fs.img"
+fi
+
+if [[ " $SECTIONS " == *" sync "* ]]; then
+  # warm migration: change 1% of the disk, then sync: by digest
+  # comparison (every chunk read), by dirty bitmap (only changed blocks
+  # read), against a full clone of the changed disk
+  make_disk_kind fs "$W/sync.img"
+  qemu-img convert -O qcow2 "$W/sync.img" "$W/sync.qcow2"
+  qemu-img bitmap --add "$W/sync.qcow2" cbt0
+  qsock=$T/bench-nbd.sock
+  qemu-nbd -r -B cbt0 -f qcow2 -k "$qsock" -t "$W/sync.qcow2" >"$T/qnbd.log" 2>&1 &
+  qpid=$!
+  wait_for 10 test -S "$qsock" || fail "qemu-nbd did not start"
+  ferry_run sync-base "nbd+unix:///?socket=$qsock" s3://bench/sync
+  ferry_run sync-base2 "$W/sync.img" s3://bench/sync-file
+  kill "$qpid"; wait "$qpid" 2>/dev/null || true; rm -f "$qsock"
+  # 1% of the disk rewritten, in 64 KiB writes spread over it (a working
+  # set of pages as a database would touch)
+  n=$((SIZE / 100 / 65536))
+  cmds=()
+  for ((i = 0; i < n; i++)); do
+    cmds+=(-c "write -P $((i % 250 + 1)) $(( (i * 104729 % (SIZE / 65536)) * 65536 )) 64k")
+  done
+  qemu-io "${cmds[@]}" "$W/sync.qcow2" >/dev/null
+  qemu-img convert -O raw "$W/sync.qcow2" "$W/sync.img"
+  qemu-nbd -r -B cbt0 -f qcow2 -k "$qsock" -t "$W/sync.qcow2" >>"$T/qnbd.log" 2>&1 &
+  qpid=$!
+  wait_for 10 test -S "$qsock" || fail "qemu-nbd did not start"
+  measure sync-bitmap "$FERRY_BIN/ferry-agent" sync --source "nbd+unix:///?socket=$qsock" \
+    --to s3://bench/sync --bitmap cbt0 --json -q
+  kill "$qpid"; wait "$qpid" 2>/dev/null || true
+  measure sync-digest "$FERRY_BIN/ferry-agent" sync --source "$W/sync.img" --to s3://bench/sync-file --json -q
+  ferry_run sync-full "$W/sync.img" s3://bench/sync-full
+  {
+    echo "### Incremental sync after changing 1% of a $BENCH_SIZE disk"
+    echo
+    echo "$n writes of 64 KiB spread over the disk (qemu-io), then a sync; the full clone of the changed disk for comparison."
+    echo
+    echo "| sync | wall s | read | changed | sent | CPU s |"
+    echo "|---|---|---|---|---|---|"
+    for x in sync-digest:"by digest comparison (every chunk read)" sync-bitmap:"by dirty bitmap (qemu-nbd, only dirty chunks read)" sync-full:"full clone of the changed disk"; do
+      name=${x%%:*}
+      read -r wall cpu rss bytes sent <"$T/$name.m"
+      printf '| %s | %.1f | %s | %s | %s | %.1f |\n' "${x#*:}" "$wall" \
+        "$(numfmt --to=iec "$(json "$T/$name.out" .read_bytes)")" \
+        "$(numfmt --to=iec "$(json "$T/$name.out" '.changed_bytes // .data_bytes')")" \
+        "$(numfmt --to=iec "$bytes")" "$cpu"
+    done
+    echo
+  } >>"$R"
+  rm -f "$W/sync.img" "$W/sync.qcow2"
+fi
+
+# the section between its markers in docs/PERFORMANCE.md
+{
+  echo "<!-- clone:begin (bench/clone.sh writes this section) -->"
+  cat "$R"
+  echo "<!-- clone:end -->"
+} >"$T/section"
+touch "$OUT"
+python3 - "$OUT" "$T/section" <<'PY'
+import re, sys
+path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
+text = open(path).read()
+pat = re.compile(r"<!-- clone:begin.*?<!-- clone:end -->", re.S)
+text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+PY
 cat "$R"

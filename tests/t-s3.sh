@@ -145,7 +145,13 @@ sleep 0.5
 [ "$down_at" -lt 48 ] || fail "the clone finished before the server stopped; slow it down"
 grep -q "retrying" "$T/c2.err" || fail "no retry was logged: $(cat "$T/c2.err")"
 [ "$(json "$T/c2.json" .sent_chunks)" -eq 48 ] || fail "sent_chunks: $(cat "$T/c2.json")"
-[ "$(puts)" -eq 48 ] || fail "$(puts) chunk PUTs succeeded for 48 distinct chunks: something was sent twice"
+# no chunk was stored twice; a PUT the dying proxy completed but never
+# logged is found by HEAD after the reconnect and not sent again, so the
+# log may show fewer successful PUTs than chunks, never more
+dups=$(requests | tail -n +$((n0 + 1)) | grep "^PUT /test/h2/sda/chunks/.* 200$" | awk '{print $2}' | sort | uniq -d | wc -l)
+[ "$dups" -eq 0 ] || fail "$dups chunks were PUT twice"
+[ "$(puts)" -le 48 ] || fail "$(puts) chunk PUTs succeeded for 48 distinct chunks"
+[ "$(aws s3 ls s3://test/h2/sda/chunks/ | wc -l)" -eq 48 ] || fail "the bucket does not hold the 48 chunks"
 [ "$(requests | tail -n +$((n0 + 1)) | grep '^PUT /test/h2/sda/chunks/.* 200$' | cut -d' ' -f2 | sort -u | wc -l)" -eq 48 ] ||
   fail "a chunk was stored twice"
 ferry-convert --from s3://test/h2/sda --format raw --to "$T/e.raw" -q >/dev/null && cmp "$T/e.img" "$T/e.raw" ||
