@@ -267,6 +267,59 @@ static void test_output_digest(void)
   free(all);
 }
 
+/* The same over hundreds of blocks in a pseudo-random mix of unaligned
+ * writes, whole digested blocks, long and short zero runs: blocks are
+ * hashed in batches and known digests queue behind them, so the order of
+ * the root's inputs is what this checks (a batch boundary and the queue's
+ * capacity fall at many different places). */
+static void test_output_digest_mixed(void)
+{
+  const uint32_t block = 4096;
+  for (unsigned seed = 1; seed <= 20; seed++) {
+    size_t total = 700 * (size_t)block + seed * 37, pos = 0, i;
+    uint8_t *all = calloc(total, 1), got[DIGEST_LEN], want[DIGEST_LEN];
+    uint8_t leaf[DIGEST_LEN];
+    struct output *o = output_create(NULL, block);
+    struct digest_ctx *root = digest_create();
+    uint32_t r = seed * 2654435761u;
+
+    fill(all, total, seed);
+    while (pos < total) {
+      size_t left = total - pos, n;
+      unsigned kind;
+
+      r = r * 1103515245u + 12345u;
+      kind = (r >> 16) % 4;
+      if (kind == 0 && pos % block == 0 && left >= block) {
+        digest_buf(all + pos, block, leaf);      /* a verified chunk */
+        CHECK(output_write_digested(o, all + pos, block, leaf) == 0);
+        n = block;
+      } else if (kind == 1) {                    /* zeros, up to 70 blocks */
+        n = (r >> 8) % (70 * (size_t)block) + 1;
+        n = n < left ? n : left;
+        memset(all + pos, 0, n);
+        CHECK(output_zero(o, n) == 0);
+      } else {                                   /* bytes, unaligned */
+        n = (r >> 4) % (3 * (size_t)block) + 1;
+        n = n < left ? n : left;
+        CHECK(output_write(o, all + pos, n) == 0);
+      }
+      pos += n;
+    }
+    CHECK_U64(output_pos(o), total);
+    CHECK(output_digest(o, got) == 0);
+    for (i = 0; i < total; i += block) {
+      digest_buf(all + i, total - i < block ? total - i : block, leaf);
+      digest_update(root, leaf, DIGEST_LEN);
+    }
+    digest_final(root, want);
+    CHECK(memcmp(got, want, DIGEST_LEN) == 0);
+    digest_close(root);
+    output_close(o);
+    free(all);
+  }
+}
+
 /* Zero granules inside a data write become holes; the bytes read back
  * are the same. */
 static void test_output_sparse(const char *dir)
@@ -316,6 +369,7 @@ int main(void)
   test_qcow2_layout();
   test_pool();
   test_output_digest();
+  test_output_digest_mixed();
   test_pgzip(dir);
   test_output_sparse(dir);
   test_rmrf(dir);
