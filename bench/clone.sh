@@ -7,7 +7,8 @@
 #   halfzero  64 MiB regions alternating random and zeros (allocated zeros,
 #             as a disk whose free space was wiped)
 #   sparse10  a sparse file, 10% allocated in 4 MiB islands
-#   fs        ext4 holding an installed system's files (/usr of this host)
+#   fs        ext4 holding an installed Debian 12 root (tests/debian-root.sh)
+#             and, as its data, a copy of this host's /usr/share
 #
 # Peers: dd bs=4M | aws s3 cp -; aws s3 cp FILE; dd | gzip -1 | aws s3 cp -;
 # and the store's single-stream ceiling: one curl -T of a presigned PUT.
@@ -58,14 +59,35 @@ make_disk_kind() {  # KIND PATH
         rand "s$i" $((4 * MiB)) | dd of="$path" bs=4M seek="$i" conv=notrunc status=none
       done ;;
     fs)
+      fs_root
       truncate -s "$SIZE" "$path"
-      mke2fs -q -F -t ext4 -d /usr "$path" >/dev/null ;;
+      mke2fs -q -F -t ext4 -d "$W/fsroot" "$path" >/dev/null ||
+        fail "mke2fs -d $W/fsroot into $path failed (BENCH_SIZE too small for the fs disk?)" ;;
   esac
+}
+
+# the fs disk's files: an installed Debian 12 root (tests/debian-root.sh,
+# cached) plus, as a server's data, a copy of this host's /usr/share under
+# /srv when it fits in 60% of the disk
+fs_root() {
+  [ -d "$W/fsroot" ] && return 0
+  local tb used
+  tb=$(ls -t "${FERRY_TEST_CACHE:-/var/cache/ferry-test}"/debian12-*.tar.zst 2>/dev/null | head -1)
+  mkdir -p "$W/fsroot"
+  if [ -n "$tb" ]; then
+    zstd -dc "$tb" | tar -C "$W/fsroot" --numeric-owner -xpf -
+  else
+    bash "$TOP/tests/debian-root.sh" "$W/fsroot" || fail "no Debian 12 root (tests/debian-root.sh)"
+  fi
+  used=$(du -sb "$W/fsroot" /usr/share | awk '{s += $1} END {print s}')
+  if ((used < SIZE * 6 / 10)); then
+    cp -a /usr/share "$W/fsroot/srv/share"
+  fi
 }
 
 # received bytes the S3 endpoint logged (client requests only)
 s3_bytes() {
-  awk '$2 == "127.0.0.1" && $3 == "127.0.0.1" && $12 ~ /^[0-9]+$/ {s += $12} END {print s + 0}' "$S3_ACCESS_LOG"
+  awk '$2 == "127.0.0.1" && $3 == "127.0.0.1" && $12 ~ /^[0-9]+$/ {s += $12} END {printf "%.0f\n", s}' "$S3_ACCESS_LOG"
 }
 empty_bucket() {
   "$AWS" --endpoint-url "$S3_ENDPOINT" s3 rm --recursive --quiet s3://bench/ >/dev/null 2>&1 || true
@@ -77,7 +99,7 @@ empty_bucket() {
 # largest RSS), and the bytes S3 received meanwhile
 measure() {
   local name=$1; shift
-  empty_bucket
+  if [ -n "${KEEP_BUCKET:-}" ]; then : >"$S3_ACCESS_LOG"; else empty_bucket; fi
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   /usr/bin/time -f "%e %U %S %M" -o "$T/time" "$@" >"$T/$name.out" 2>"$T/$name.err" ||
     fail "$name failed: $(tail -3 "$T/$name.err")"
@@ -110,6 +132,16 @@ R=$T/report.md
   echo "Store: OpenStack Swift $(dpkg-query -W -f='${Version}' swift-proxy) with s3api on 127.0.0.1"\
     "(SigV4, payload SHA-256 verified), one proxy and one object server process."
   echo "Disks: $BENCH_SIZE each; page cache dropped before every run."
+  echo
+  echo "Commands (E is the S3 endpoint, DISK the disk image, N its size):"
+  echo
+  echo '    ferry-agent clone --source DISK --to s3://bench/ferry-DISK --json -q'
+  echo '    dd if=DISK bs=4M status=none | aws --endpoint-url E s3 cp - s3://bench/dd-DISK --expected-size N'
+  echo '    aws --endpoint-url E s3 cp DISK s3://bench/cp-DISK'
+  echo '    dd if=DISK bs=4M status=none | gzip -1 | aws --endpoint-url E s3 cp - s3://bench/gz-DISK --expected-size N'
+  echo '    curl -sf -T DISK -o /dev/null PRESIGNED-PUT-URL'
+  echo
+  echo "aws is Debian's /usr/bin/aws ($("$AWS" --version 2>&1 | cut -d' ' -f1)) at its defaults (8 MiB parts, 10 concurrent requests)."
   echo
 } >"$R"
 
@@ -209,6 +241,10 @@ if [[ " $SECTIONS " == *" sync "* ]]; then
   # warm migration: change 1% of the disk, then sync: by digest
   # comparison (every chunk read), by dirty bitmap (only changed blocks
   # read), against a full clone of the changed disk
+  # the images stay in the bucket from run to run: a sync needs the
+  # previous generation
+  empty_bucket
+  export KEEP_BUCKET=1
   make_disk_kind fs "$W/sync.img"
   qemu-img convert -O qcow2 "$W/sync.img" "$W/sync.qcow2"
   qemu-img bitmap --add "$W/sync.qcow2" cbt0
@@ -219,12 +255,12 @@ if [[ " $SECTIONS " == *" sync "* ]]; then
   ferry_run sync-base "nbd+unix:///?socket=$qsock" s3://bench/sync
   ferry_run sync-base2 "$W/sync.img" s3://bench/sync-file
   kill "$qpid"; wait "$qpid" 2>/dev/null || true; rm -f "$qsock"
-  # 1% of the disk rewritten, in 64 KiB writes spread over it (a working
-  # set of pages as a database would touch)
-  n=$((SIZE / 100 / 65536))
+  # 1% of the disk rewritten, in 1 MiB writes spread over it (files a
+  # server rewrote between syncs); each touches one 4 MiB chunk
+  n=$((SIZE / 100 / MiB))
   cmds=()
   for ((i = 0; i < n; i++)); do
-    cmds+=(-c "write -P $((i % 250 + 1)) $(( (i * 104729 % (SIZE / 65536)) * 65536 )) 64k")
+    cmds+=(-c "write -P $((i % 250 + 1)) $(( (i * 104729 % (SIZE / MiB)) * MiB )) 1M")
   done
   qemu-io "${cmds[@]}" "$W/sync.qcow2" >/dev/null
   qemu-img convert -O raw "$W/sync.qcow2" "$W/sync.img"
@@ -239,21 +275,23 @@ if [[ " $SECTIONS " == *" sync "* ]]; then
   {
     echo "### Incremental sync after changing 1% of a $BENCH_SIZE disk"
     echo
-    echo "$n writes of 64 KiB spread over the disk (qemu-io), then a sync; the full clone of the changed disk for comparison."
+    echo "$n writes of 1 MiB spread over the disk (qemu-io), then a sync; the full clone of the changed disk for comparison. Read: bytes read from the source; changed: the data of the chunks that differ from the previous generation; sent: bytes the S3 server received."
     echo
     echo "| sync | wall s | read | changed | sent | CPU s |"
     echo "|---|---|---|---|---|---|"
     for x in sync-digest:"by digest comparison (every chunk read)" sync-bitmap:"by dirty bitmap (qemu-nbd, only dirty chunks read)" sync-full:"full clone of the changed disk"; do
-      name=${x%%:*}
+      name=${x%%:*} key=.changed_bytes
+      [ "$name" = sync-full ] && key=.data_bytes
       read -r wall cpu rss bytes sent <"$T/$name.m"
       printf '| %s | %.1f | %s | %s | %s | %.1f |\n' "${x#*:}" "$wall" \
         "$(numfmt --to=iec "$(json "$T/$name.out" .read_bytes)")" \
-        "$(numfmt --to=iec "$(json "$T/$name.out" '.changed_bytes // .data_bytes')")" \
+        "$(numfmt --to=iec "$(json "$T/$name.out" "$key")")" \
         "$(numfmt --to=iec "$bytes")" "$cpu"
     done
     echo
   } >>"$R"
   rm -f "$W/sync.img" "$W/sync.qcow2"
+  unset KEEP_BUCKET
 fi
 
 # the section between its markers in docs/PERFORMANCE.md
