@@ -147,7 +147,7 @@ R=$T/report.md
 
 if [[ " $SECTIONS " == *" peers "* ]]; then
   {
-    echo "Wall seconds, MB/s of disk size, bytes S3 received, client CPU seconds (user+sys), peak RSS MiB, and the peer's wall time over ferry's (above 1: ferry is faster)."
+    echo "Wall seconds, MiB/s of disk size, bytes S3 received, client CPU seconds (user+sys), peak RSS MiB, and the peer's wall time over ferry's (above 1: ferry is faster)."
     echo
     echo "| disk | tool | wall s | MiB/s | sent | CPU s | RSS MiB | vs ferry |"
     echo "|---|---|---|---|---|---|---|---|"
@@ -256,13 +256,15 @@ if [[ " $SECTIONS " == *" sync "* ]]; then
   ferry_run sync-base2 "$W/sync.img" s3://bench/sync-file
   kill "$qpid"; wait "$qpid" 2>/dev/null || true; rm -f "$qsock"
   # 1% of the disk rewritten, in 1 MiB writes spread over it (files a
-  # server rewrote between syncs); each touches one 4 MiB chunk
+  # server rewrote between syncs, random bytes); each touches one 4 MiB chunk
   n=$((SIZE / 100 / MiB))
   cmds=()
   for ((i = 0; i < n; i++)); do
-    cmds+=(-c "write -P $((i % 250 + 1)) $(( (i * 104729 % (SIZE / MiB)) * MiB )) 1M")
+    rand "w$i" "$MiB" >"$W/w$i.bin"      # new random data, no two alike
+    cmds+=(-c "write -s $W/w$i.bin $(( (i * 104729 % (SIZE / MiB)) * MiB )) 1M")
   done
   qemu-io "${cmds[@]}" "$W/sync.qcow2" >/dev/null
+  rm -f "$W"/w*.bin
   qemu-img convert -O raw "$W/sync.qcow2" "$W/sync.img"
   qemu-nbd -r -B cbt0 -f qcow2 -k "$qsock" -t "$W/sync.qcow2" >>"$T/qnbd.log" 2>&1 &
   qpid=$!
