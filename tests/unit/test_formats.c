@@ -228,16 +228,35 @@ static void test_pgzip(const char *dir)
   free(url);
 }
 
+/* Check that o's output digest is SHA-256 over the SHA-256 of each block
+ * of all[0..total), then free o and all. */
+static void check_output_digest(struct output *o, uint8_t *all,
+                                size_t total, uint32_t block)
+{
+  uint8_t got[DIGEST_LEN], want[DIGEST_LEN], leaf[DIGEST_LEN];
+  struct digest_ctx *root = digest_create();
+
+  CHECK_U64(output_pos(o), total);
+  CHECK(output_digest(o, got) == 0);
+  for (size_t i = 0; i < total; i += block) {
+    digest_buf(all + i, total - i < block ? total - i : block, leaf);
+    digest_update(root, leaf, DIGEST_LEN);
+  }
+  digest_final(root, want);
+  CHECK(memcmp(got, want, DIGEST_LEN) == 0);
+  digest_close(root);
+  output_close(o);
+  free(all);
+}
+
 /* The output digest of writes, digested writes and zero runs equals SHA-256
  * over SHA-256 of each block of the same bytes. */
 static void test_output_digest(void)
 {
   const uint32_t block = 1u << 20;
-  size_t total = 5 * block + 1234, pos = 0, i;
-  uint8_t *all = calloc(total, 1), got[DIGEST_LEN], want[DIGEST_LEN];
-  uint8_t leaf[DIGEST_LEN];
+  size_t total = 5 * block + 1234, pos = 0;
+  uint8_t *all = calloc(total, 1), leaf[DIGEST_LEN];
   struct output *o = output_create(NULL, block);
-  struct digest_ctx *root = digest_create();
 
   fill(all, total, 7);
   memset(all + 100, 0, 2 * block + 50);          /* zeros across blocks */
@@ -253,18 +272,7 @@ static void test_output_digest(void)
   CHECK(output_zero(o, 1000) == 0);
   pos += 1000;
   CHECK(output_write(o, all + pos, total - pos) == 0);
-  CHECK_U64(output_pos(o), total);
-  CHECK(output_digest(o, got) == 0);
-
-  for (i = 0; i < total; i += block) {
-    digest_buf(all + i, total - i < block ? total - i : block, leaf);
-    digest_update(root, leaf, DIGEST_LEN);
-  }
-  digest_final(root, want);
-  CHECK(memcmp(got, want, DIGEST_LEN) == 0);
-  digest_close(root);
-  output_close(o);
-  free(all);
+  check_output_digest(o, all, total, block);
 }
 
 /* The same over hundreds of blocks in a pseudo-random mix of unaligned
@@ -276,11 +284,9 @@ static void test_output_digest_mixed(void)
 {
   const uint32_t block = 4096;
   for (unsigned seed = 1; seed <= 20; seed++) {
-    size_t total = 700 * (size_t)block + seed * 37, pos = 0, i;
-    uint8_t *all = calloc(total, 1), got[DIGEST_LEN], want[DIGEST_LEN];
-    uint8_t leaf[DIGEST_LEN];
+    size_t total = 700 * (size_t)block + seed * 37, pos = 0;
+    uint8_t *all = calloc(total, 1), leaf[DIGEST_LEN];
     struct output *o = output_create(NULL, block);
-    struct digest_ctx *root = digest_create();
     uint32_t r = seed * 2654435761u;
 
     fill(all, total, seed);
@@ -306,17 +312,7 @@ static void test_output_digest_mixed(void)
       }
       pos += n;
     }
-    CHECK_U64(output_pos(o), total);
-    CHECK(output_digest(o, got) == 0);
-    for (i = 0; i < total; i += block) {
-      digest_buf(all + i, total - i < block ? total - i : block, leaf);
-      digest_update(root, leaf, DIGEST_LEN);
-    }
-    digest_final(root, want);
-    CHECK(memcmp(got, want, DIGEST_LEN) == 0);
-    digest_close(root);
-    output_close(o);
-    free(all);
+    check_output_digest(o, all, total, block);
   }
 }
 
