@@ -286,11 +286,8 @@ static struct format_writer *gce_open(struct output *out,
     ferry_error("out of memory");
     return NULL;
   }
-  gw->w.ops = &format_gce;
-  gw->w.out = out;
-  gw->w.m = m;
-  gw->w.map = map;
-  gw->w.opts = *opts;
+  gw->w = (struct format_writer){ .ops = &format_gce, .out = out, .m = m,
+                                  .map = map, .opts = *opts };
   gw->raw_size = gce_raw_size(m->disk_size);
   gw->z = pgzip_create(out, opts->pool, opts->level);
   if (gw->z == NULL || write_headers(gw) == -1) {

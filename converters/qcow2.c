@@ -295,11 +295,8 @@ static struct format_writer *qcow2_open(struct output *out,
     free(qw);
     return NULL;
   }
-  qw->w.ops = &format_qcow2;
-  qw->w.out = out;
-  qw->w.m = m;
-  qw->w.map = map;
-  qw->w.opts = *opts;
+  qw->w = (struct format_writer){ .ops = &format_qcow2, .out = out, .m = m,
+                                  .map = map, .opts = *opts };
   qcow2_layout(m, map, &qw->l);
   if (qw->l.l1_size > UINT32_MAX || qw->l.rt_clusters > UINT32_MAX) {
     ferry_error("a %" PRIu64 "-byte disk is too large for qcow2",

@@ -37,11 +37,8 @@ static struct format_writer *raw_open(struct output *out,
     ferry_error("out of memory");
     return NULL;
   }
-  w->ops = &format_raw;
-  w->out = out;
-  w->m = m;
-  w->map = map;
-  w->opts = *opts;
+  *w = (struct format_writer){ .ops = &format_raw, .out = out, .m = m,
+                               .map = map, .opts = *opts };
   return w;
 }
 

@@ -237,11 +237,8 @@ static struct format_writer *fixed_open(struct output *out,
     ferry_error("out of memory");
     return NULL;
   }
-  w->ops = &format_vhd;
-  w->out = out;
-  w->m = m;
-  w->map = map;
-  w->opts = *opts;
+  *w = (struct format_writer){ .ops = &format_vhd, .out = out, .m = m,
+                               .map = map, .opts = *opts };
   return w;
 }
 
@@ -452,11 +449,8 @@ static struct format_writer *dyn_open(struct output *out,
     ferry_error("out of memory");
     return NULL;
   }
-  dw->w.ops = &format_vhd_dynamic;
-  dw->w.out = out;
-  dw->w.m = m;
-  dw->w.map = map;
-  dw->w.opts = *opts;
+  dw->w = (struct format_writer){ .ops = &format_vhd_dynamic, .out = out,
+                                  .m = m, .map = map, .opts = *opts };
   dyn_layout(m, map, &dw->l);
   /* BAT entries are 32-bit sector offsets: the file must stay below
    * 2 TiB, which also keeps the disk within the spec's 2040 GiB */

@@ -244,11 +244,8 @@ static struct format_writer *vmdk_open(struct output *out,
 
   if (vw == NULL)
     goto oom;
-  vw->w.ops = &format_vmdk;
-  vw->w.out = out;
-  vw->w.m = m;
-  vw->w.map = map;
-  vw->w.opts = *opts;
+  vw->w = (struct format_writer){ .ops = &format_vmdk, .out = out, .m = m,
+                                  .map = map, .opts = *opts };
   vw->capacity = vmdk_virtual_size(m) / VMDK_SECTOR;
   vw->gd_entries = div_round_up(vw->capacity,
                                 (uint64_t)VMDK_GTES * VMDK_GRAIN_SECTORS);
