@@ -313,27 +313,45 @@ enum MHD_Result api_migration_cancel(struct request *r)
                                       "state", "canceled"));
 }
 
-enum MHD_Result api_migration_retry(struct request *r)
+/* The row that sql (a SELECT FROM migrations WHERE id = ?1) gives for the
+ * migration the request names, with the database locked; NULL, with the
+ * lock released and the reply made in *ret, if the id is malformed or
+ * unknown or the query fails. */
+static json_t *locked_migration(struct request *r, const char *sql,
+                                long long *id, enum MHD_Result *ret)
 {
-  long long id = request_id(r, 0), host_id;
-  const char *state, *phase;
   json_t *m;
-  char now[32];
-  enum MHD_Result ret;
 
-  if (id <= 0)
-    return reply_error(r, 400, "id", "migration id '%s' is not a positive "
+  *id = request_id(r, 0);
+  if (*id <= 0) {
+    *ret = reply_error(r, 400, "id", "migration id '%s' is not a positive "
                        "integer", r->params[0]);
+    return NULL;
+  }
   db_lock();
-  m = db_query_one(r->srv->db, "SELECT state, phase, failed_phase, "
-                   "host_id FROM migrations WHERE id = ?1", "i", id);
+  m = db_query_one(r->srv->db, sql, "i", *id);
   if (m == NULL || json_is_null(m)) {
     db_unlock();
-    ret = m ? reply_error(r, 404, "id", "no migration %lld", id)
-            : reply_error(r, 500, NULL, "%s", ferry_errmsg());
+    *ret = m ? reply_error(r, 404, "id", "no migration %lld", *id)
+             : reply_error(r, 500, NULL, "%s", ferry_errmsg());
     json_decref(m);
-    return ret;
+    return NULL;
   }
+  return m;
+}
+
+enum MHD_Result api_migration_retry(struct request *r)
+{
+  long long id, host_id;
+  const char *state, *phase;
+  char now[32];
+  enum MHD_Result ret;
+  json_t *m = locked_migration(r, "SELECT state, phase, failed_phase, "
+                               "host_id FROM migrations WHERE id = ?1",
+                               &id, &ret);
+
+  if (m == NULL)
+    return ret;
   state = json_string_value(json_object_get(m, "state"));
   host_id = json_integer_value(json_object_get(m, "host_id"));
   if (strcmp(state, "failed") != 0 && strcmp(state, "canceled") != 0) {
@@ -396,24 +414,15 @@ enum MHD_Result api_events_list(struct request *r)
  * sync runs with the source quiesced, then conversion and creation. */
 enum MHD_Result api_migration_cutover(struct request *r)
 {
-  long long id = request_id(r, 0);
+  long long id;
   enum MHD_Result ret;
   const char *phase;
-  json_t *m;
+  json_t *m = locked_migration(r, "SELECT state, phase, warm, cutover, "
+                               "host_id FROM migrations WHERE id = ?1",
+                               &id, &ret);
 
-  if (id <= 0)
-    return reply_error(r, 400, "id", "migration id '%s' is not a positive "
-                       "integer", r->params[0]);
-  db_lock();
-  m = db_query_one(r->srv->db, "SELECT state, phase, warm, cutover, host_id "
-                   "FROM migrations WHERE id = ?1", "i", id);
-  if (m == NULL || json_is_null(m)) {
-    db_unlock();
-    ret = m ? reply_error(r, 404, "id", "no migration %lld", id)
-            : reply_error(r, 500, NULL, "%s", ferry_errmsg());
-    json_decref(m);
+  if (m == NULL)
     return ret;
-  }
   phase = json_string_value(json_object_get(m, "phase"));
   if (!json_integer_value(json_object_get(m, "warm")) ||
       strcmp(json_string_value(json_object_get(m, "state")), "active") ||
