@@ -302,13 +302,5 @@ fi
   cat "$R"
   echo "<!-- clone:end -->"
 } >"$T/section"
-touch "$OUT"
-python3 - "$OUT" "$T/section" <<'PY'
-import re, sys
-path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-text = open(path).read()
-pat = re.compile(r"<!-- clone:begin.*?<!-- clone:end -->", re.S)
-text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
+python3 "$TOP/bench/section.py" clone "$OUT" "$T/section"
 cat "$R"

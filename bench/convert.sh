@@ -137,18 +137,5 @@ sha=$(openssl speed -evp sha256 -bytes 1048576 -seconds 2 2>/dev/null | awk '/^s
   echo "<!-- convert:end -->"
 } >"$W/section"
 
-touch "$OUT"
-python3 - "$OUT" "$W/section" <<'EOF'
-import re, sys
-path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-text = open(path).read()
-pat = re.compile(r"<!-- convert:begin.*?<!-- convert:end -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: section, text)
-else:
-    if not text.strip():
-        text = "# Performance\n\nFigures measured by the benchmarks in bench/ (`make bench`).\n"
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text if text.endswith("\n") else text + "\n")
-EOF
+python3 "$TOP/bench/section.py" convert "$OUT" "$W/section"
 cat "$W/section"

@@ -78,18 +78,5 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "<!-- sha256:end -->"
 } >"$W/section"
 
-touch "$OUT"
-python3 - "$OUT" "$W/section" <<'EOF'
-import re, sys
-path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-text = open(path).read()
-pat = re.compile(r"<!-- sha256:begin.*?<!-- sha256:end -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: section, text)
-else:
-    if not text.strip():
-        text = "# Performance\n\nFigures measured by the benchmarks in bench/ (`make bench`).\n"
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text if text.endswith("\n") else text + "\n")
-EOF
+python3 "$TOP/bench/section.py" sha256 "$OUT" "$W/section"
 cat "$W/section"
