@@ -43,10 +43,10 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DFERRY_VERSION='"$(VERSION)"' \
 ALL_LDFLAGS := -pthread $(SAN_LDFLAGS) $(LDFLAGS)
 LIBS = $(PKG_LIBS) -lm
 
-LIB_SRC := $(wildcard lib/*.c)
+LIB_SRC := $(wildcard lib/*/*.c)
 AGENT_SRC := $(wildcard agent/*.c)
 SERVER_SRC := $(wildcard server/*.c server/targets/*.c)
-CONVERT_SRC := $(wildcard converters/*.c)
+CONVERT_SRC := $(wildcard converters/*.c converters/formats/*.c)
 CLI_SRC := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 

@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "error.h"
-#include "http.h"
-#include "log.h"
+#include "util/cleanup.h"
+#include "util/error.h"
+#include "net/http_client.h"
+#include "util/log.h"
 
 int client_init(struct client *c, const struct agent_config *cfg,
                 const char *server)

@@ -12,14 +12,14 @@
 #include <sys/stat.h>
 
 #include "agent.h"
-#include "clone.h"
-#include "error.h"
-#include "log.h"
-#include "progress.h"
-#include "quiesce.h"
-#include "ratelimit.h"
-#include "source.h"
-#include "store.h"
+#include "clone/clone.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/progress.h"
+#include "clone/quiesce.h"
+#include "clone/ratelimit.h"
+#include "source/source.h"
+#include "store/store.h"
 
 static volatile sig_atomic_t cancel_flag;
 

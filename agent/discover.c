@@ -11,9 +11,9 @@
 #include <string.h>
 #include <sys/utsname.h>
 
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "discover_int.h"
-#include "error.h"
+#include "util/error.h"
 
 json_t *json_str_or_null(const char *s)
 {

@@ -7,9 +7,9 @@
 #include <jansson.h>
 
 #include "agent.h"
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "discover.h"
-#include "error.h"
+#include "util/error.h"
 #include "client.h"
 #include "config.h"
 

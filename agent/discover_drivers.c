@@ -21,9 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "discover_int.h"
-#include "error.h"
+#include "util/error.h"
 
 /* The drivers a target's disks and NICs need (module names as the kernel
  * spells them, '-' read as '_'):

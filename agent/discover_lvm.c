@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "discover_int.h"
-#include "error.h"
+#include "util/error.h"
 
 /* Copy n bytes of s with every "--" made '-'. */
 static char *undouble(const char *s, size_t n)

@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "discover_int.h"
-#include "error.h"
+#include "util/error.h"
 
 /* route(8) flags, linux/route.h and linux/ipv6_route.h */
 #define RTF_UP 0x0001

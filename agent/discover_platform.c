@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "discover_int.h"
-#include "error.h"
+#include "util/error.h"
 
 /* UEFI spec, EFI_GLOBAL_VARIABLE: the SecureBoot variable's GUID.  efivarfs
  * files are the 4-byte attributes then the data (1 byte: 1 = enabled). */

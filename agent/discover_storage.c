@@ -19,9 +19,9 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "discover_int.h"
-#include "error.h"
+#include "util/error.h"
 
 char *udev_property(const char *text, const char *key)
 {

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "agent.h"
-#include "log.h"
+#include "util/log.h"
 
 static const struct command {
   const char *name;

@@ -13,17 +13,17 @@
 #include <time.h>
 
 #include "agent.h"
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "client.h"
-#include "clone.h"
+#include "clone/clone.h"
 #include "config.h"
 #include "discover.h"
-#include "error.h"
-#include "http.h"
-#include "log.h"
-#include "ratelimit.h"
-#include "source.h"
-#include "store.h"
+#include "util/error.h"
+#include "net/http_client.h"
+#include "util/log.h"
+#include "clone/ratelimit.h"
+#include "source/source.h"
+#include "store/store.h"
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t *current_cancel;

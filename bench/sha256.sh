@@ -1,6 +1,6 @@
 #!/bin/bash
 # sha256.sh - SHA-256 throughput on one core: OpenSSL one buffer at a time
-# against the multi-buffer paths of lib/sha256mb.c (AVX2, AVX-512VL,
+# against the multi-buffer paths of lib/hash/sha256mb.c (AVX2, AVX-512VL,
 # AVX-512) on 4 MiB buffers (ferry's default chunk), for several batch
 # sizes, pinned with taskset.  Writes the "SHA-256" section of
 # docs/PERFORMANCE.md (between its markers) and prints it.

@@ -1,5 +1,5 @@
 /* sha256_bench.c - per-core throughput of each SHA-256 implementation of
- * lib/sha256mb.c on batches of equal buffers (default 4 MiB, ferry's
+ * lib/hash/sha256mb.c on batches of equal buffers (default 4 MiB, ferry's
  * default chunk): MB/s of the calling thread's CPU time, so that other
  * load on the machine costs wall time but not the figure, and of the
  * fastest call and the median call: a loaded (or virtual) machine also
@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "digest.h"
-#include "sha256mb.h"
+#include "hash/digest.h"
+#include "hash/sha256mb.h"
 
 #define MAX_BATCH 64
 #define MAX_LANES 16

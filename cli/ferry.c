@@ -16,10 +16,10 @@
 
 #include <jansson.h>
 
-#include "cleanup.h"
-#include "error.h"
-#include "http.h"
-#include "progress.h"
+#include "util/cleanup.h"
+#include "util/error.h"
+#include "net/http_client.h"
+#include "util/progress.h"
 
 #define EXIT_USAGE 2
 

@@ -4,8 +4,8 @@
 
 #include <stdint.h>
 
-#include "digest.h"
-#include "image.h"
+#include "hash/digest.h"
+#include "image/image.h"
 #include "output.h"
 
 struct store;

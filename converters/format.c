@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "error.h"
+#include "util/error.h"
 
 extern const struct format_ops format_raw;
 extern const struct format_ops format_vhd;

@@ -17,8 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "image.h"
-#include "image_reader.h"
+#include "image/image.h"
+#include "image/reader.h"
 
 struct output;
 struct instream;

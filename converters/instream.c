@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "store.h"
+#include "util/error.h"
+#include "store/store.h"
 
 /* Reads smaller than this go through the window; larger ones go straight
  * into the caller's buffer. */

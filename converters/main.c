@@ -12,15 +12,15 @@
 
 #include <jansson.h>
 
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "convert.h"
-#include "error.h"
+#include "util/error.h"
 #include "format.h"
-#include "image_reader.h"
-#include "log.h"
+#include "image/reader.h"
+#include "util/log.h"
 #include "pool.h"
-#include "progress.h"
-#include "store.h"
+#include "util/progress.h"
+#include "store/store.h"
 
 #define EXIT_USAGE 2
 

@@ -6,15 +6,15 @@
 #include <string.h>
 
 #include "bytes.h"
-#include "error.h"
-#include "image.h"
-#include "sha256mb.h"
-#include "store.h"
+#include "util/error.h"
+#include "image/image.h"
+#include "hash/sha256mb.h"
+#include "store/store.h"
 
 /* Blocks that are not whole verified chunks (a format's tables, data off
  * the block grid as in vhd-dynamic, compressed output) are copied into
  * block buffers and hashed OUT_BATCH at a time with the multi-buffer
- * SHA-256 (lib/sha256mb.h): 8 lanes give about 1.8 GB/s on one core
+ * SHA-256 (lib/hash/sha256mb.h): 8 lanes give about 1.8 GB/s on one core
  * where OpenSSL gives 0.4 (docs/PERFORMANCE.md), for 8 blocks of memory
  * (32 MiB at 4 MiB chunks).  The root digest takes the block digests in
  * order, so a block whose digest is known already (a verified chunk, a

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "digest.h"
+#include "hash/digest.h"
 
 struct store_writer;
 struct output;

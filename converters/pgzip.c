@@ -6,7 +6,7 @@
 
 #include <zlib.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "output.h"
 #include "pool.h"
 

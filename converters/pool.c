@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "error.h"
+#include "util/error.h"
 
 struct pool {
   unsigned threads, started;

@@ -13,14 +13,14 @@
 #include <time.h>
 
 #include "bytes.h"
-#include "cleanup.h"
-#include "codec.h"
+#include "util/cleanup.h"
+#include "image/codec.h"
 #include "convert.h"
-#include "error.h"
+#include "util/error.h"
 #include "format.h"
 #include "instream.h"
-#include "progress.h"
-#include "store.h"
+#include "util/progress.h"
+#include "store/store.h"
 
 /* Fetch, decode and check chunk c into buf (its plain length). */
 static int fetch_chunk(struct store *s, const struct image_manifest *m,

@@ -10,7 +10,7 @@
 #include <microhttpd.h>
 #include <sqlite3.h>
 
-#include "digest.h"
+#include "hash/digest.h"
 
 #define API_BODY_MAX (4u << 20)        /* larger bodies get 413 */
 #define API_MAX_PARAMS 4

@@ -13,11 +13,11 @@
 
 #include "api.h"
 #include "auth.h"
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "db.h"
-#include "error.h"
+#include "util/error.h"
 #include "events.h"
-#include "log.h"
+#include "util/log.h"
 #include "tasks.h"
 
 #define POLL_WAIT_DEFAULT 25

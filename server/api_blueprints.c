@@ -4,9 +4,9 @@
 
 #include "api.h"
 #include "blueprint.h"
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "db.h"
-#include "error.h"
+#include "util/error.h"
 #include "events.h"
 
 /* Parse and validate the body; NULL after replying when unreadable. */

@@ -4,8 +4,8 @@
 
 #include "api.h"
 #include "db.h"
-#include "error.h"
-#include "log.h"
+#include "util/error.h"
+#include "util/log.h"
 
 #define HOSTNAME_MAX 253
 

@@ -5,9 +5,9 @@
 
 #include "api.h"
 #include "blueprint.h"
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "db.h"
-#include "error.h"
+#include "util/error.h"
 #include "events.h"
 #include "providers.h"
 

@@ -10,7 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "error.h"
+#include "util/error.h"
 
 int auth_new_token(char token[TOKEN_HEX_LEN + 1])
 {

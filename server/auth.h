@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "digest.h"
+#include "hash/digest.h"
 
 #define TOKEN_HEX_LEN 64           /* 32 random bytes */
 

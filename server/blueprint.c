@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "db.h"
-#include "error.h"
+#include "util/error.h"
 #include "providers.h"
 #include "yaml.h"
 

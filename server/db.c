@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "error.h"
+#include "util/error.h"
 
 /* Each entry moves the schema from version i to i + 1; never edit one
  * that has shipped, append a new one. */

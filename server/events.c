@@ -4,8 +4,8 @@
 #include <stdio.h>
 
 #include "db.h"
-#include "error.h"
-#include "log.h"
+#include "util/error.h"
+#include "util/log.h"
 
 void event_add(sqlite3 *db, long long migration_id, long long host_id,
                const char *kind, const char *phase, const char *fmt, ...)

@@ -14,8 +14,8 @@
 #include "auth.h"
 #include "db.h"
 #include "orchestrator.h"
-#include "error.h"
-#include "log.h"
+#include "util/error.h"
+#include "util/log.h"
 
 #define EXIT_USAGE 2
 #define DEFAULT_LISTEN "127.0.0.1:8700"

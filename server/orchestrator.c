@@ -19,11 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "db.h"
-#include "error.h"
+#include "util/error.h"
 #include "events.h"
-#include "log.h"
+#include "util/log.h"
 #include "preflight.h"
 #include "tasks.h"
 #include "targets/target.h"

@@ -3,9 +3,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cleanup.h"
+#include "util/cleanup.h"
 #include "db.h"
-#include "error.h"
+#include "util/error.h"
 #include "events.h"
 
 double task_now(void)

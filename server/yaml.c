@@ -7,7 +7,7 @@
 
 #include <yaml.h>
 
-#include "error.h"
+#include "util/error.h"
 
 #define YAML_DEPTH_MAX 32
 

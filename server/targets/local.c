@@ -20,11 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "error.h"
-#include "log.h"
-#include "source.h"
-#include "store.h"
+#include "util/cleanup.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "source/source.h"
+#include "store/store.h"
 #include "target.h"
 
 #define BOOT_TIMEOUT_DEFAULT 600

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "error.h"
+#include "util/error.h"
 
 extern const struct target_ops target_local;
 

@@ -1,4 +1,4 @@
-/* store-tool - drive one store through lib/store.h from the shell tests.
+/* store-tool - drive one store through lib/store/store.h from the shell tests.
  *
  *   store-tool put URL KEY FILE           store FILE ('-': stdin) as KEY
  *   store-tool get URL KEY [OFF LEN]      KEY (or a range of it) to stdout
@@ -22,9 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "log.h"
-#include "store.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "store/store.h"
 
 static int die(const char *what)
 {

@@ -6,8 +6,8 @@
  * requests, with the emulator's published account devstoreaccount1 and its
  * well-known key: the checks below tie ferry's signer to what Azure's
  * emulator accepts, independently of ferry's own code. */
-#include "azure_sign.h"
-#include "error.h"
+#include "store/azure_sign.h"
+#include "util/error.h"
 #include "test.h"
 
 #define ACCOUNT "devstoreaccount1"

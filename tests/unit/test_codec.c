@@ -1,6 +1,6 @@
 /* Chunk encodings: round trips, "does not pay" and corruption. */
-#include "codec.h"
-#include "error.h"
+#include "image/codec.h"
+#include "util/error.h"
 #include "test.h"
 
 static void roundtrip(enum chunk_encoding enc)

@@ -1,5 +1,5 @@
 /* SHA-256 and hex helpers against FIPS 180-2 test vectors. */
-#include "digest.h"
+#include "hash/digest.h"
 #include "test.h"
 
 int main(void)

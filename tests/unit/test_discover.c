@@ -7,7 +7,7 @@
 #include <zlib.h>
 
 #include "discover_int.h"
-#include "error.h"
+#include "util/error.h"
 #include "test.h"
 
 static void test_udev(void)

@@ -8,16 +8,16 @@
 
 #include <zlib.h>
 
-#include "error.h"
-#include "gce.h"
-#include "image.h"
+#include "util/error.h"
+#include "formats/gce.h"
+#include "image/image.h"
 #include "output.h"
 #include "pgzip.h"
 #include "pool.h"
-#include "qcow2.h"
-#include "store.h"
+#include "formats/qcow2.h"
+#include "store/store.h"
 #include "test.h"
-#include "vhd.h"
+#include "formats/vhd.h"
 
 static void test_vhd(void)
 {

@@ -1,7 +1,7 @@
 /* The manifest: round trip, and rejection of every malformed shape with a
  * message that says what is wrong. */
-#include "error.h"
-#include "image.h"
+#include "util/error.h"
+#include "image/image.h"
 #include "test.h"
 
 static const char *good =

@@ -2,10 +2,10 @@
  * FIPS 180-4 example messages and against OpenSSL (digest_buf) on random
  * buffers of many lengths, batch sizes and alignments.  Each buffer is its
  * own exact-size allocation, so that ASan catches a read past its end. */
-#include "sha256mb.h"
+#include "hash/sha256mb.h"
 
-#include "digest.h"
-#include "error.h"
+#include "hash/digest.h"
+#include "util/error.h"
 #include "test.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;

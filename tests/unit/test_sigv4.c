@@ -6,7 +6,7 @@
  *   credentials AKIAIOSFODNN7EXAMPLE, 2013-05-24, examplebucket;
  * - the Signature Version 4 test suite (get-vanilla,
  *   get-vanilla-query-order-key-case), AKIDEXAMPLE, 2015-08-30. */
-#include "sigv4.h"
+#include "store/sigv4.h"
 #include "test.h"
 
 #define S3_HOST "examplebucket.s3.amazonaws.com"

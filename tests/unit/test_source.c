@@ -2,8 +2,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "source.h"
+#include "util/error.h"
+#include "source/source.h"
 #include "test.h"
 
 int main(void)

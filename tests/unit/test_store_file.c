@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "store.h"
+#include "util/error.h"
+#include "store/store.h"
 #include "test.h"
 
 static int count_cb(void *opaque, const char *key, uint64_t size)

@@ -1,9 +1,9 @@
 /* The chunk table and the image digest through a real file:// store. */
 #include <unistd.h>
 
-#include "error.h"
-#include "image.h"
-#include "store.h"
+#include "util/error.h"
+#include "image/image.h"
+#include "store/store.h"
 #include "test.h"
 
 int main(void)

@@ -1,0 +1,98 @@
+#include "clone/ratelimit.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "util/error.h"
+
+struct ratelimit {
+  pthread_mutex_t lock;
+  double rate;            /* bytes per second */
+  double next;            /* monotonic time the next send may start */
+};
+
+static double now(void)
+{
+  struct timespec t;
+
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+struct ratelimit *ratelimit_create(uint64_t bytes_per_sec)
+{
+  struct ratelimit *rl = calloc(1, sizeof *rl);
+
+  if (rl == NULL) {
+    ferry_error("out of memory");
+    return NULL;
+  }
+  pthread_mutex_init(&rl->lock, NULL);
+  rl->rate = (double)bytes_per_sec;
+  rl->next = now();
+  return rl;
+}
+
+void ratelimit_close(struct ratelimit *rl)
+{
+  if (rl == NULL)
+    return;
+  pthread_mutex_destroy(&rl->lock);
+  free(rl);
+}
+
+void ratelimit_take(struct ratelimit *rl, uint64_t n)
+{
+  double t = now(), start, wait;
+
+  pthread_mutex_lock(&rl->lock);
+  /* an idle link does not bank more than a second of credit */
+  if (rl->next < t - 1.0)
+    rl->next = t - 1.0;
+  start = rl->next;
+  rl->next += (double)n / rl->rate;
+  pthread_mutex_unlock(&rl->lock);
+  wait = start - t;
+  if (wait > 0) {
+    struct timespec ts = {
+      .tv_sec = (time_t)wait,
+      .tv_nsec = (long)((wait - floor(wait)) * 1e9),
+    };
+
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+      ;
+  }
+}
+
+int parse_size(const char *text, uint64_t *out)
+{
+  char *end;
+  double v;
+
+  errno = 0;
+  v = strtod(text, &end);
+  if (errno != 0 || end == text || v < 0 || !isfinite(v))
+    goto bad;
+  switch (*end) {
+  case 'k': case 'K': v *= 1024; end++; break;
+  case 'm': case 'M': v *= 1024.0 * 1024; end++; break;
+  case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+  case 't': case 'T': v *= 1024.0 * 1024 * 1024 * 1024; end++; break;
+  default: break;
+  }
+  if (*end == 'i' && end[-1] != *text)  /* "MiB" style */
+    end++;
+  if (*end == 'B' || *end == 'b')
+    end++;
+  if (*end != '\0' || v >= 18446744073709551616.0)
+    goto bad;
+  *out = (uint64_t)v;
+  return 0;
+bad:
+  ferry_error("'%s' is not a size: use a number with an optional k, M, G "
+              "or T suffix (powers of 1024)", text);
+  return -1;
+}

@@ -1,0 +1,1404 @@
+/* store/azure.c - azure://CONTAINER/PREFIX: Azure Blob Storage.
+ *
+ * Blob REST API version 2021-08-06, authorized with the account key
+ * (Shared Key, azure_sign.h) or a SAS token.  Objects are block blobs sent
+ * with Content-MD5 (the service verifies it); reads of whole blobs are
+ * checked against the MD5 the service keeps.  Large outputs are block
+ * blobs built with Put Block + Put Block List; a block's id carries its
+ * number and MD5, so a writer that starts again after a crash skips the
+ * blocks already uploaded with the same bytes.  Page blobs (VHD outputs)
+ * are written to a hidden temporary blob with Put Page, only the non-zero
+ * 512-byte pages, at most 4 MiB a call, then copied into place on commit.
+ * docs/STORES.md describes URLs, credentials and limits. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "store/azure_sign.h"
+#include "util/cleanup.h"
+#include "hash/digest.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "store/sigv4.h"
+#include "store/store.h"
+#include "store/http.h"
+#include "store/upload_pool.h"
+#include "store/xml.h"
+
+extern const struct store_ops store_azure_ops;
+
+#define AZ_VERSION "2021-08-06"
+/* "Scalability and performance targets for Blob storage": block blobs of
+ * at most 50,000 blocks of at most 4000 MiB; Put Page at most 4 MiB,
+ * 512-byte aligned */
+#define AZ_BLOCKS_MAX 50000u
+#define AZ_BLOCK_MAX (4000ull << 20)
+#define AZ_BLOCK_DEFAULT (8ull << 20)
+#define AZ_PAGE 512u
+#define AZ_PAGE_WRITE_MAX (4u << 20)
+#define AZ_WRITER_MEMORY (64ull << 20)
+#define AZ_WRITER_THREADS 4
+#define AZ_LIST_CAP (16u << 20)
+#define AZ_SMALL_CAP (1u << 20)
+#define AZ_PARTIAL_SUFFIX ".ferry-partial"
+#define AZ_COPY_WAIT_SECONDS 3600
+
+struct store_azure {
+  struct store store;
+  char *account;
+  char *key;                 /* base64 account key, or NULL */
+  char *sas;                 /* SAS query (no '?'), or NULL */
+  char *container;
+  char *prefix;              /* "" or "dir/sub/" */
+  char *origin;              /* scheme://host[:port] */
+  char *base_path;           /* endpoint path ("" or "/devstoreaccount1") */
+  size_t block_size;         /* FERRY_PART_SIZE_MB, or 0 */
+};
+
+static struct store_azure *az_of(struct store *s)
+{
+  return (struct store_azure *)s;
+}
+
+/* ---- configuration ---- */
+
+/* The value of name in a connection string ("A=x;B=y"), or NULL. */
+static char *conn_get(const char *conn, const char *name)
+{
+  size_t n = strlen(name);
+  const char *p = conn;
+
+  while (p && *p) {
+    const char *end = strchr(p, ';');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+
+    while (*p == ' ' && len > 0) {
+      p++;
+      len--;
+    }
+    if (len > n && strncasecmp(p, name, n) == 0 && p[n] == '=')
+      return strndup(p + n + 1, len - n - 1);
+    p = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+static char *env_dup(const char *name)
+{
+  const char *v = getenv(name);
+
+  return v && *v ? strdup(v) : NULL;
+}
+
+static void az_close(struct store *st)
+{
+  struct store_azure *s = az_of(st);
+
+  if (s == NULL)
+    return;
+  if (s->key)
+    explicit_bzero(s->key, strlen(s->key));
+  if (s->sas)
+    explicit_bzero(s->sas, strlen(s->sas));
+  free(s->store.url);
+  free(s->account);
+  free(s->key);
+  free(s->sas);
+  free(s->container);
+  free(s->prefix);
+  free(s->origin);
+  free(s->base_path);
+  free(s);
+}
+
+static int az_endpoint(struct store_azure *s, const char *url)
+{
+  const char *p = strstr(url, "://"), *hostp, *path;
+  size_t plen;
+
+  if (p == NULL || !((p == url + 5 && strncmp(url, "https", 5) == 0) ||
+                     (p == url + 4 && strncmp(url, "http", 4) == 0))) {
+    ferry_error("blob endpoint '%.128s' is not an http:// or https:// URL: "
+                "check AZURE_STORAGE_BLOB_ENDPOINT or the connection "
+                "string's BlobEndpoint", url);
+    return -1;
+  }
+  hostp = p + 3;
+  path = hostp + strcspn(hostp, "/?#");
+  if (path == hostp || memchr(hostp, '@', (size_t)(path - hostp)) ||
+      *path == '?' || *path == '#') {
+    ferry_error("blob endpoint '%.128s' must be scheme://host[:port][/path]",
+                url);
+    return -1;
+  }
+  plen = strlen(path);
+  while (plen > 0 && path[plen - 1] == '/')
+    plen--;
+  s->origin = strndup(url, (size_t)(path - url));
+  s->base_path = strndup(path, plen);
+  if (s->origin == NULL || s->base_path == NULL) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+static struct store *az_open(const char *url)
+{
+  const char *c = url + strlen("azure://"), *slash = strchr(c, '/');
+  size_t clen = slash ? (size_t)(slash - c) : strlen(c), i, n;
+  CLEANUP_FREE char *conn = env_dup("AZURE_STORAGE_CONNECTION_STRING");
+  CLEANUP_FREE char *endpoint = NULL, *proto = NULL, *suffix = NULL;
+  CLEANUP_FREE char *dev = NULL;
+  const char *part = getenv("FERRY_PART_SIZE_MB");
+  struct store_azure *s;
+
+  if (memchr(c, '@', clen) || memchr(c, '?', strlen(c))) {
+    ferry_error("azure://...: credentials do not belong in a store URL (it "
+                "shows in process lists and logs): set AZURE_STORAGE_KEY or "
+                "AZURE_STORAGE_SAS_TOKEN instead");
+    return NULL;
+  }
+  /* container names: 3-63 lower-case letters, digits and dashes */
+  for (i = 0; i < clen; i++)
+    if (!((c[i] >= 'a' && c[i] <= 'z') || (c[i] >= '0' && c[i] <= '9') ||
+          c[i] == '-'))
+      break;
+  if (clen < 3 || clen > 63 || i < clen) {
+    ferry_error("'%.128s' does not name a container (3 to 63 lower-case "
+                "letters, digits and dashes): use azure://CONTAINER/PREFIX",
+                url);
+    return NULL;
+  }
+  s = calloc(1, sizeof *s);
+  if (s == NULL)
+    goto oom;
+  s->store.ops = &store_azure_ops;
+  s->container = strndup(c, clen);
+  {
+    const char *p = slash ? slash : "";
+
+    while (*p == '/')
+      p++;
+    n = strlen(p);
+    while (n > 0 && p[n - 1] == '/')
+      n--;
+    if (asprintf(&s->prefix, "%.*s%s", (int)n, p, n ? "/" : "") == -1)
+      s->prefix = NULL;
+    if (asprintf(&s->store.url, "azure://%.*s%s%.*s", (int)clen, c,
+                 n ? "/" : "", (int)n, p) == -1)
+      s->store.url = NULL;
+  }
+  if (s->container == NULL || s->prefix == NULL || s->store.url == NULL)
+    goto oom;
+  if (strstr(s->prefix, "//")) {
+    ferry_error("'%.128s' has an empty path component", url);
+    goto fail;
+  }
+
+  /* the environment's own variables win over the connection string */
+  s->account = env_dup("AZURE_STORAGE_ACCOUNT");
+  s->key = env_dup("AZURE_STORAGE_KEY");
+  s->sas = env_dup("AZURE_STORAGE_SAS_TOKEN");
+  endpoint = env_dup("AZURE_STORAGE_BLOB_ENDPOINT");
+  if (conn) {
+    dev = conn_get(conn, "UseDevelopmentStorage");
+    if (dev && strcasecmp(dev, "true") == 0) {
+      /* the emulator's published account (Azurite documentation) */
+      if (s->account == NULL)
+        s->account = strdup("devstoreaccount1");
+      if (s->key == NULL)
+        s->key = strdup("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsu"
+                        "Fq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==");
+      if (endpoint == NULL)
+        endpoint = strdup("http://127.0.0.1:10000/devstoreaccount1");
+    }
+    if (s->account == NULL)
+      s->account = conn_get(conn, "AccountName");
+    if (s->key == NULL)
+      s->key = conn_get(conn, "AccountKey");
+    if (s->sas == NULL)
+      s->sas = conn_get(conn, "SharedAccessSignature");
+    if (endpoint == NULL)
+      endpoint = conn_get(conn, "BlobEndpoint");
+    proto = conn_get(conn, "DefaultEndpointsProtocol");
+    suffix = conn_get(conn, "EndpointSuffix");
+  }
+  if (s->sas && s->sas[0] == '?')
+    memmove(s->sas, s->sas + 1, strlen(s->sas));
+  if (s->account == NULL) {
+    ferry_error("no storage account for %s: set AZURE_STORAGE_ACCOUNT (or "
+                "AZURE_STORAGE_CONNECTION_STRING)", s->store.url);
+    goto fail;
+  }
+  if (s->key == NULL && s->sas == NULL) {
+    ferry_error("no credentials for %s: set AZURE_STORAGE_KEY or "
+                "AZURE_STORAGE_SAS_TOKEN (or AZURE_STORAGE_CONNECTION_STRING)",
+                s->store.url);
+    goto fail;
+  }
+  if (endpoint == NULL &&
+      asprintf(&endpoint, "%s://%s.blob.%s", proto ? proto : "https",
+               s->account, suffix ? suffix : "core.windows.net") == -1) {
+    endpoint = NULL;
+    goto oom;
+  }
+  if (az_endpoint(s, endpoint) == -1)
+    goto fail;
+  if (part && *part) {
+    char *end;
+    unsigned long mb = strtoul(part, &end, 10);
+
+    if (*end || mb < 1 || mb > AZ_BLOCK_MAX >> 20) {
+      ferry_error("FERRY_PART_SIZE_MB is '%.32s': use 1 to 4000 for Azure",
+                  part);
+      goto fail;
+    }
+    s->block_size = (size_t)mb << 20;
+  }
+  return &s->store;
+oom:
+  ferry_error("out of memory");
+fail:
+  az_close(s ? &s->store : NULL);
+  return NULL;
+}
+
+/* ---- one signed request ---- */
+
+struct az_call {
+  struct store_azure *s;
+  const char *method;
+  const char *blob;                /* full blob name; NULL: the container */
+  const struct azure_param *query;
+  size_t n_query;
+  const struct azure_param *headers;   /* x-ms-* and standard ones */
+  size_t n_headers;
+  const void *body;
+  size_t body_len;
+  void *out;
+  size_t out_cap;
+  size_t body_cap;
+  /* after a dropped connection: when the blob has this Content-MD5
+   * (base64), the request completed unseen */
+  const char *done_md5;
+
+  char *path;
+  struct curl_slist *list;
+  char what[160];
+};
+
+static int az_head_md5(struct store_azure *s, const char *blob, char *md5,
+                       size_t size);
+
+static int az_prepare(void *opaque, struct http_request *req,
+                      unsigned attempt, int after_drop)
+{
+  struct az_call *c = opaque;
+  struct store_azure *s = c->s;
+  struct azure_param h[12];
+  char date[64], len[24], md5[64];
+  size_t n = 0, i;
+  time_t now = time(NULL);
+  struct tm tm;
+
+  (void)attempt;
+  if (after_drop && c->done_md5 &&
+      az_head_md5(s, c->blob, md5, sizeof md5) == 1 &&
+      strcmp(md5, c->done_md5) == 0) {
+    log_info("%s: completed before the connection dropped; not sent "
+             "again", c->what);
+    return 1;
+  }
+  gmtime_r(&now, &tm);
+  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  h[n++] = (struct azure_param){ "x-ms-date", date };
+  h[n++] = (struct azure_param){ "x-ms-version", AZ_VERSION };
+  /* curl sends Content-Length for every request with a body (and for
+   * PUT, POST and DELETE without); the signature must see it too */
+  if (strcmp(c->method, "GET") && strcmp(c->method, "HEAD")) {
+    snprintf(len, sizeof len, "%zu", c->body_len);
+    h[n++] = (struct azure_param){ "Content-Length", len };
+  }
+  for (i = 0; i < c->n_headers && n < 12; i++)
+    h[n++] = c->headers[i];
+  curl_slist_free_all(c->list);
+  c->list = NULL;
+  for (i = 0; i < n; i++)
+    if (strcasecmp(h[i].name, "Content-Length") != 0 &&
+        http_header_add(&c->list, "%s: %s", h[i].name, h[i].value) == -1)
+      return -1;
+  if (s->key) {
+    CLEANUP_FREE char *sts = azure_string_to_sign(c->method, s->account,
+                                                  c->path, c->query,
+                                                  c->n_query, h, n);
+    CLEANUP_FREE char *auth = sts ? azure_shared_key(s->account, s->key, sts)
+                                  : NULL;
+
+    if (auth == NULL ||
+        http_header_add(&c->list, "Authorization: %s", auth) == -1)
+      return -1;
+  }
+  req->headers = c->list;
+  return 0;
+}
+
+static int az_call(struct az_call *c, struct http_response *resp)
+{
+  struct store_azure *s = c->s;
+  CLEANUP_FREE char *enc = NULL, *url = NULL;
+  FILE *fp;
+  size_t ulen = 0, i;
+  char hostbuf[128];
+  int r;
+
+  if (c->blob && (enc = sigv4_uri_encode(c->blob, 1)) == NULL)
+    return -1;
+  if (asprintf(&c->path, "%s/%s%s%s", s->base_path, s->container,
+               enc ? "/" : "", enc ? enc : "") == -1) {
+    c->path = NULL;
+    ferry_error("out of memory");
+    return -1;
+  }
+  fp = open_memstream(&url, &ulen);
+  if (fp == NULL) {
+    free(c->path);
+    ferry_error("out of memory");
+    return -1;
+  }
+  fprintf(fp, "%s%s", s->origin, c->path);
+  for (i = 0; i < c->n_query; i++) {
+    CLEANUP_FREE char *v = sigv4_uri_encode(c->query[i].value, 0);
+
+    fprintf(fp, "%c%s=%s", i ? '&' : '?', c->query[i].name, v ? v : "");
+  }
+  if (s->key == NULL && s->sas)
+    fprintf(fp, "%c%s", c->n_query ? '&' : '?', s->sas);
+  if (fclose(fp) != 0) {
+    free(c->path);
+    ferry_error("out of memory");
+    return -1;
+  }
+  snprintf(c->what, sizeof c->what, "%s %s %.100s", c->method,
+           http_host(s->origin, hostbuf, sizeof hostbuf),
+           c->blob ? c->blob : s->container);
+  {
+    struct http_request req = {
+      .method = c->method, .url = url, .body = c->body,
+      .body_len = c->body_len, .out = c->out, .out_cap = c->out_cap,
+      .body_cap = c->body_cap ? c->body_cap : AZ_SMALL_CAP,
+    };
+
+    r = store_http_request(&req, resp, az_prepare, c, c->what);
+  }
+  if (url)
+    explicit_bzero(url, strlen(url));       /* it may carry the SAS */
+  curl_slist_free_all(c->list);
+  c->list = NULL;
+  free(c->path);
+  c->path = NULL;
+  return r;
+}
+
+/* The error code: x-ms-error-code (also on HEAD), else <Code>. */
+static const char *code_of(const struct http_response *resp, char *buf,
+                           size_t size)
+{
+  if (http_header(resp, "x-ms-error-code", buf, size))
+    return buf;
+  if (resp->body) {
+    struct xml_span b = { resp->body, resp->body_len };
+    CLEANUP_FREE char *code = xml_get(b, "Code");
+
+    snprintf(buf, size, "%s", code ? code : "");
+  } else {
+    buf[0] = '\0';
+  }
+  return buf;
+}
+
+static int az_fail(struct store_azure *s, const struct az_call *c,
+                   const struct http_response *resp)
+{
+  struct xml_span body = { resp->body, resp->body_len };
+  CLEANUP_FREE char *msg = resp->body ? xml_get(body, "Message") : NULL;
+  const char *cred = s->key ? "AZURE_STORAGE_KEY" : "AZURE_STORAGE_SAS_TOKEN";
+  char code[96], host[128];
+
+  code_of(resp, code, sizeof code);
+  http_host(s->origin, host, sizeof host);
+  if (msg) {
+    char *nl = strpbrk(msg, "\r\n");     /* the first line is enough */
+
+    if (nl)
+      *nl = '\0';
+  }
+  /* Azure says AuthenticationFailed for a bad signature, azurite
+   * AuthorizationFailure; both are the key (or the SAS) */
+  if (strcmp(code, "AuthenticationFailed") == 0 ||
+      (resp->status == 403 && strcmp(code, "AuthorizationFailure") == 0))
+    ferry_error("signature rejected by %s: check %s", host, cred);
+  else if (strncmp(code, "Authorization", 13) == 0)
+    ferry_error("%s refused %s (%s): check that %s grants it", host, c->what,
+                code, cred);
+  else if (strcmp(code, "ContainerNotFound") == 0)
+    ferry_error("container %s does not exist at %s: create it or check the "
+                "URL %s", s->container, host, s->store.url);
+  else if (strcmp(code, "ResourceNotFound") == 0 && s->key == NULL)
+    ferry_error("account %s at %s: resource not found: check the account "
+                "and the endpoint", s->account, host);
+  else if (resp->status == 403)
+    ferry_error("access denied by %s to %s (%s): check AZURE_STORAGE_ACCOUNT "
+                "and %s", host, c->what, *code ? code : "HTTP 403", cred);
+  else if (resp->retryable)
+    ferry_error("%s: HTTP %ld %s after every retry: the service is down or "
+                "overloaded; try again later (FERRY_RETRIES, "
+                "FERRY_RETRY_SECONDS)", c->what, resp->status, code);
+  else
+    ferry_error("%s: HTTP %ld %s%s%.200s", c->what, resp->status, code,
+                msg ? ": " : "", msg ? msg : "");
+  errno = resp->status == 404 && strcmp(code, "ContainerNotFound") ? ENOENT
+                                                                    : EIO;
+  return -1;
+}
+
+static char *blob_name(struct store_azure *s, const char *key)
+{
+  char *b;
+
+  if (asprintf(&b, "%s%s", s->prefix, key) == -1) {
+    ferry_error("out of memory");
+    return NULL;
+  }
+  return b;
+}
+
+/* 1 with the blob's Content-MD5 (base64, "" if none), 0 absent, -1. */
+static int az_head_md5(struct store_azure *s, const char *blob, char *md5,
+                       size_t size)
+{
+  struct az_call c = { .s = s, .method = "HEAD", .blob = blob };
+  struct http_response resp;
+  int r;
+
+  if (az_call(&c, &resp) == -1)
+    return -1;
+  r = resp.status == 200 ? 1 : resp.status == 404 ? 0 : -1;
+  if (r == 1 && http_header(&resp, "Content-MD5", md5, size) == NULL)
+    md5[0] = '\0';
+  http_response_free(&resp);
+  return r;
+}
+
+/* ---- objects ---- */
+
+static int az_put_blob(struct store_azure *s, const char *blob,
+                       const void *buf, size_t len)
+{
+  uint8_t md5[MD5_LEN];
+  char md5_b64[32];
+  struct azure_param h[2] = {
+    { "x-ms-blob-type", "BlockBlob" }, { "Content-MD5", md5_b64 },
+  };
+  struct az_call c = {
+    .s = s, .method = "PUT", .blob = blob, .headers = h, .n_headers = 2,
+    .body = buf, .body_len = len, .done_md5 = md5_b64,
+  };
+  struct http_response resp;
+  int r = 0;
+
+  md5_buf(buf, len, md5);
+  base64_encode(md5, MD5_LEN, md5_b64);
+  if (az_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 201)
+    r = az_fail(s, &c, &resp);
+  http_response_free(&resp);
+  return r;
+}
+
+static int az_put(struct store *st, const char *key, const void *buf,
+                  size_t len)
+{
+  struct store_azure *s = az_of(st);
+  CLEANUP_FREE char *blob = blob_name(s, key);
+
+  return blob ? az_put_blob(s, blob, buf, len) : -1;
+}
+
+static int64_t range_total(const struct http_response *resp)
+{
+  char buf[96], *slash, *end;
+  long long v;
+
+  if (http_header(resp, "Content-Range", buf, sizeof buf) == NULL ||
+      (slash = strchr(buf, '/')) == NULL)
+    return -1;
+  v = strtoll(slash + 1, &end, 10);
+  return end == slash + 1 || *end || v < 0 ? -1 : (int64_t)v;
+}
+
+static int az_head(struct store *st, const char *key, uint64_t *size);
+
+static int az_get(struct store *st, const char *key, uint64_t off,
+                  void *buf, size_t len, size_t *got)
+{
+  struct store_azure *s = az_of(st);
+  CLEANUP_FREE char *blob = blob_name(s, key);
+  char range[64], md5h[64], code[96];
+  struct azure_param h[1] = { { "x-ms-range", range } };
+  struct az_call c = {
+    .s = s, .method = "GET", .headers = h, .n_headers = 1,
+    .out = buf, .out_cap = len,
+  };
+  struct http_response resp;
+  int64_t total;
+  int r = 0;
+
+  if (blob == NULL)
+    return -1;
+  c.blob = blob;
+  if (len == 0) {
+    uint64_t size;
+
+    *got = 0;
+    r = az_head(st, key, &size);
+    if (r == 0) {
+      ferry_error("%s not found in %s", key, s->store.url);
+      errno = ENOENT;
+    }
+    return r == 1 ? 0 : -1;
+  }
+  snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off,
+           off + len - 1);
+  if (az_call(&c, &resp) == -1)
+    return -1;
+  code_of(&resp, code, sizeof code);
+  if (resp.status == 404 && strcmp(code, "ContainerNotFound") != 0) {
+    ferry_error("%s not found in %s", key, s->store.url);
+    http_response_free(&resp);
+    errno = ENOENT;
+    return -1;
+  }
+  if (resp.status == 416) {              /* off at or past the end */
+    *got = 0;
+    http_response_free(&resp);
+    return 0;
+  }
+  if (resp.status != 206 && !(resp.status == 200 && off == 0)) {
+    r = az_fail(s, &c, &resp);
+    http_response_free(&resp);
+    return r;
+  }
+  *got = resp.body_len;
+  total = resp.status == 200 ? (int64_t)resp.body_len : range_total(&resp);
+  if (*got < len && total >= 0 && off + *got != (uint64_t)total) {
+    ferry_error("%s in %s: the answer ended after %zu bytes of %zu: the "
+                "connection was cut; try again", key, s->store.url, *got,
+                len);
+    r = -1;
+  } else if (!s->store.verified_reads && off == 0 && total >= 0 &&
+             (uint64_t)total == *got &&
+             (http_header(&resp, "x-ms-blob-content-md5", md5h, sizeof md5h)
+              || (resp.status == 200 &&
+                  http_header(&resp, "Content-MD5", md5h, sizeof md5h)))) {
+    /* the whole blob: check it against the MD5 the service keeps */
+    uint8_t md5[MD5_LEN];
+    char want[32];
+
+    md5_buf(buf, *got, md5);
+    base64_encode(md5, MD5_LEN, want);
+    if (strcmp(want, md5h) != 0) {
+      ferry_error("%s in %s: the bytes read do not match the blob's MD5 "
+                  "(%s): it was damaged in the store or on the way; delete "
+                  "it and write it again", key, s->store.url, md5h);
+      errno = EIO;
+      r = -1;
+    }
+  }
+  http_response_free(&resp);
+  return r;
+}
+
+static int az_head(struct store *st, const char *key, uint64_t *size)
+{
+  struct store_azure *s = az_of(st);
+  CLEANUP_FREE char *blob = blob_name(s, key);
+  struct az_call c = { .s = s, .method = "HEAD" };
+  struct http_response resp;
+  char buf[96], *end;
+  int r;
+
+  if (blob == NULL)
+    return -1;
+  c.blob = blob;
+  if (az_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status == 200) {
+    r = 1;
+    if (http_header(&resp, "Content-Length", buf, sizeof buf) == NULL ||
+        (*size = strtoull(buf, &end, 10), *end != '\0')) {
+      ferry_error("%s: no size in the answer", c.what);
+      r = -1;
+    }
+  } else if (resp.status == 404 &&
+             strcmp(code_of(&resp, buf, sizeof buf), "ContainerNotFound")) {
+    r = 0;
+  } else {
+    r = az_fail(s, &c, &resp);
+  }
+  http_response_free(&resp);
+  return r;
+}
+
+static int az_list(struct store *st, const char *prefix, store_list_cb cb,
+                   void *opaque)
+{
+  struct store_azure *s = az_of(st);
+  CLEANUP_FREE char *full = blob_name(s, prefix), *marker = NULL;
+  size_t plen = strlen(s->prefix);
+  int r = 0;
+
+  if (full == NULL)
+    return -1;
+  do {
+    struct azure_param q[5] = {
+      { "restype", "container" }, { "comp", "list" }, { "prefix", full },
+      { "maxresults", "5000" }, { "marker", marker },
+    };
+    struct az_call c = {
+      .s = s, .method = "GET", .query = q, .n_query = marker ? 5 : 4,
+      .body_cap = AZ_LIST_CAP,
+    };
+    struct http_response resp;
+    struct xml_span body, item;
+    size_t pos = 0;
+
+    if (az_call(&c, &resp) == -1)
+      return -1;
+    if (resp.status != 200) {
+      r = az_fail(s, &c, &resp);
+      http_response_free(&resp);
+      return r;
+    }
+    body = (struct xml_span){ resp.body, resp.body_len };
+    while (r == 0 && xml_next(body, &pos, "Blob", &item)) {
+      CLEANUP_FREE char *name = xml_get(item, "Name");
+      CLEANUP_FREE char *size = xml_get(item, "Content-Length");
+
+      if (name == NULL || size == NULL ||
+          strncmp(name, s->prefix, plen) != 0 ||
+          strstr(name, AZ_PARTIAL_SUFFIX))
+        continue;
+      r = cb(opaque, name + plen, strtoull(size, NULL, 10));
+    }
+    free(marker);
+    marker = xml_get(body, "NextMarker");
+    if (marker && *marker == '\0') {
+      free(marker);
+      marker = NULL;
+    }
+    http_response_free(&resp);
+  } while (r == 0 && marker);
+  return r;
+}
+
+static int az_del_blob(struct store_azure *s, const char *blob)
+{
+  struct azure_param h[1] = { { "x-ms-delete-snapshots", "include" } };
+  struct az_call c = {
+    .s = s, .method = "DELETE", .blob = blob, .headers = h, .n_headers = 1,
+  };
+  struct http_response resp;
+  char code[96];
+  int r = 0;
+
+  if (az_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 202 && resp.status != 200 &&
+      !(resp.status == 404 &&
+        strcmp(code_of(&resp, code, sizeof code), "ContainerNotFound")))
+    r = az_fail(s, &c, &resp);
+  http_response_free(&resp);
+  return r;
+}
+
+static int az_del(struct store *st, const char *key)
+{
+  struct store_azure *s = az_of(st);
+  CLEANUP_FREE char *blob = blob_name(s, key);
+
+  return blob ? az_del_blob(s, blob) : -1;
+}
+
+static char *az_presign(struct store *st, const char *key,
+                        const char *method, unsigned expires)
+{
+  struct store_azure *s = az_of(st);
+  CLEANUP_FREE char *blob = blob_name(s, key), *enc = NULL, *sas = NULL;
+  const char *perm;
+  char expiry[32], *url;
+  time_t t = time(NULL) + expires;
+  struct tm tm;
+
+  if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+    perm = "r";
+  else if (strcmp(method, "PUT") == 0)
+    perm = "cw";
+  else if (strcmp(method, "DELETE") == 0)
+    perm = "d";
+  else {
+    ferry_error("cannot presign %.16s: use GET, PUT, HEAD or DELETE",
+                method);
+    return NULL;
+  }
+  if (s->key == NULL) {
+    ferry_error("presigning %s needs the account key: set AZURE_STORAGE_KEY "
+                "(a SAS token cannot sign another)", s->store.url);
+    return NULL;
+  }
+  if (expires < 1 || expires > 7 * 86400) {
+    ferry_error("a presigned URL lasts 1 s to 7 days, not %u s", expires);
+    return NULL;
+  }
+  gmtime_r(&t, &tm);
+  strftime(expiry, sizeof expiry, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (blob == NULL || (enc = sigv4_uri_encode(blob, 1)) == NULL)
+    return NULL;
+  sas = azure_blob_sas(s->account, s->key, s->container, blob, perm, expiry,
+                       AZ_VERSION);
+  if (sas == NULL)
+    return NULL;
+  if (asprintf(&url, "%s%s/%s/%s?%s", s->origin, s->base_path, s->container,
+               enc, sas) == -1) {
+    ferry_error("out of memory");
+    return NULL;
+  }
+  return url;
+}
+
+/* ---- writers: block blobs and page blobs ---- */
+
+struct az_writer {
+  struct store_writer w;
+  struct store_azure *s;
+  char *blob;                     /* where the object goes */
+  int page;                       /* a page blob */
+  uint64_t size;                  /* page blob size */
+  char *partial;                  /* page blob: the hidden temporary */
+  size_t block_size;
+  struct upload_pool *pool;
+  struct upload_job *cur;
+  uint32_t next_block;
+  uint64_t offset;                /* where cur starts */
+  int started;                    /* the first block/page went out */
+  char (*ids)[64];                /* block ids, base64, by number */
+  char **have;                    /* uncommitted block ids found */
+  size_t n_have;
+  EVP_MD_CTX *md5;                /* block blobs: of all bytes, in order */
+  _Atomic unsigned reused, sent;
+};
+
+static size_t block_size_for(struct store_azure *s, uint64_t size,
+                             uint32_t n)
+{
+  uint64_t bs = s->block_size ? s->block_size : AZ_BLOCK_DEFAULT;
+
+  if (size) {
+    uint64_t need = (size + AZ_BLOCKS_MAX - 1) / AZ_BLOCKS_MAX;
+
+    need = (need + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+    if (need > bs)
+      bs = need;
+  } else {
+    unsigned shift = (n - 1) / 5000;
+
+    bs <<= shift > 9 ? 9 : shift;
+  }
+  return bs > AZ_BLOCK_MAX ? AZ_BLOCK_MAX : (size_t)bs;
+}
+
+static int have_cmp(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The uncommitted blocks an earlier writer left on this blob. */
+static int az_list_uncommitted(struct az_writer *aw)
+{
+  struct azure_param q[2] = {
+    { "comp", "blocklist" }, { "blocklisttype", "uncommitted" },
+  };
+  struct az_call c = {
+    .s = aw->s, .method = "GET", .blob = aw->blob, .query = q, .n_query = 2,
+    .body_cap = AZ_LIST_CAP,
+  };
+  struct http_response resp;
+  struct xml_span body, item;
+  size_t pos = 0, cap = 0;
+
+  if (az_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status == 404) {
+    char code[96];
+
+    if (strcmp(code_of(&resp, code, sizeof code), "ContainerNotFound") == 0) {
+      az_fail(aw->s, &c, &resp);
+      http_response_free(&resp);
+      return -1;
+    }
+    http_response_free(&resp);
+    return 0;                         /* no blob, no blocks */
+  }
+  if (resp.status != 200) {
+    az_fail(aw->s, &c, &resp);
+    http_response_free(&resp);
+    return -1;
+  }
+  body = (struct xml_span){ resp.body, resp.body_len };
+  while (xml_next(body, &pos, "Block", &item)) {
+    char *name = xml_get(item, "Name");
+
+    if (name == NULL)
+      continue;
+    if (aw->n_have == cap) {
+      char **p = reallocarray(aw->have, cap = cap ? cap * 2 : 64,
+                              sizeof *p);
+
+      if (p == NULL) {
+        free(name);
+        http_response_free(&resp);
+        ferry_error("out of memory");
+        return -1;
+      }
+      aw->have = p;
+    }
+    aw->have[aw->n_have++] = name;
+  }
+  http_response_free(&resp);
+  qsort(aw->have, aw->n_have, sizeof *aw->have, have_cmp);
+  if (aw->n_have)
+    log_info("resuming the upload of %s/%s: %zu blocks are there already",
+             aw->s->store.url, aw->w.key, aw->n_have);
+  return 0;
+}
+
+/* Put Block (pool thread).  The id names the block's number and MD5, so
+ * an identical block uploaded before is recognised by its id alone. */
+static int az_put_block(void *opaque, struct upload_job *j)
+{
+  struct az_writer *aw = opaque;
+  uint8_t md5[MD5_LEN];
+  char raw[48], hex[33], md5_b64[32], *id = aw->ids[j->number - 1];
+  const char *idp = id;
+  struct azure_param q[2] = { { "comp", "block" }, { "blockid", id } };
+  struct azure_param h[1] = { { "Content-MD5", md5_b64 } };
+  struct az_call c = {
+    .s = aw->s, .method = "PUT", .blob = aw->blob, .query = q, .n_query = 2,
+    .headers = h, .n_headers = 1, .body = j->buf, .body_len = j->len,
+  };
+  struct http_response resp;
+  int r = 0;
+
+  md5_buf(j->buf, j->len, md5);
+  hex_encode(md5, MD5_LEN, hex);
+  /* every id of a blob must have the same length: 39 bytes */
+  snprintf(raw, sizeof raw, "%06" PRIu32 "-%s", j->number, hex);
+  base64_encode(raw, strlen(raw), id);
+  base64_encode(md5, MD5_LEN, md5_b64);
+  if (aw->n_have &&
+      bsearch(&idp, aw->have, aw->n_have, sizeof *aw->have, have_cmp)) {
+    atomic_fetch_add(&aw->reused, 1);
+    return 0;
+  }
+  if (az_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 201)
+    r = az_fail(aw->s, &c, &resp);
+  else
+    atomic_fetch_add(&aw->sent, 1);
+  http_response_free(&resp);
+  return r;
+}
+
+/* Put Page for each run of non-zero pages of j (pool thread). */
+static int az_put_pages(void *opaque, struct upload_job *j)
+{
+  struct az_writer *aw = opaque;
+  const char *p = j->buf;
+  size_t i = 0, n = j->len;
+
+  while (i < n) {
+    size_t start, end;
+
+    while (i < n && p[i] == 0 && memcmp(p + i, p + i + 1,
+                                        (i + AZ_PAGE <= n ? AZ_PAGE : n - i)
+                                        - 1) == 0)
+      i += AZ_PAGE;
+    if (i >= n)
+      break;
+    start = i;
+    while (i < n && i - start < AZ_PAGE_WRITE_MAX &&
+           !(p[i] == 0 && memcmp(p + i, p + i + 1, AZ_PAGE - 1) == 0))
+      i += AZ_PAGE;
+    end = i < n ? i : n;
+    {
+      uint8_t md5[MD5_LEN];
+      char range[64], md5_b64[32];
+      struct azure_param q[1] = { { "comp", "page" } };
+      struct azure_param h[3] = {
+        { "x-ms-page-write", "update" }, { "x-ms-range", range },
+        { "Content-MD5", md5_b64 },
+      };
+      struct az_call c = {
+        .s = aw->s, .method = "PUT", .blob = aw->partial, .query = q,
+        .n_query = 1, .headers = h, .n_headers = 3, .body = p + start,
+        .body_len = end - start,
+      };
+      struct http_response resp;
+      int r = 0;
+
+      md5_buf(p + start, end - start, md5);
+      base64_encode(md5, MD5_LEN, md5_b64);
+      snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64,
+               j->offset + start, j->offset + end - 1);
+      if (az_call(&c, &resp) == -1)
+        return -1;
+      if (resp.status != 201)
+        r = az_fail(aw->s, &c, &resp);
+      else
+        atomic_fetch_add(&aw->sent, 1);
+      http_response_free(&resp);
+      if (r == -1)
+        return -1;
+    }
+  }
+  return 0;
+}
+
+static void az_writer_free(struct az_writer *aw)
+{
+  size_t i;
+
+  upload_pool_close(aw->pool);
+  EVP_MD_CTX_free(aw->md5);
+  for (i = 0; i < aw->n_have; i++)
+    free(aw->have[i]);
+  free(aw->have);
+  free(aw->ids);
+  free(aw->blob);
+  free(aw->partial);
+  free(aw->w.key);
+  free(aw);
+}
+
+/* Create the temporary page blob, all zeros, of the final size. */
+static int az_create_page_blob(struct az_writer *aw)
+{
+  char size[24];
+  struct azure_param h[2] = {
+    { "x-ms-blob-type", "PageBlob" }, { "x-ms-blob-content-length", size },
+  };
+  struct az_call c = {
+    .s = aw->s, .method = "PUT", .blob = aw->partial, .headers = h,
+    .n_headers = 2,
+  };
+  struct http_response resp;
+  int r = 0;
+
+  snprintf(size, sizeof size, "%" PRIu64, aw->size);
+  if (az_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 201)
+    r = az_fail(aw->s, &c, &resp);
+  http_response_free(&resp);
+  return r;
+}
+
+static struct store_writer *az_writer_open(struct store *st, const char *key,
+                                           const struct store_writer_opts *o)
+{
+  struct store_azure *s = az_of(st);
+  struct az_writer *aw = calloc(1, sizeof *aw);
+  unsigned threads;
+
+  if (aw == NULL)
+    goto oom;
+  aw->w.store = st;
+  aw->s = s;
+  aw->next_block = 1;
+  aw->w.key = strdup(key);
+  aw->blob = blob_name(s, key);
+  if (aw->w.key == NULL || aw->blob == NULL)
+    goto oom;
+  if (o->page_blob) {
+    if (o->size == 0 || o->size % AZ_PAGE != 0) {
+      ferry_error("a page blob needs its size in advance, a multiple of "
+                  "512 bytes (%s/%s: %" PRIu64 ")", s->store.url, key,
+                  o->size);
+      az_writer_free(aw);
+      return NULL;
+    }
+    aw->page = 1;
+    aw->size = o->size;
+    aw->block_size = AZ_PAGE_WRITE_MAX;
+    if (asprintf(&aw->partial, "%s" AZ_PARTIAL_SUFFIX, aw->blob) == -1) {
+      aw->partial = NULL;
+      goto oom;
+    }
+  } else {
+    if (o->size > AZ_BLOCK_MAX * AZ_BLOCKS_MAX) {
+      ferry_error("%s/%s would be %" PRIu64 " bytes: more than a block blob "
+                  "holds", s->store.url, key, o->size);
+      az_writer_free(aw);
+      return NULL;
+    }
+    aw->size = o->size;
+    aw->block_size = block_size_for(s, o->size, 1);
+    aw->md5 = EVP_MD_CTX_new();
+    if (aw->md5 == NULL || !EVP_DigestInit_ex(aw->md5, EVP_md5(), NULL))
+      goto oom;
+  }
+  threads = (unsigned)(AZ_WRITER_MEMORY / aw->block_size);
+  threads = threads > AZ_WRITER_THREADS ? AZ_WRITER_THREADS
+            : threads < 1 ? 1 : threads;
+  aw->pool = upload_pool_create(threads,
+                                aw->page ? az_put_pages : az_put_block, aw);
+  if (aw->pool == NULL) {
+    az_writer_free(aw);
+    return NULL;
+  }
+  return &aw->w;
+oom:
+  ferry_error("out of memory");
+  if (aw)
+    az_writer_free(aw);
+  return NULL;
+}
+
+/* Before the first upload: create the page blob, or find the blocks an
+ * earlier writer left. */
+static int az_start(struct az_writer *aw)
+{
+  if (aw->page) {
+    if (az_create_page_blob(aw) == -1)
+      return -1;
+  } else {
+    aw->ids = calloc(AZ_BLOCKS_MAX, sizeof *aw->ids);
+    if (aw->ids == NULL) {
+      ferry_error("out of memory");
+      return -1;
+    }
+    if (az_list_uncommitted(aw) == -1)
+      return -1;
+  }
+  aw->started = 1;
+  return 0;
+}
+
+static int az_flush(struct az_writer *aw)
+{
+  struct upload_job *j = aw->cur;
+
+  if (!aw->started && az_start(aw) == -1)
+    return -1;
+  aw->cur = NULL;
+  if (j->len == 0) {
+    upload_pool_put(aw->pool, j);
+    return 0;
+  }
+  if (!aw->page && aw->next_block > AZ_BLOCKS_MAX) {
+    upload_pool_put(aw->pool, j);
+    ferry_error("%s: more than %u blocks of %zu bytes: set "
+                "FERRY_PART_SIZE_MB higher", aw->blob, AZ_BLOCKS_MAX,
+                aw->block_size);
+    return -1;
+  }
+  j->number = aw->next_block++;
+  j->offset = aw->offset;
+  aw->offset += j->len;
+  if (upload_pool_submit(aw->pool, j) == -1)
+    return -1;
+  if (!aw->page)
+    aw->block_size = block_size_for(aw->s, aw->size, aw->next_block);
+  return 0;
+}
+
+static int az_append(struct az_writer *aw, const void *buf, uint64_t len)
+{
+  const char *p = buf;
+
+  if (aw->page && aw->offset + (aw->cur ? aw->cur->len : 0) + len > aw->size) {
+    ferry_error("%s: writing past the page blob's size (%" PRIu64 ")",
+                aw->blob, aw->size);
+    return -1;
+  }
+  while (len > 0) {
+    size_t n;
+
+    if (aw->cur == NULL &&
+        (aw->cur = upload_pool_get(aw->pool, aw->block_size)) == NULL)
+      return -1;
+    n = aw->block_size - aw->cur->len;
+    if (n > len)
+      n = (size_t)len;
+    if (p) {
+      memcpy((char *)aw->cur->buf + aw->cur->len, p, n);
+      p += n;
+    } else {
+      memset((char *)aw->cur->buf + aw->cur->len, 0, n);
+    }
+    if (aw->md5)
+      EVP_DigestUpdate(aw->md5, (char *)aw->cur->buf + aw->cur->len, n);
+    aw->cur->len += n;
+    len -= n;
+    if (aw->cur->len == aw->block_size && az_flush(aw) == -1)
+      return -1;
+  }
+  return 0;
+}
+
+static int az_writer_write(struct store_writer *w, const void *buf,
+                           size_t len)
+{
+  return az_append((struct az_writer *)w, buf, len);
+}
+
+static int az_writer_zero(struct store_writer *w, uint64_t len)
+{
+  struct az_writer *aw = (struct az_writer *)w;
+  uint64_t pos, head, skip;
+
+  if (!aw->page)
+    return az_append(aw, NULL, len);     /* block blobs are not sparse */
+  /* a page blob is created all zeros: send nothing for whole pages, only
+   * the zeros that share a page with data */
+  pos = aw->offset + (aw->cur ? aw->cur->len : 0);
+  if (pos + len > aw->size) {
+    ferry_error("%s: writing past the page blob's size (%" PRIu64 ")",
+                aw->blob, aw->size);
+    return -1;
+  }
+  head = (AZ_PAGE - pos % AZ_PAGE) % AZ_PAGE;
+  if (head > len)
+    head = len;
+  if (head && az_append(aw, NULL, head) == -1)
+    return -1;
+  len -= head;
+  skip = len / AZ_PAGE * AZ_PAGE;
+  if (skip) {
+    if (aw->cur && az_flush(aw) == -1)
+      return -1;
+    if (!aw->started && az_start(aw) == -1)
+      return -1;
+    aw->offset += skip;
+  }
+  return len > skip ? az_append(aw, NULL, len - skip) : 0;
+}
+
+/* Put Block List: the blocks in order, and the whole blob's MD5 so that
+ * whole reads are checked. */
+static int az_put_block_list(struct az_writer *aw)
+{
+  uint8_t md5[MD5_LEN];
+  unsigned int mlen = MD5_LEN;
+  char md5_b64[32], xml_md5[32];
+  struct azure_param q[1] = { { "comp", "blocklist" } };
+  struct azure_param h[2] = {
+    { "x-ms-blob-content-md5", md5_b64 }, { "Content-MD5", xml_md5 },
+  };
+  CLEANUP_FREE char *xml = NULL;
+  struct http_response resp;
+  size_t len = 0;
+  uint32_t i;
+  FILE *fp;
+  int r = 0;
+
+  if (!EVP_DigestFinal_ex(aw->md5, md5, &mlen))
+    abort();
+  base64_encode(md5, MD5_LEN, md5_b64);
+  fp = open_memstream(&xml, &len);
+  if (fp == NULL) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  fputs("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>", fp);
+  for (i = 1; i < aw->next_block; i++)
+    fprintf(fp, "<Latest>%s</Latest>", aw->ids[i - 1]);
+  fputs("</BlockList>", fp);
+  if (fclose(fp) != 0) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  md5_buf(xml, len, md5);
+  base64_encode(md5, MD5_LEN, xml_md5);
+  {
+    struct az_call c = {
+      .s = aw->s, .method = "PUT", .blob = aw->blob, .query = q,
+      .n_query = 1, .headers = h, .n_headers = 2, .body = xml,
+      .body_len = len, .done_md5 = md5_b64,
+    };
+
+    if (az_call(&c, &resp) == -1)
+      return -1;
+    if (resp.status != 201)
+      r = az_fail(aw->s, &c, &resp);
+    http_response_free(&resp);
+  }
+  return r;
+}
+
+/* Copy the finished page blob into place (a server-side copy within the
+ * account) and wait for the copy to end. */
+static int az_copy_into_place(struct az_writer *aw)
+{
+  struct store_azure *s = aw->s;
+  CLEANUP_FREE char *enc = sigv4_uri_encode(aw->partial, 1), *src = NULL;
+  struct azure_param h[1] = { { "x-ms-copy-source", NULL } };
+  struct az_call c = {
+    .s = s, .method = "PUT", .blob = aw->blob, .headers = h, .n_headers = 1,
+  };
+  struct http_response resp;
+  char status[32] = "", desc[256] = "";
+  time_t until = time(NULL) + AZ_COPY_WAIT_SECONDS;
+  int r = 0;
+
+  if (enc == NULL ||
+      asprintf(&src, "%s%s/%s/%s%s%s", s->origin, s->base_path, s->container,
+               enc, s->key == NULL && s->sas ? "?" : "",
+               s->key == NULL && s->sas ? s->sas : "") == -1) {
+    src = NULL;
+    ferry_error("out of memory");
+    return -1;
+  }
+  h[0].value = src;
+  r = az_call(&c, &resp);
+  explicit_bzero(src, strlen(src));
+  if (r == -1)
+    return -1;
+  if (resp.status != 202) {
+    r = az_fail(s, &c, &resp);
+    http_response_free(&resp);
+    return r;
+  }
+  http_header(&resp, "x-ms-copy-status", status, sizeof status);
+  http_response_free(&resp);
+  while (strcmp(status, "success") != 0) {
+    struct az_call hc = { .s = s, .method = "HEAD", .blob = aw->blob };
+
+    if (strcmp(status, "pending") != 0) {
+      ferry_error("copying %s into place failed (%s%s%s)", aw->blob,
+                  *status ? status : "no status", *desc ? ": " : "", desc);
+      return -1;
+    }
+    if (time(NULL) > until) {
+      ferry_error("copying %s into place did not finish in %d s", aw->blob,
+                  AZ_COPY_WAIT_SECONDS);
+      return -1;
+    }
+    sleep(2);
+    if (az_call(&hc, &resp) == -1)
+      return -1;
+    if (resp.status != 200) {
+      r = az_fail(s, &hc, &resp);
+      http_response_free(&resp);
+      return r;
+    }
+    status[0] = '\0';
+    http_header(&resp, "x-ms-copy-status", status, sizeof status);
+    http_header(&resp, "x-ms-copy-status-description", desc, sizeof desc);
+    http_response_free(&resp);
+  }
+  return 0;
+}
+
+static int az_writer_commit(struct store_writer *w)
+{
+  struct az_writer *aw = (struct az_writer *)w;
+  int r = -1;
+
+  if (!aw->page && !aw->started) {
+    /* it fits in one block: a single Put Blob */
+    r = az_put_blob(aw->s, aw->blob, aw->cur ? aw->cur->buf : "",
+                    aw->cur ? aw->cur->len : 0);
+    upload_pool_put(aw->pool, aw->cur);
+    aw->cur = NULL;
+    az_writer_free(aw);
+    return r;
+  }
+  /* Put Page takes whole pages: pad a last partial one (the blob's size
+   * is a multiple of 512, so the padding stays inside it) */
+  if (aw->page && aw->cur && aw->cur->len % AZ_PAGE &&
+      az_append(aw, NULL, AZ_PAGE - aw->cur->len % AZ_PAGE) == -1)
+    goto out;
+  if (aw->cur && az_flush(aw) == -1)
+    goto out;
+  if (!aw->started && az_start(aw) == -1)
+    goto out;
+  if (upload_pool_finish(aw->pool) == -1)
+    goto out;
+  if (aw->page) {
+    if (az_copy_into_place(aw) == -1)
+      goto out;
+    if (az_del_blob(aw->s, aw->partial) == -1)
+      log_warn("%s; remove %s by hand", ferry_errmsg(), aw->partial);
+  } else if (az_put_block_list(aw) == -1) {
+    goto out;
+  }
+  if (aw->reused)
+    log_info("%s/%s: %u blocks sent, %u already uploaded before",
+             aw->s->store.url, w->key, aw->sent, aw->reused);
+  r = 0;
+out:
+  az_writer_free(aw);
+  return r;
+}
+
+/* Cancel: uncommitted blocks are dropped by the service (after a week, or
+ * at the blob's next commit); a partial page blob is deleted. */
+static void az_writer_abort(struct store_writer *w)
+{
+  struct az_writer *aw = (struct az_writer *)w;
+  char saved[1024];
+
+  if (aw == NULL)
+    return;
+  upload_pool_put(aw->pool, aw->cur);
+  aw->cur = NULL;
+  upload_pool_close(aw->pool);
+  aw->pool = NULL;
+  if (aw->page && aw->started) {
+    snprintf(saved, sizeof saved, "%s", ferry_errmsg());
+    if (az_del_blob(aw->s, aw->partial) == -1)
+      log_warn("cannot remove %s: %s", aw->partial, ferry_errmsg());
+    ferry_error_set(saved);
+  }
+  az_writer_free(aw);
+}
+
+const struct store_ops store_azure_ops = {
+  .scheme = "azure",
+  .usage = "azure://CONTAINER/PREFIX",
+  .open = az_open,
+  .put = az_put,
+  .get = az_get,
+  .head = az_head,
+  .list = az_list,
+  .del = az_del,
+  .flush = NULL,
+  .writer_open = az_writer_open,
+  .writer_write = az_writer_write,
+  .writer_zero = az_writer_zero,
+  .writer_commit = az_writer_commit,
+  .writer_abort = az_writer_abort,
+  .presign = az_presign,
+  .close = az_close,
+};

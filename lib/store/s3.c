@@ -1,0 +1,1487 @@
+/* store/s3.c - s3:// and gs:// stores: Amazon S3 and what speaks its API.
+ *
+ * s3://BUCKET/PREFIX talks to AWS (https://s3.REGION.amazonaws.com,
+ * virtual-hosted) or to the S3-compatible service at AWS_ENDPOINT_URL
+ * (path-style); gs://BUCKET/PREFIX talks to Google Cloud Storage's XML API
+ * (https://storage.googleapis.com, region "auto") with HMAC keys.  Both
+ * sign every request with SigV4 (sigv4.h), send the payload's SHA-256 and
+ * MD5 so the service verifies what it stores, and check the MD5 (ETag) of
+ * whole objects they read.  Large objects are multipart uploads that
+ * resume: the converter's output is deterministic, so parts already
+ * uploaded with the same bytes (same MD5) are not sent again.
+ * docs/STORES.md describes URLs, credentials and limits. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "util/cleanup.h"
+#include "hash/digest.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "store/sigv4.h"
+#include "store/store.h"
+#include "store/http.h"
+#include "store/upload_pool.h"
+#include "store/xml.h"
+
+extern const struct store_ops store_s3_ops, store_gs_ops;
+
+/* S3 multipart limits (Amazon S3 user guide, "Amazon S3 multipart upload
+ * limits"): parts of 5 MiB to 5 GiB, the last one smaller; at most 10,000
+ * parts. */
+#define S3_PART_MIN (5ull << 20)
+#define S3_PART_MAX (5ull << 30)
+#define S3_PARTS_MAX 10000u
+#define S3_PART_DEFAULT (8ull << 20)
+/* memory for parts in flight: parts up to this are uploaded in parallel */
+#define S3_WRITER_MEMORY (64ull << 20)
+#define S3_WRITER_THREADS 4
+#define S3_LIST_CAP (16u << 20)     /* one ListObjectsV2 page, capped */
+#define S3_SMALL_CAP (1u << 20)     /* other XML answers */
+
+/* What differs between s3:// and gs://. */
+struct s3_flavour {
+  const struct store_ops *ops;
+  const char *env_key, *env_secret, *env_token;
+  const char *env_endpoint;
+};
+
+static const struct s3_flavour flavour_s3 = {
+  &store_s3_ops, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
+};
+
+static const struct s3_flavour flavour_gs = {
+  &store_gs_ops, "GS_ACCESS_KEY_ID", "GS_SECRET_ACCESS_KEY", NULL,
+  "GS_ENDPOINT_URL",
+};
+
+struct store_s3 {
+  struct store store;
+  const struct s3_flavour *fl;
+  char *bucket;
+  char *prefix;              /* "" or "dir/sub/" */
+  char *origin;              /* "https://host[:port]" requests go to */
+  char *host;                /* the Host header (no default port) */
+  char *base_path;           /* "/bucket" (path-style) or "" */
+  char *access_key, *secret_key, *session_token, *region;
+  size_t part_size;          /* FERRY_PART_SIZE_MB, or 0 */
+};
+
+static struct store_s3 *s3_of(struct store *s)
+{
+  return (struct store_s3 *)s;
+}
+
+/* ---- configuration ---- */
+
+static char *env_dup(const char *name)
+{
+  const char *v = name ? getenv(name) : NULL;
+
+  return v && *v ? strdup(v) : NULL;
+}
+
+/* Value of name in [section] of an INI file (the AWS shared credentials
+ * and config files); NULL if absent. */
+static char *ini_get(const char *path, const char *section, const char *name)
+{
+  CLEANUP_FCLOSE FILE *fp = fopen(path, "r");
+  char line[1024];
+  int in = 0;
+
+  if (fp == NULL)
+    return NULL;
+  while (fgets(line, sizeof line, fp)) {
+    char *p = line, *e, *eq;
+
+    while (*p == ' ' || *p == '\t')
+      p++;
+    e = p + strlen(p);
+    while (e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' ||
+                     e[-1] == '\t'))
+      *--e = '\0';
+    if (*p == '[') {
+      in = e > p && e[-1] == ']' && (size_t)(e - p - 2) == strlen(section) &&
+           strncmp(p + 1, section, strlen(section)) == 0;
+      continue;
+    }
+    if (!in || *p == '#' || *p == ';' || (eq = strchr(p, '=')) == NULL)
+      continue;
+    e = eq;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+      e--;
+    if ((size_t)(e - p) != strlen(name) || strncmp(p, name, strlen(name)))
+      continue;
+    eq++;
+    while (*eq == ' ' || *eq == '\t')
+      eq++;
+    return *eq ? strdup(eq) : NULL;
+  }
+  return NULL;
+}
+
+/* ~/.aws/<file>, or the path in env. */
+static char *aws_file(const char *env, const char *file)
+{
+  const char *home = getenv("HOME");
+  char *p;
+
+  if (getenv(env) && *getenv(env))
+    return strdup(getenv(env));
+  if (home == NULL || asprintf(&p, "%s/.aws/%s", home, file) == -1)
+    return NULL;
+  return p;
+}
+
+/* AWS credentials: the environment, else the shared credentials file's
+ * profile (AWS_PROFILE, default "default"); the region: AWS_REGION,
+ * AWS_DEFAULT_REGION, the config file's profile, else us-east-1. */
+static int s3_config_aws(struct store_s3 *s)
+{
+  const char *profile = getenv("AWS_PROFILE");
+  CLEANUP_FREE char *creds = NULL, *conf = NULL, *section = NULL;
+
+  if (profile == NULL || *profile == '\0')
+    profile = "default";
+  s->access_key = env_dup("AWS_ACCESS_KEY_ID");
+  s->secret_key = env_dup("AWS_SECRET_ACCESS_KEY");
+  s->session_token = env_dup("AWS_SESSION_TOKEN");
+  if (s->access_key == NULL && s->secret_key == NULL) {
+    creds = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+    if (creds) {
+      s->access_key = ini_get(creds, profile, "aws_access_key_id");
+      s->secret_key = ini_get(creds, profile, "aws_secret_access_key");
+      s->session_token = ini_get(creds, profile, "aws_session_token");
+    }
+  }
+  s->region = env_dup("AWS_REGION");
+  if (s->region == NULL)
+    s->region = env_dup("AWS_DEFAULT_REGION");
+  if (s->region == NULL && (conf = aws_file("AWS_CONFIG_FILE", "config"))) {
+    if (strcmp(profile, "default") == 0)
+      section = strdup("default");
+    else if (asprintf(&section, "profile %s", profile) == -1)
+      section = NULL;
+    if (section)
+      s->region = ini_get(conf, section, "region");
+  }
+  if (s->region == NULL)
+    s->region = strdup("us-east-1");
+  return s->region ? 0 : -1;
+}
+
+/* Split an endpoint URL into origin, Host header and base path. */
+static int s3_endpoint(struct store_s3 *s, const char *url,
+                       const char *virtual_bucket)
+{
+  const char *p = strstr(url, "://"), *hostp, *path;
+  int https;
+  size_t hlen;
+
+  if (p == NULL || (!(https = strncmp(url, "https", 5) == 0 && p == url + 5)
+                    && !(strncmp(url, "http", 4) == 0 && p == url + 4))) {
+    ferry_error("endpoint '%.128s' is not an http:// or https:// URL: check "
+                "%s", url, s->fl->env_endpoint);
+    return -1;
+  }
+  hostp = p + 3;
+  path = hostp + strcspn(hostp, "/?#");
+  hlen = (size_t)(path - hostp);
+  if (hlen == 0 || memchr(hostp, '@', hlen)) {
+    ferry_error("endpoint '%.128s' must be scheme://host[:port] without "
+                "credentials: check %s", url, s->fl->env_endpoint);
+    return -1;
+  }
+  /* curl leaves a default port out of the Host header: so must SigV4 */
+  if (https && hlen > 4 && strncmp(path - 4, ":443", 4) == 0)
+    hlen -= 4;
+  else if (!https && hlen > 3 && strncmp(path - 3, ":80", 3) == 0)
+    hlen -= 3;
+  if (asprintf(&s->host, "%s%s%.*s", virtual_bucket ? virtual_bucket : "",
+               virtual_bucket ? "." : "", (int)hlen, hostp) == -1 ||
+      asprintf(&s->origin, "%s://%s", https ? "https" : "http", s->host)
+        == -1) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  if (*path == '?' || *path == '#') {
+    ferry_error("endpoint '%.128s' must not carry a query: check %s", url,
+                s->fl->env_endpoint);
+    return -1;
+  }
+  {
+    size_t plen = strlen(path);
+
+    while (plen > 0 && path[plen - 1] == '/')
+      plen--;
+    if (asprintf(&s->base_path, "%.*s%s%s", (int)plen, path,
+                 virtual_bucket ? "" : "/",
+                 virtual_bucket ? "" : s->bucket) == -1) {
+      ferry_error("out of memory");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void s3_close(struct store *st)
+{
+  struct store_s3 *s = s3_of(st);
+
+  if (s == NULL)
+    return;
+  if (s->secret_key)
+    explicit_bzero(s->secret_key, strlen(s->secret_key));
+  if (s->session_token)
+    explicit_bzero(s->session_token, strlen(s->session_token));
+  free(s->store.url);
+  free(s->bucket);
+  free(s->prefix);
+  free(s->origin);
+  free(s->host);
+  free(s->base_path);
+  free(s->access_key);
+  free(s->secret_key);
+  free(s->session_token);
+  free(s->region);
+  free(s);
+}
+
+static int bucket_ok(const char *b, size_t n)
+{
+  size_t i;
+
+  if (n < 1 || n > 255)
+    return 0;
+  for (i = 0; i < n; i++)
+    if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= 'A' && b[i] <= 'Z') ||
+          (b[i] >= '0' && b[i] <= '9') || b[i] == '-' || b[i] == '.' ||
+          b[i] == '_'))
+      return 0;
+  return 1;
+}
+
+static struct store *s3_open_flavour(const char *url,
+                                     const struct s3_flavour *fl)
+{
+  const char *scheme = fl->ops->scheme;
+  const char *b = url + strlen(scheme) + 3, *slash = strchr(b, '/');
+  size_t blen = slash ? (size_t)(slash - b) : strlen(b), n;
+  CLEANUP_FREE char *endpoint = NULL;
+  const char *addressing = getenv("FERRY_S3_ADDRESSING");
+  const char *part = getenv("FERRY_PART_SIZE_MB");
+  struct store_s3 *s;
+  int virt;
+
+  if (memchr(b, '@', blen)) {
+    ferry_error("%s://...: credentials do not belong in a store URL (it "
+                "shows in process lists and logs): set %s and %s instead",
+                scheme, fl->env_key, fl->env_secret);
+    return NULL;
+  }
+  if (!bucket_ok(b, blen)) {
+    ferry_error("'%.128s' does not name a bucket: use %s", url,
+                fl->ops->usage);
+    return NULL;
+  }
+  s = calloc(1, sizeof *s);
+  if (s == NULL)
+    goto oom;
+  s->store.ops = fl->ops;
+  s->fl = fl;
+  s->bucket = strndup(b, blen);
+  /* the prefix, without slashes at either end, plus one '/' */
+  {
+    const char *p = slash ? slash : "";
+
+    while (*p == '/')
+      p++;
+    n = strlen(p);
+    while (n > 0 && p[n - 1] == '/')
+      n--;
+    if (asprintf(&s->prefix, "%.*s%s", (int)n, p, n ? "/" : "") == -1)
+      s->prefix = NULL;
+    if (asprintf(&s->store.url, "%s://%.*s%s%.*s", scheme, (int)blen, b,
+                 n ? "/" : "", (int)n, p) == -1)
+      s->store.url = NULL;
+  }
+  if (s->bucket == NULL || s->prefix == NULL || s->store.url == NULL)
+    goto oom;
+  if (strstr(s->prefix, "//")) {
+    ferry_error("'%.128s' has an empty path component: use %s", url,
+                fl->ops->usage);
+    goto fail;
+  }
+
+  if (fl == &flavour_gs) {
+    s->access_key = env_dup(fl->env_key);
+    s->secret_key = env_dup(fl->env_secret);
+    /* GCS's XML API takes SigV4 with HMAC keys in region "auto" */
+    s->region = strdup("auto");
+    if (s->region == NULL)
+      goto oom;
+  } else if (s3_config_aws(s) == -1) {
+    goto oom;
+  }
+  if (s->access_key == NULL || s->secret_key == NULL) {
+    ferry_error("no credentials for %s: set %s and %s%s", s->store.url,
+                fl->env_key, fl->env_secret,
+                fl == &flavour_s3 ? " (or a profile in ~/.aws/credentials)"
+                                  : " (an HMAC key of the bucket's project)");
+    goto fail;
+  }
+
+  endpoint = fl == &flavour_s3 ? env_dup("AWS_ENDPOINT_URL_S3") : NULL;
+  if (endpoint == NULL)
+    endpoint = env_dup(fl->env_endpoint);
+  /* virtual-hosted addressing on AWS itself (path-style is deprecated
+   * there), except for bucket names with dots, which break the TLS
+   * certificate; path-style for other endpoints, which seldom have
+   * per-bucket DNS names */
+  virt = endpoint == NULL && fl == &flavour_s3 &&
+         memchr(s->bucket, '.', blen) == NULL;
+  if (addressing && strcmp(addressing, "path") == 0)
+    virt = 0;
+  else if (addressing && strcmp(addressing, "virtual") == 0)
+    virt = 1;
+  else if (addressing && *addressing) {
+    ferry_error("FERRY_S3_ADDRESSING is '%.32s': use path or virtual",
+                addressing);
+    goto fail;
+  }
+  if (endpoint == NULL &&
+      asprintf(&endpoint, fl == &flavour_gs
+                          ? "https://storage.googleapis.com"
+                          : "https://s3.%s.amazonaws.com", s->region) == -1) {
+    endpoint = NULL;
+    goto oom;
+  }
+  if (s3_endpoint(s, endpoint, virt ? s->bucket : NULL) == -1)
+    goto fail;
+  if (part && *part) {
+    char *end;
+    unsigned long mb = strtoul(part, &end, 10);
+
+    if (*end || mb < S3_PART_MIN >> 20 || mb > S3_PART_MAX >> 20) {
+      ferry_error("FERRY_PART_SIZE_MB is '%.32s': use 5 to 5120", part);
+      goto fail;
+    }
+    s->part_size = (size_t)mb << 20;
+  }
+  return &s->store;
+oom:
+  ferry_error("out of memory");
+fail:
+  s3_close(s ? &s->store : NULL);
+  return NULL;
+}
+
+static struct store *s3_open(const char *url)
+{
+  return s3_open_flavour(url, &flavour_s3);
+}
+
+static struct store *gs_open(const char *url)
+{
+  return s3_open_flavour(url, &flavour_gs);
+}
+
+/* ---- one signed request ---- */
+
+struct s3_call {
+  struct store_s3 *s;
+  const char *method;
+  const char *object;              /* the full object name; NULL: bucket */
+  const struct sigv4_param *query;
+  size_t n_query;
+  const struct sigv4_param *headers;   /* signed and sent */
+  size_t n_headers;
+  const void *body;
+  size_t body_len;
+  void *out;                       /* response body into (GET ranges) */
+  size_t out_cap;
+  size_t body_cap;
+  /* after a dropped connection, the request may have completed unseen:
+   * when the object has this ETag, it did (idempotent writes only) */
+  const char *done_etag;
+  /* ... or, when set, has the MD5 of the body (computed only then) */
+  int done_if_same_body;
+  /* the body's SHA-256 when the caller knows it (signed payload) */
+  const uint8_t *body_sha256;
+
+  /* filled in */
+  char payload_hash[DIGEST_HEX_LEN + 1];
+  char etag_buf[40];
+  char *path;
+  struct curl_slist *list;
+  char what[160];
+};
+
+static int s3_head_etag(struct store_s3 *s, const char *object, char *etag,
+                        size_t size);
+static void md5_etag(const uint8_t md5[MD5_LEN], char *etag);
+
+static int s3_prepare(void *opaque, struct http_request *req,
+                      unsigned attempt, int after_drop)
+{
+  struct s3_call *c = opaque;
+  struct store_s3 *s = c->s;
+  struct sigv4_key k = {
+    .access_key = s->access_key, .secret_key = s->secret_key,
+    .session_token = s->session_token, .region = s->region,
+    .service = "s3",
+  };
+  struct sigv4_param hdrs[8];
+  struct sigv4_request r = {
+    .method = c->method, .host = s->host, .path = c->path,
+    .query = c->query, .n_query = c->n_query,
+    .headers = hdrs, .payload_hash = c->payload_hash,
+  };
+  char date[SIGV4_DATE_LEN], etag[80];
+  CLEANUP_FREE char *auth = NULL;
+  size_t i;
+
+  (void)attempt;
+  if (after_drop && c->done_if_same_body && c->done_etag == NULL) {
+    uint8_t md5[MD5_LEN];
+
+    md5_buf(c->body ? c->body : "", c->body_len, md5);
+    md5_etag(md5, c->etag_buf);
+    c->done_etag = c->etag_buf;
+  }
+  if (after_drop && c->done_etag &&
+      s3_head_etag(s, c->object, etag, sizeof etag) == 1 &&
+      strcmp(etag, c->done_etag) == 0) {
+    log_info("%s: completed before the connection dropped; not sent "
+             "again", c->what);
+    return 1;
+  }
+  hdrs[r.n_headers++] = (struct sigv4_param){ "x-amz-content-sha256",
+                                              c->payload_hash };
+  for (i = 0; i < c->n_headers && r.n_headers < 8; i++)
+    hdrs[r.n_headers++] = c->headers[i];
+  sigv4_date(time(NULL), date);
+  auth = sigv4_authorization(&r, &k, date);
+  curl_slist_free_all(c->list);
+  c->list = NULL;
+  if (auth == NULL ||
+      http_header_add(&c->list, "Authorization: %s", auth) == -1 ||
+      http_header_add(&c->list, "x-amz-date: %s", date) == -1 ||
+      (s->session_token &&
+       http_header_add(&c->list, "x-amz-security-token: %s",
+                       s->session_token) == -1))
+    return -1;
+  for (i = 0; i < r.n_headers; i++)
+    if (http_header_add(&c->list, "%s: %s", hdrs[i].name, hdrs[i].value)
+        == -1)
+      return -1;
+  req->headers = c->list;
+  if (auth)
+    explicit_bzero(auth, strlen(auth));
+  return 0;
+}
+
+/* Perform c: 0 with *resp (any status), -1 with an error when no answer
+ * came. */
+static int s3_call(struct s3_call *c, struct http_response *resp)
+{
+  struct store_s3 *s = c->s;
+  CLEANUP_FREE char *enc = NULL, *query = NULL, *url = NULL;
+  struct http_request req = { 0 };
+  uint8_t d[DIGEST_LEN];
+  char hostbuf[128];
+  int r;
+
+  if (c->object) {
+    enc = sigv4_uri_encode(c->object, 1);
+    if (enc == NULL)
+      return -1;
+  }
+  if (asprintf(&c->path, "%s/%s", s->base_path, enc ? enc : "") == -1) {
+    c->path = NULL;
+    ferry_error("out of memory");
+    return -1;
+  }
+  /* path-style bucket requests: "/bucket", not "/bucket/" */
+  if (c->object == NULL && *s->base_path)
+    c->path[strlen(c->path) - 1] = '\0';
+  query = sigv4_canonical_query(c->query, c->n_query);
+  if (query == NULL ||
+      asprintf(&url, "%s%s%s%s", s->origin, c->path, *query ? "?" : "",
+               query) == -1) {
+    url = NULL;
+    free(c->path);
+    ferry_error("out of memory");
+    return -1;
+  }
+  if (c->body_sha256)
+    digest_to_hex(c->body_sha256, c->payload_hash);
+  else {
+    digest_buf(c->body ? c->body : "", c->body_len, d);
+    digest_to_hex(d, c->payload_hash);
+  }
+  snprintf(c->what, sizeof c->what, "%s %s %.100s", c->method,
+           http_host(s->origin, hostbuf, sizeof hostbuf),
+           c->object ? c->object : s->bucket);
+  req.method = c->method;
+  req.url = url;
+  req.body = c->body;
+  req.body_len = c->body_len;
+  req.out = c->out;
+  req.out_cap = c->out_cap;
+  req.body_cap = c->body_cap ? c->body_cap : S3_SMALL_CAP;
+  r = store_http_request(&req, resp, s3_prepare, c, c->what);
+  curl_slist_free_all(c->list);
+  c->list = NULL;
+  free(c->path);
+  c->path = NULL;
+  return r;
+}
+
+static const char *code_of(const struct http_response *resp, char *buf,
+                           size_t size)
+{
+  struct xml_span body = { resp->body, resp->body_len };
+  CLEANUP_FREE char *code = resp->body ? xml_get(body, "Code") : NULL;
+
+  snprintf(buf, size, "%s", code ? code : "");
+  return buf;
+}
+
+/* Turn a failed response into one line that says what to check. */
+static int s3_fail(struct store_s3 *s, const struct s3_call *c,
+                   const struct http_response *resp)
+{
+  struct xml_span body = { resp->body, resp->body_len };
+  CLEANUP_FREE char *msg = resp->body ? xml_get(body, "Message") : NULL;
+  char code[64], host[128];
+  const char *fl_key = s->fl->env_key, *fl_secret = s->fl->env_secret;
+
+  code_of(resp, code, sizeof code);
+  http_host(s->origin, host, sizeof host);
+  if (strcmp(code, "SignatureDoesNotMatch") == 0)
+    ferry_error("signature rejected by %s: check %s", host, fl_secret);
+  else if (strcmp(code, "InvalidAccessKeyId") == 0)
+    ferry_error("access key unknown to %s: check %s", host, fl_key);
+  else if (strcmp(code, "ExpiredToken") == 0 ||
+           strcmp(code, "InvalidToken") == 0 ||
+           strcmp(code, "TokenRefreshRequired") == 0)
+    ferry_error("session token rejected by %s (%s): check %s", host, code,
+                s->fl->env_token ? s->fl->env_token : fl_key);
+  else if (strcmp(code, "RequestTimeTooSkewed") == 0)
+    ferry_error("%s says this machine's clock is wrong: set the time "
+                "(NTP) and try again", host);
+  else if (strcmp(code, "AuthorizationHeaderMalformed") == 0 ||
+           strcmp(code, "PermanentRedirect") == 0 ||
+           strcmp(code, "IllegalLocationConstraintException") == 0)
+    ferry_error("bucket %s is not in region %s at %s: check %s (%s)",
+                s->bucket, s->region, host,
+                s->fl == &flavour_s3 ? "AWS_REGION" : s->fl->env_endpoint,
+                msg ? msg : code);
+  else if (strcmp(code, "NoSuchBucket") == 0)
+    ferry_error("bucket %s does not exist at %s: create it or check the "
+                "URL %s", s->bucket, host, s->store.url);
+  else if (strcmp(code, "AccessDenied") == 0 || resp->status == 403)
+    ferry_error("access denied by %s to %s (%s): check that %s may use "
+                "bucket %s, and %s", host, c->what,
+                *code ? code : "HTTP 403", fl_key, s->bucket, fl_secret);
+  else if (resp->retryable)
+    ferry_error("%s: HTTP %ld%s%s after every retry: the service is down "
+                "or overloaded; try again later (FERRY_RETRIES, "
+                "FERRY_RETRY_SECONDS)", c->what, resp->status,
+                *code ? " " : "", code);
+  else
+    ferry_error("%s: HTTP %ld %s%s%.200s", c->what, resp->status, code,
+                msg ? ": " : "", msg ? msg : "");
+  errno = resp->status == 404 && strcmp(code, "NoSuchBucket") ? ENOENT : EIO;
+  return -1;
+}
+
+static char *object_name(struct store_s3 *s, const char *key)
+{
+  char *o;
+
+  if (asprintf(&o, "%s%s", s->prefix, key) == -1) {
+    ferry_error("out of memory");
+    return NULL;
+  }
+  return o;
+}
+
+/* The ETag (with its quotes) of object: 1, 0 when absent, -1. */
+static int s3_head_etag(struct store_s3 *s, const char *object, char *etag,
+                        size_t size)
+{
+  struct s3_call c = { .s = s, .method = "HEAD", .object = object };
+  struct http_response resp;
+  int r;
+
+  if (s3_call(&c, &resp) == -1)
+    return -1;
+  r = resp.status == 200 ? 1 : resp.status == 404 ? 0 : -1;
+  if (r == 1 && http_header(&resp, "ETag", etag, size) == NULL)
+    etag[0] = '\0';
+  http_response_free(&resp);
+  return r;
+}
+
+/* ---- objects ---- */
+
+static void md5_etag(const uint8_t md5[MD5_LEN], char *etag)
+{
+  etag[0] = '"';
+  hex_encode(md5, MD5_LEN, etag + 1);
+  etag[33] = '"';
+  etag[34] = '\0';
+}
+
+/* A whole-object PUT.  The signed payload SHA-256
+ * (x-amz-content-sha256) is what S3 verifies the body against, so no
+ * Content-MD5 is computed as well; the MD5 is worked out only if a
+ * dropped connection leaves it unknown whether the PUT landed. */
+static int s3_put_object(struct store_s3 *s, const char *object,
+                         const void *buf, size_t len,
+                         const uint8_t *sha256)
+{
+  struct s3_call c = {
+    .s = s, .method = "PUT", .object = object, .body = buf,
+    .body_len = len, .done_if_same_body = 1, .body_sha256 = sha256,
+  };
+  struct http_response resp;
+  int r = 0;
+
+  if (s3_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 200)
+    r = s3_fail(s, &c, &resp);
+  http_response_free(&resp);
+  return r;
+}
+
+static int s3_put(struct store *st, const char *key, const void *buf,
+                  size_t len)
+{
+  struct store_s3 *s = s3_of(st);
+  CLEANUP_FREE char *object = object_name(s, key);
+
+  if (object == NULL)
+    return -1;
+  return s3_put_object(s, object, buf, len, NULL);
+}
+
+static int s3_put_hashed(struct store *st, const char *key, const void *buf,
+                         size_t len, const uint8_t sha256[32])
+{
+  struct store_s3 *s = s3_of(st);
+  CLEANUP_FREE char *object = object_name(s, key);
+
+  if (object == NULL)
+    return -1;
+  return s3_put_object(s, object, buf, len, sha256);
+}
+
+/* "bytes A-B/TOTAL" -> TOTAL, or -1. */
+static int64_t range_total(const struct http_response *resp)
+{
+  char buf[96], *slash, *end;
+  long long v;
+
+  if (http_header(resp, "Content-Range", buf, sizeof buf) == NULL ||
+      (slash = strchr(buf, '/')) == NULL)
+    return -1;
+  v = strtoll(slash + 1, &end, 10);
+  return end == slash + 1 || *end || v < 0 ? -1 : (int64_t)v;
+}
+
+static int s3_get(struct store *st, const char *key, uint64_t off,
+                  void *buf, size_t len, size_t *got)
+{
+  struct store_s3 *s = s3_of(st);
+  CLEANUP_FREE char *object = object_name(s, key);
+  char range[64], etag[80];
+  struct sigv4_param h[1] = { { "Range", range } };
+  struct s3_call c = {
+    .s = s, .method = "GET", .headers = h, .n_headers = 1,
+    .out = buf, .out_cap = len,
+  };
+  struct http_response resp;
+  int64_t total;
+  int r = 0;
+
+  if (object == NULL)
+    return -1;
+  c.object = object;
+  if (len == 0) {
+    uint64_t size;
+
+    r = st->ops->head(st, key, &size);
+    if (r == 0) {
+      ferry_error("%s not found in %s", key, s->store.url);
+      errno = ENOENT;
+    }
+    *got = 0;
+    return r == 1 ? 0 : -1;
+  }
+  snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off,
+           off + len - 1);
+  if (s3_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status == 404 &&
+      strcmp(code_of(&resp, range, sizeof range), "NoSuchBucket") != 0) {
+    ferry_error("%s not found in %s", key, s->store.url);
+    http_response_free(&resp);
+    errno = ENOENT;
+    return -1;
+  }
+  if (resp.status == 416) {             /* off at or past the end */
+    *got = 0;
+    http_response_free(&resp);
+    return 0;
+  }
+  if (resp.status != 206 && !(resp.status == 200 && off == 0)) {
+    r = s3_fail(s, &c, &resp);
+    http_response_free(&resp);
+    return r;
+  }
+  *got = resp.body_len;
+  total = resp.status == 200 ? (int64_t)resp.body_len : range_total(&resp);
+  if (*got < len && total >= 0 && off + *got != (uint64_t)total) {
+    ferry_error("%s in %s: the answer ended after %zu bytes of %zu: the "
+                "connection was cut; try again", key, s->store.url, *got,
+                len);
+    r = -1;
+  } else if (!s->store.verified_reads && off == 0 && total >= 0 &&
+             (uint64_t)total == *got &&
+             http_header(&resp, "ETag", etag, sizeof etag) &&
+             strlen(etag) == 34 && etag[0] == '"') {
+    /* a whole object whose ETag is its MD5 (not multipart, not
+     * encrypted with a customer key): check what arrived */
+    uint8_t md5[MD5_LEN];
+    char want[40];
+
+    md5_buf(buf, *got, md5);
+    md5_etag(md5, want);
+    if (strcasecmp(want, etag) != 0) {
+      ferry_error("%s in %s: the bytes read do not match the object's MD5 "
+                  "(ETag %s): it was damaged in the store or on the way; "
+                  "delete it and write it again", key, s->store.url, etag);
+      errno = EIO;
+      r = -1;
+    }
+  }
+  http_response_free(&resp);
+  return r;
+}
+
+static int s3_head(struct store *st, const char *key, uint64_t *size)
+{
+  struct store_s3 *s = s3_of(st);
+  CLEANUP_FREE char *object = object_name(s, key);
+  struct s3_call c = { .s = s, .method = "HEAD" };
+  struct http_response resp;
+  char buf[32], *end;
+  int r;
+
+  if (object == NULL)
+    return -1;
+  c.object = object;
+  if (s3_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status == 200) {
+    r = 1;
+    if (http_header(&resp, "Content-Length", buf, sizeof buf) == NULL ||
+        (*size = strtoull(buf, &end, 10), *end != '\0')) {
+      ferry_error("%s: no size in the answer of %s", c.what, s->store.url);
+      r = -1;
+    }
+  } else {
+    /* a HEAD answer has no body to say why (a missing object or a missing
+     * bucket?): ask again with a GET of one byte, whose error document
+     * names the cause */
+    struct s3_call g = {
+      .s = s, .method = "GET", .object = object, .out = buf, .out_cap = 1,
+      .headers = (struct sigv4_param[]){ { "Range", "bytes=0-0" } },
+      .n_headers = 1,
+    };
+    struct http_response gr;
+
+    if (s3_call(&g, &gr) == 0) {
+      char code[64];
+
+      if (resp.status == 404 &&
+          strcmp(code_of(&gr, code, sizeof code), "NoSuchBucket") != 0)
+        r = 0;
+      else
+        r = gr.status >= 300 ? s3_fail(s, &g, &gr) : s3_fail(s, &c, &resp);
+      http_response_free(&gr);
+    } else {
+      r = -1;
+    }
+  }
+  http_response_free(&resp);
+  return r;
+}
+
+static int s3_list(struct store *st, const char *prefix, store_list_cb cb,
+                   void *opaque)
+{
+  struct store_s3 *s = s3_of(st);
+  CLEANUP_FREE char *full = object_name(s, prefix), *token = NULL;
+  size_t plen = strlen(s->prefix);
+  int r = 0;
+
+  if (full == NULL)
+    return -1;
+  do {
+    struct sigv4_param q[4] = {
+      { "list-type", "2" }, { "prefix", full }, { "max-keys", "1000" },
+      { "continuation-token", token },
+    };
+    struct s3_call c = {
+      .s = s, .method = "GET", .query = q, .n_query = token ? 4 : 3,
+      .body_cap = S3_LIST_CAP,
+    };
+    struct http_response resp;
+    struct xml_span body, item;
+    size_t pos = 0;
+    CLEANUP_FREE char *trunc = NULL;
+
+    if (s3_call(&c, &resp) == -1)
+      return -1;
+    if (resp.status != 200) {
+      r = s3_fail(s, &c, &resp);
+      http_response_free(&resp);
+      return r;
+    }
+    body = (struct xml_span){ resp.body, resp.body_len };
+    while (r == 0 && xml_next(body, &pos, "Contents", &item)) {
+      CLEANUP_FREE char *k = xml_get(item, "Key");
+      CLEANUP_FREE char *sz = xml_get(item, "Size");
+
+      if (k == NULL || sz == NULL || strncmp(k, s->prefix, plen) != 0)
+        continue;
+      r = cb(opaque, k + plen, strtoull(sz, NULL, 10));
+    }
+    free(token);
+    token = NULL;
+    trunc = xml_get(body, "IsTruncated");
+    if (r == 0 && trunc && strcmp(trunc, "true") == 0) {
+      token = xml_get(body, "NextContinuationToken");
+      if (token == NULL || *token == '\0') {
+        ferry_error("%s: a truncated listing without a continuation token",
+                    c.what);
+        r = -1;
+      }
+    }
+    http_response_free(&resp);
+  } while (r == 0 && token);
+  return r;
+}
+
+static int s3_del(struct store *st, const char *key)
+{
+  struct store_s3 *s = s3_of(st);
+  CLEANUP_FREE char *object = object_name(s, key);
+  struct s3_call c = { .s = s, .method = "DELETE" };
+  struct http_response resp;
+  int r = 0;
+
+  if (object == NULL)
+    return -1;
+  c.object = object;
+  if (s3_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 204 && resp.status != 200 && resp.status != 404)
+    r = s3_fail(s, &c, &resp);
+  http_response_free(&resp);
+  return r;
+}
+
+static char *s3_presign(struct store *st, const char *key,
+                        const char *method, unsigned expires)
+{
+  struct store_s3 *s = s3_of(st);
+  CLEANUP_FREE char *object = object_name(s, key), *enc = NULL;
+  CLEANUP_FREE char *path = NULL, *query = NULL;
+  struct sigv4_key k = {
+    .access_key = s->access_key, .secret_key = s->secret_key,
+    .session_token = s->session_token, .region = s->region,
+    .service = "s3",
+  };
+  struct sigv4_request r = {
+    .method = method, .host = s->host, .payload_hash = SIGV4_UNSIGNED,
+  };
+  char date[SIGV4_DATE_LEN], *url;
+
+  if (strcmp(method, "GET") && strcmp(method, "PUT") &&
+      strcmp(method, "HEAD") && strcmp(method, "DELETE")) {
+    ferry_error("cannot presign %.16s: use GET, PUT, HEAD or DELETE",
+                method);
+    return NULL;
+  }
+  if (object == NULL || (enc = sigv4_uri_encode(object, 1)) == NULL)
+    return NULL;
+  if (asprintf(&path, "%s/%s", s->base_path, enc) == -1) {
+    path = NULL;
+    ferry_error("out of memory");
+    return NULL;
+  }
+  r.path = path;
+  sigv4_date(time(NULL), date);
+  query = sigv4_presign_query(&r, &k, date, expires);
+  if (query == NULL)
+    return NULL;
+  if (asprintf(&url, "%s%s?%s", s->origin, path, query) == -1) {
+    ferry_error("out of memory");
+    return NULL;
+  }
+  return url;
+}
+
+/* ---- multipart writer ---- */
+
+struct s3_part {
+  uint8_t md5[MD5_LEN];
+  uint64_t size;
+  int present;
+};
+
+struct s3_writer {
+  struct store_writer w;
+  struct store_s3 *s;
+  char *object;
+  uint64_t size_hint;
+  size_t part_size;                /* of the part being filled */
+  struct upload_pool *pool;
+  struct upload_job *cur;
+  uint32_t next_part;              /* number of the part being filled */
+  uint64_t offset;                 /* where cur starts */
+  char *upload_id;
+  struct s3_part *parts;           /* [S3_PARTS_MAX], as uploaded */
+  struct s3_part *old;             /* [S3_PARTS_MAX], found on resume */
+  _Atomic unsigned reused, sent;
+};
+
+/* Part size for an object of size bytes (0: unknown, then part n grows:
+ * it doubles every 1000 parts, so 10,000 parts reach past 5 TiB). */
+static size_t part_size_for(struct store_s3 *s, uint64_t size, uint32_t n)
+{
+  uint64_t ps = s->part_size ? s->part_size : S3_PART_DEFAULT;
+
+  if (size) {
+    uint64_t need = (size + S3_PARTS_MAX - 1) / S3_PARTS_MAX;
+
+    need = (need + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+    if (need > ps)
+      ps = need;
+  } else {
+    unsigned shift = (n - 1) / 1000;
+
+    ps <<= shift > 10 ? 10 : shift;
+  }
+  return ps > S3_PART_MAX ? S3_PART_MAX : (size_t)ps;
+}
+
+/* Parse a quoted hex MD5 ETag; -1 if it is something else. */
+static int etag_md5(const char *etag, uint8_t md5[MD5_LEN])
+{
+  char hex[DIGEST_HEX_LEN + 1];
+  size_t n = strlen(etag);
+  uint8_t full[DIGEST_LEN];
+
+  if (n >= 2 && etag[0] == '"' && etag[n - 1] == '"') {
+    etag++;
+    n -= 2;
+  }
+  if (n != 2 * MD5_LEN)
+    return -1;
+  /* digest_from_hex wants 64 digits: pad */
+  memcpy(hex, etag, n);
+  memset(hex + n, '0', DIGEST_HEX_LEN - n);
+  hex[DIGEST_HEX_LEN] = '\0';
+  if (digest_from_hex(hex, full) == -1)
+    return -1;
+  memcpy(md5, full, MD5_LEN);
+  return 0;
+}
+
+/* The parts an earlier upload of this object left (ListParts). */
+static int s3_list_parts(struct s3_writer *sw)
+{
+  struct store_s3 *s = sw->s;
+  char marker[16] = "0";
+  int more = 1;
+
+  while (more) {
+    struct sigv4_param q[3] = {
+      { "uploadId", sw->upload_id }, { "max-parts", "1000" },
+      { "part-number-marker", marker },
+    };
+    struct s3_call c = {
+      .s = s, .method = "GET", .object = sw->object, .query = q,
+      .n_query = 3, .body_cap = S3_LIST_CAP,
+    };
+    struct http_response resp;
+    struct xml_span body, item;
+    size_t pos = 0;
+    CLEANUP_FREE char *trunc = NULL, *next = NULL;
+
+    if (s3_call(&c, &resp) == -1)
+      return -1;
+    if (resp.status != 200) {
+      s3_fail(s, &c, &resp);
+      http_response_free(&resp);
+      return -1;
+    }
+    body = (struct xml_span){ resp.body, resp.body_len };
+    while (xml_next(body, &pos, "Part", &item)) {
+      CLEANUP_FREE char *num = xml_get(item, "PartNumber");
+      CLEANUP_FREE char *etag = xml_get(item, "ETag");
+      CLEANUP_FREE char *size = xml_get(item, "Size");
+      unsigned long n = num ? strtoul(num, NULL, 10) : 0;
+      struct s3_part *p;
+
+      if (n < 1 || n > S3_PARTS_MAX || etag == NULL || size == NULL)
+        continue;
+      p = &sw->old[n - 1];
+      if (etag_md5(etag, p->md5) == 0) {
+        p->size = strtoull(size, NULL, 10);
+        p->present = 1;
+      }
+    }
+    trunc = xml_get(body, "IsTruncated");
+    next = xml_get(body, "NextPartNumberMarker");
+    more = trunc && strcmp(trunc, "true") == 0 && next && *next &&
+           strcmp(next, marker) != 0;
+    if (more)
+      snprintf(marker, sizeof marker, "%s", next);
+    http_response_free(&resp);
+  }
+  return 0;
+}
+
+/* Find an unfinished upload of this object (the newest) to resume, else
+ * start one. */
+static int s3_upload_begin(struct s3_writer *sw)
+{
+  struct store_s3 *s = sw->s;
+  struct sigv4_param q[2] = { { "uploads", "" }, { "prefix", sw->object } };
+  struct s3_call c = {
+    .s = s, .method = "GET", .query = q, .n_query = 2,
+    .body_cap = S3_LIST_CAP,
+  };
+  struct http_response resp;
+  struct xml_span body, item;
+  CLEANUP_FREE char *newest = NULL;
+  size_t pos = 0;
+  unsigned i, n = 0;
+
+  if (s3_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 200) {
+    s3_fail(s, &c, &resp);
+    http_response_free(&resp);
+    return -1;
+  }
+  body = (struct xml_span){ resp.body, resp.body_len };
+  while (xml_next(body, &pos, "Upload", &item)) {
+    CLEANUP_FREE char *key = xml_get(item, "Key");
+    char *id = xml_get(item, "UploadId");
+    char *when = xml_get(item, "Initiated");
+
+    if (key && id && when && strcmp(key, sw->object) == 0 &&
+        (newest == NULL || strcmp(when, newest) > 0)) {
+      free(sw->upload_id);
+      free(newest);
+      sw->upload_id = id;
+      newest = when;
+    } else {
+      free(id);
+      free(when);
+    }
+  }
+  http_response_free(&resp);
+  if (sw->upload_id) {
+    if (s3_list_parts(sw) == -1)
+      return -1;
+    for (i = 0; i < S3_PARTS_MAX; i++)
+      n += sw->old[i].present;
+    log_info("resuming the upload of %s/%s: %u parts are there already",
+             s->store.url, sw->w.key, n);
+    return 0;
+  }
+
+  {
+    struct sigv4_param cq[1] = { { "uploads", "" } };
+    struct s3_call cc = {
+      .s = s, .method = "POST", .object = sw->object, .query = cq,
+      .n_query = 1,
+    };
+    struct xml_span b;
+
+    if (s3_call(&cc, &resp) == -1)
+      return -1;
+    if (resp.status != 200) {
+      s3_fail(s, &cc, &resp);
+      http_response_free(&resp);
+      return -1;
+    }
+    b = (struct xml_span){ resp.body, resp.body_len };
+    sw->upload_id = resp.body ? xml_get(b, "UploadId") : NULL;
+    http_response_free(&resp);
+    if (sw->upload_id == NULL || *sw->upload_id == '\0') {
+      ferry_error("%s: no UploadId in the answer", cc.what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Upload one part (pool thread). */
+static int s3_upload_part(void *opaque, struct upload_job *j)
+{
+  struct s3_writer *sw = opaque;
+  struct s3_part *p = &sw->parts[j->number - 1];
+  const struct s3_part *old = &sw->old[j->number - 1];
+  char num[16], md5_b64[32], etag[80];
+  struct sigv4_param q[2] = { { "partNumber", num },
+                              { "uploadId", sw->upload_id } };
+  struct sigv4_param h[1] = { { "Content-MD5", md5_b64 } };
+  struct s3_call c = {
+    .s = sw->s, .method = "PUT", .object = sw->object, .query = q,
+    .n_query = 2, .headers = h, .n_headers = 1, .body = j->buf,
+    .body_len = j->len,
+  };
+  struct http_response resp;
+  int r = 0;
+
+  md5_buf(j->buf, j->len, p->md5);
+  p->size = j->len;
+  p->present = 1;
+  if (old->present && old->size == j->len &&
+      memcmp(old->md5, p->md5, MD5_LEN) == 0) {
+    atomic_fetch_add(&sw->reused, 1);
+    return 0;                        /* uploaded before with these bytes */
+  }
+  snprintf(num, sizeof num, "%" PRIu32, j->number);
+  base64_encode(p->md5, MD5_LEN, md5_b64);
+  if (s3_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 200) {
+    r = s3_fail(sw->s, &c, &resp);
+  } else if (http_header(&resp, "ETag", etag, sizeof etag) == NULL) {
+    ferry_error("%s: no ETag in the answer", c.what);
+    r = -1;
+  } else {
+    uint8_t got[MD5_LEN];
+
+    /* the ETag of a part is its MD5 (unless encrypted with KMS, where
+     * Content-MD5 was checked by the service instead) */
+    if (etag_md5(etag, got) == 0 && memcmp(got, p->md5, MD5_LEN) != 0) {
+      ferry_error("%s: the service stored part %" PRIu32 " with another "
+                  "MD5 (%s): the bytes were damaged on the way", c.what,
+                  j->number, etag);
+      r = -1;
+    }
+    atomic_fetch_add(&sw->sent, 1);
+  }
+  http_response_free(&resp);
+  return r;
+}
+
+static void s3_writer_free(struct s3_writer *sw)
+{
+  upload_pool_close(sw->pool);
+  free(sw->object);
+  free(sw->upload_id);
+  free(sw->parts);
+  free(sw->old);
+  free(sw->w.key);
+  free(sw);
+}
+
+static struct store_writer *s3_writer_open(struct store *st, const char *key,
+                                           const struct store_writer_opts *o)
+{
+  struct store_s3 *s = s3_of(st);
+  struct s3_writer *sw = calloc(1, sizeof *sw);
+  unsigned threads;
+
+  if (sw == NULL)
+    goto oom;
+  sw->w.store = st;
+  sw->s = s;
+  sw->size_hint = o->size;
+  sw->next_part = 1;
+  sw->w.key = strdup(key);
+  sw->object = object_name(s, key);
+  if (sw->w.key == NULL || sw->object == NULL)
+    goto oom;
+  if (o->size > S3_PART_MAX * S3_PARTS_MAX) {
+    ferry_error("%s/%s would be %" PRIu64 " bytes: more than an S3 object "
+                "can hold (10,000 parts of 5 GiB)", s->store.url, key,
+                o->size);
+    s3_writer_free(sw);
+    return NULL;
+  }
+  sw->part_size = part_size_for(s, o->size, 1);
+  threads = (unsigned)(S3_WRITER_MEMORY / sw->part_size);
+  if (threads > S3_WRITER_THREADS)
+    threads = S3_WRITER_THREADS;
+  if (threads < 1)
+    threads = 1;
+  sw->pool = upload_pool_create(threads, s3_upload_part, sw);
+  if (sw->pool == NULL) {
+    s3_writer_free(sw);
+    return NULL;
+  }
+  return &sw->w;
+oom:
+  ferry_error("out of memory");
+  if (sw)
+    s3_writer_free(sw);
+  return NULL;
+}
+
+/* Send the filled part and start the next. */
+static int s3_flush_part(struct s3_writer *sw)
+{
+  struct upload_job *j = sw->cur;
+
+  if (sw->upload_id == NULL) {
+    sw->parts = calloc(S3_PARTS_MAX, sizeof *sw->parts);
+    sw->old = calloc(S3_PARTS_MAX, sizeof *sw->old);
+    if (sw->parts == NULL || sw->old == NULL) {
+      ferry_error("out of memory");
+      return -1;
+    }
+    if (s3_upload_begin(sw) == -1)
+      return -1;
+  }
+  if (sw->next_part > S3_PARTS_MAX) {
+    ferry_error("%s: more than %u parts of %zu bytes: pass the output size "
+                "to the writer, or set FERRY_PART_SIZE_MB higher",
+                sw->object, S3_PARTS_MAX, sw->part_size);
+    return -1;
+  }
+  j->number = sw->next_part++;
+  j->offset = sw->offset;
+  sw->offset += j->len;
+  sw->cur = NULL;
+  if (upload_pool_submit(sw->pool, j) == -1)
+    return -1;
+  sw->part_size = part_size_for(sw->s, sw->size_hint, sw->next_part);
+  return 0;
+}
+
+/* Append len bytes of buf (zeros when buf is NULL). */
+static int s3_append(struct s3_writer *sw, const void *buf, uint64_t len)
+{
+  const char *p = buf;
+
+  while (len > 0) {
+    size_t n;
+
+    if (sw->cur == NULL &&
+        (sw->cur = upload_pool_get(sw->pool, sw->part_size)) == NULL)
+      return -1;
+    n = sw->part_size - sw->cur->len;
+    if (n > len)
+      n = (size_t)len;
+    if (p) {
+      memcpy((char *)sw->cur->buf + sw->cur->len, p, n);
+      p += n;
+    } else {
+      memset((char *)sw->cur->buf + sw->cur->len, 0, n);
+    }
+    sw->cur->len += n;
+    len -= n;
+    if (sw->cur->len == sw->part_size && s3_flush_part(sw) == -1)
+      return -1;
+  }
+  return 0;
+}
+
+static int s3_writer_write(struct store_writer *w, const void *buf,
+                           size_t len)
+{
+  return s3_append((struct s3_writer *)w, buf, len);
+}
+
+static int s3_writer_zero(struct store_writer *w, uint64_t len)
+{
+  /* S3 objects are not sparse: the zeros are sent */
+  return s3_append((struct s3_writer *)w, NULL, len);
+}
+
+static int s3_complete(struct s3_writer *sw)
+{
+  struct store_s3 *s = sw->s;
+  uint32_t n = sw->next_part - 1, i;
+  struct sigv4_param q[1] = { { "uploadId", sw->upload_id } };
+  CLEANUP_FREE char *xml = NULL;
+  uint8_t *all = malloc((size_t)n * MD5_LEN), md5[MD5_LEN];
+  char expect[48], code[64];
+  size_t len = 0;
+  FILE *fp;
+  struct http_response resp;
+  int r = 0;
+
+  fp = all ? open_memstream(&xml, &len) : NULL;
+  if (fp == NULL) {
+    free(all);
+    ferry_error("out of memory");
+    return -1;
+  }
+  fputs("<CompleteMultipartUpload>", fp);
+  for (i = 0; i < n; i++) {
+    char etag[40];
+
+    md5_etag(sw->parts[i].md5, etag);
+    fprintf(fp, "<Part><PartNumber>%" PRIu32 "</PartNumber><ETag>%s</ETag>"
+            "</Part>", i + 1, etag);
+    memcpy(all + (size_t)i * MD5_LEN, sw->parts[i].md5, MD5_LEN);
+  }
+  fputs("</CompleteMultipartUpload>", fp);
+  if (fclose(fp) != 0) {
+    free(all);
+    ferry_error("out of memory");
+    return -1;
+  }
+  /* a multipart object's ETag: the MD5 of its parts' MD5s, "-" count; it
+   * tells whether a Complete whose answer was lost went through */
+  md5_buf(all, (size_t)n * MD5_LEN, md5);
+  free(all);
+  expect[0] = '"';
+  hex_encode(md5, MD5_LEN, expect + 1);
+  snprintf(expect + 33, sizeof expect - 33, "-%" PRIu32 "\"", n);
+  {
+    struct s3_call c = {
+      .s = s, .method = "POST", .object = sw->object, .query = q,
+      .n_query = 1, .body = xml, .body_len = len, .done_etag = expect,
+    };
+
+    if (s3_call(&c, &resp) == -1)
+      return -1;
+    /* an error can come inside a 200 answer (S3 API reference,
+     * CompleteMultipartUpload) */
+    code_of(&resp, code, sizeof code);
+    if (resp.status != 200 || *code)
+      r = s3_fail(s, &c, &resp);
+    http_response_free(&resp);
+  }
+  return r;
+}
+
+static int s3_writer_commit(struct store_writer *w)
+{
+  struct s3_writer *sw = (struct s3_writer *)w;
+  int r;
+
+  if (sw->upload_id == NULL) {
+    /* it fits in one part: a single PUT */
+    r = s3_put_object(sw->s, sw->object, sw->cur ? sw->cur->buf : "",
+                      sw->cur ? sw->cur->len : 0, NULL);
+    upload_pool_put(sw->pool, sw->cur);
+    sw->cur = NULL;
+    s3_writer_free(sw);
+    return r;
+  }
+  if (sw->cur && sw->cur->len > 0 && s3_flush_part(sw) == -1)
+    goto fail;
+  if (upload_pool_finish(sw->pool) == -1 || s3_complete(sw) == -1)
+    goto fail;
+  if (sw->reused)
+    log_info("%s/%s: %u parts sent, %u already uploaded before",
+             sw->s->store.url, w->key, sw->sent, sw->reused);
+  s3_writer_free(sw);
+  return 0;
+fail:
+  /* keep the upload: running the same command again resumes it */
+  s3_writer_free(sw);
+  return -1;
+}
+
+/* Cancel: drop what is queued and abort the multipart upload, so its
+ * parts stop costing storage. */
+static void s3_writer_abort(struct store_writer *w)
+{
+  struct s3_writer *sw = (struct s3_writer *)w;
+
+  if (sw == NULL)
+    return;
+  upload_pool_put(sw->pool, sw->cur);
+  sw->cur = NULL;
+  upload_pool_close(sw->pool);
+  sw->pool = NULL;
+  if (sw->upload_id) {
+    struct sigv4_param q[1] = { { "uploadId", sw->upload_id } };
+    struct s3_call c = {
+      .s = sw->s, .method = "DELETE", .object = sw->object, .query = q,
+      .n_query = 1,
+    };
+    struct http_response resp;
+    char saved[1024];
+
+    snprintf(saved, sizeof saved, "%s", ferry_errmsg());
+    if (s3_call(&c, &resp) == 0) {
+      if (resp.status != 204 && resp.status != 200 && resp.status != 404) {
+        s3_fail(sw->s, &c, &resp);
+        log_warn("cannot abort the upload of %s: %s", sw->object,
+                 ferry_errmsg());
+      }
+      http_response_free(&resp);
+    } else {
+      log_warn("cannot abort the upload of %s: %s", sw->object,
+               ferry_errmsg());
+    }
+    ferry_error_set(saved);          /* the caller's error stays */
+  }
+  s3_writer_free(sw);
+}
+
+const struct store_ops store_s3_ops = {
+  .scheme = "s3",
+  .usage = "s3://BUCKET/PREFIX",
+  .open = s3_open,
+  .put = s3_put,
+  .put_hashed = s3_put_hashed,
+  .get = s3_get,
+  .head = s3_head,
+  .list = s3_list,
+  .del = s3_del,
+  .flush = NULL,
+  .writer_open = s3_writer_open,
+  .writer_write = s3_writer_write,
+  .writer_zero = s3_writer_zero,
+  .writer_commit = s3_writer_commit,
+  .writer_abort = s3_writer_abort,
+  .presign = s3_presign,
+  .close = s3_close,
+};
+
+const struct store_ops store_gs_ops = {
+  .scheme = "gs",
+  .usage = "gs://BUCKET/PREFIX",
+  .open = gs_open,
+  .put = s3_put,
+  .put_hashed = s3_put_hashed,
+  .get = s3_get,
+  .head = s3_head,
+  .list = s3_list,
+  .del = s3_del,
+  .flush = NULL,
+  .writer_open = s3_writer_open,
+  .writer_write = s3_writer_write,
+  .writer_zero = s3_writer_zero,
+  .writer_commit = s3_writer_commit,
+  .writer_abort = s3_writer_abort,
+  .presign = s3_presign,
+  .close = s3_close,
+};

@@ -1,0 +1,335 @@
+/* httpd.c - request bodies, routing and replies for libmicrohttpd. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <strings.h>
+
+#include "api.h"
+#include "auth.h"
+#include "db.h"
+#include "util/log.h"
+
+static const struct route routes[] = {
+  { "POST", "/v1/agents/enroll", SCOPE_ENROLL, api_enroll },
+  { "POST", "/v1/agent/discovery", SCOPE_AGENT, api_agent_discovery },
+  { "GET", "/v1/agent/tasks", SCOPE_AGENT, api_agent_task_poll },
+  { "POST", "/v1/agent/tasks/{id}/progress", SCOPE_AGENT,
+    api_agent_task_progress },
+  { "POST", "/v1/agent/tasks/{id}/result", SCOPE_AGENT,
+    api_agent_task_result },
+  { "GET", "/v1/hosts", SCOPE_OPERATOR, api_hosts_list },
+  { "GET", "/v1/hosts/{id}", SCOPE_OPERATOR, api_host_get },
+  { "GET", "/v1/blueprints", SCOPE_OPERATOR, api_blueprints_list },
+  { "POST", "/v1/blueprints", SCOPE_OPERATOR, api_blueprint_put },
+  { "POST", "/v1/blueprints/validate", SCOPE_OPERATOR,
+    api_blueprint_validate },
+  { "GET", "/v1/blueprints/{id}", SCOPE_OPERATOR, api_blueprint_get },
+  { "GET", "/v1/migrations", SCOPE_OPERATOR, api_migrations_list },
+  { "POST", "/v1/migrations", SCOPE_OPERATOR, api_migration_create },
+  { "GET", "/v1/migrations/{id}", SCOPE_OPERATOR, api_migration_get },
+  { "POST", "/v1/migrations/{id}/cancel", SCOPE_OPERATOR,
+    api_migration_cancel },
+  { "POST", "/v1/migrations/{id}/retry", SCOPE_OPERATOR,
+    api_migration_retry },
+  { "POST", "/v1/migrations/{id}/cutover", SCOPE_OPERATOR,
+    api_migration_cutover },
+  { "GET", "/v1/events", SCOPE_OPERATOR, api_events_list },
+};
+
+static const char *const scope_names[] = {
+  [SCOPE_NONE] = "no", [SCOPE_ENROLL] = "the enrollment",
+  [SCOPE_AGENT] = "an agent", [SCOPE_OPERATOR] = "the operator",
+};
+
+/* Which token the request carries: 0 with r->scope set (SCOPE_NONE when
+ * there is none), -1 when a token was presented that nobody issued. */
+static int authenticate(struct request *r)
+{
+  const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                              "Authorization");
+  char hex[DIGEST_HEX_LEN + 1];
+  sqlite3_stmt *st;
+  const char *tok;
+
+  r->scope = SCOPE_NONE;
+  if (h == NULL)
+    return 0;
+  if (strncasecmp(h, "Bearer ", 7) != 0)
+    return -1;
+  tok = h + 7;
+  if (auth_matches(tok, r->srv->operator_hash)) {
+    r->scope = SCOPE_OPERATOR;
+    return 0;
+  }
+  if (auth_matches(tok, r->srv->enroll_hash)) {
+    r->scope = SCOPE_ENROLL;
+    return 0;
+  }
+  /* agent tokens are looked up by hash: the database never holds them */
+  auth_hash_hex(tok, hex);
+  st = db_prepare(r->srv->db, "SELECT id, coalesce(host_id, 0) FROM agents "
+                  "WHERE token_hash = ?1", "t", hex);
+  if (st == NULL)
+    return -1;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    r->scope = SCOPE_AGENT;
+    r->agent_id = sqlite3_column_int64(st, 0);
+    r->agent_host_id = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+  return r->scope == SCOPE_AGENT ? 0 : -1;
+}
+
+/* Per-connection state while a body arrives. */
+struct pending {
+  char *body;
+  size_t len, cap;
+  int too_big;
+};
+
+enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body)
+{
+  struct MHD_Response *resp;
+  enum MHD_Result ret;
+  char *text;
+
+  text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(body);
+  if (text == NULL) {
+    text = strdup("{\"error\": {\"status\": 500, \"message\": \"out of "
+                  "memory\"}}");
+    status = 500;
+    if (text == NULL)
+      return MHD_NO;
+  }
+  resp = MHD_create_response_from_buffer(strlen(text), text,
+                                         MHD_RESPMEM_MUST_FREE);
+  if (resp == NULL) {
+    free(text);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, "Content-Type", "application/json");
+  MHD_add_response_header(resp, "Cache-Control", "no-store");
+  ret = MHD_queue_response(r->conn, status, resp);
+  MHD_destroy_response(resp);
+  log_debug("%s %s -> %u", r->method, r->path, status);
+  return ret;
+}
+
+enum MHD_Result reply_error(struct request *r, unsigned status,
+                            const char *field, const char *fmt, ...)
+{
+  char msg[512];
+  json_t *err;
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  err = json_pack("{s:{s:i, s:s}}", "error", "status", (int)status,
+                  "message", msg);
+  if (err && field)
+    json_object_set_new(json_object_get(err, "error"), "field",
+                        json_string(field));
+  if (status >= 500)
+    log_warn("%s %s: %u %s", r->method, r->path, status, msg);
+  return reply_json(r, status, err);
+}
+
+enum MHD_Result reply_empty(struct request *r, unsigned status)
+{
+  struct MHD_Response *resp;
+  enum MHD_Result ret;
+
+  resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL)
+    return MHD_NO;
+  ret = MHD_queue_response(r->conn, status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+const char *request_arg(struct request *r, const char *name)
+{
+  return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void server_wake(struct server *srv)
+{
+  pthread_mutex_lock(&srv->lock);
+  srv->wake_seq++;
+  pthread_cond_broadcast(&srv->wake);
+  pthread_mutex_unlock(&srv->lock);
+}
+
+json_t *request_json(struct request *r, enum MHD_Result *result)
+{
+  json_error_t jerr;
+  json_t *j;
+
+  if (r->body_len == 0) {
+    *result = reply_error(r, 400, NULL, "the request needs a JSON body");
+    return NULL;
+  }
+  j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  if (j == NULL) {
+    *result = reply_error(r, 400, NULL, "malformed JSON at line %d, column "
+                          "%d: %s", jerr.line, jerr.column, jerr.text);
+    return NULL;
+  }
+  if (!json_is_object(j)) {
+    json_decref(j);
+    *result = reply_error(r, 400, NULL, "the body must be a JSON object");
+    return NULL;
+  }
+  return j;
+}
+
+long long request_id(struct request *r, int i)
+{
+  const char *s = r->params[i];
+  long long v;
+  char *end;
+
+  if (s == NULL || *s < '1' || *s > '9')
+    return 0;
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  return errno || *end ? 0 : v;
+}
+
+/* Match path against pattern, capturing {x} segments into r->params.
+ * Captured strings point into a copy owned by buf. */
+static int route_match(const char *pattern, const char *path,
+                       struct request *r, char *buf, size_t size)
+{
+  const char *p = pattern, *q = path;
+  char *b = buf;
+  int np = 0;
+
+  while (*p && *q) {
+    if (*p == '{') {
+      size_t n = strcspn(q, "/");
+
+      if (n == 0 || np == API_MAX_PARAMS || (size_t)(b - buf) + n + 1 > size)
+        return 0;
+      memcpy(b, q, n);
+      b[n] = '\0';
+      r->params[np++] = b;
+      b += n + 1;
+      q += n;
+      p = strchr(p, '}');
+      if (p == NULL)
+        return 0;
+      p++;
+    } else if (*p++ != *q++) {
+      return 0;
+    }
+  }
+  return *p == '\0' && *q == '\0';
+}
+
+static enum MHD_Result dispatch(struct request *r)
+{
+  char buf[512];
+  size_t i;
+  int path_known = 0, authed = 0;
+
+  for (i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    memset(r->params, 0, sizeof r->params);
+    if (!route_match(routes[i].pattern, r->path, r, buf, sizeof buf))
+      continue;
+    path_known = 1;
+    if (strcmp(routes[i].method, r->method) != 0)
+      continue;
+    if (!authed && routes[i].scope != SCOPE_NONE) {
+      if (authenticate(r) == -1)
+        return reply_error(r, 401, NULL, "the bearer token is not valid "
+                           "here: check the token file you use");
+      authed = 1;
+    }
+    if (routes[i].scope != SCOPE_NONE && r->scope == SCOPE_NONE)
+      return reply_error(r, 401, NULL, "%s %s needs %s token in an "
+                         "'Authorization: Bearer' header", r->method,
+                         r->path, scope_names[routes[i].scope]);
+    if (routes[i].scope != SCOPE_NONE && r->scope != routes[i].scope)
+      return reply_error(r, 403, NULL, "%s %s needs %s token, not %s token",
+                         r->method, r->path, scope_names[routes[i].scope],
+                         scope_names[r->scope]);
+    return routes[i].handler(r);
+  }
+  if (path_known)
+    return reply_error(r, 405, NULL, "%s is not allowed on %s", r->method,
+                       r->path);
+  return reply_error(r, 404, NULL, "no such endpoint: %s %s", r->method,
+                     r->path);
+}
+
+enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn,
+                           const char *url, const char *method,
+                           const char *version, const char *upload_data,
+                           size_t *upload_data_size, void **con_cls)
+{
+  struct pending *pd = *con_cls;
+  struct request r = {
+    .srv = cls, .conn = conn, .method = method, .path = url,
+  };
+
+  (void)version;
+  if (pd == NULL) {
+    pd = calloc(1, sizeof *pd);
+    if (pd == NULL)
+      return MHD_NO;
+    *con_cls = pd;
+    return MHD_YES;
+  }
+  if (*upload_data_size > 0) {
+    size_t n = *upload_data_size;
+
+    *upload_data_size = 0;
+    if (pd->too_big || n > API_BODY_MAX - pd->len) {
+      pd->too_big = 1;              /* drain the rest, then answer 413 */
+      return MHD_YES;
+    }
+    if (pd->len + n + 1 > pd->cap) {
+      size_t cap = pd->cap ? pd->cap : 4096;
+      char *p;
+
+      while (cap < pd->len + n + 1)
+        cap *= 2;
+      p = realloc(pd->body, cap);
+      if (p == NULL)
+        return MHD_NO;
+      pd->body = p;
+      pd->cap = cap;
+    }
+    memcpy(pd->body + pd->len, upload_data, n);
+    pd->len += n;
+    pd->body[pd->len] = '\0';
+    return MHD_YES;
+  }
+  if (pd->too_big)
+    return reply_error(&r, 413, NULL, "request body larger than %u bytes",
+                       API_BODY_MAX);
+  r.body = pd->body;
+  r.body_len = pd->len;
+  return dispatch(&r);
+}
+
+void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                   enum MHD_RequestTerminationCode toe)
+{
+  struct pending *pd = *con_cls;
+
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  if (pd) {
+    free(pd->body);
+    free(pd);
+    *con_cls = NULL;
+  }
+}
