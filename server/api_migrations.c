@@ -9,7 +9,7 @@
 #include "db.h"
 #include "util/error.h"
 #include "events.h"
-#include "providers.h"
+#include "targets/target.h"
 
 static const char *format_ext(const char *format)
 {

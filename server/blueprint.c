@@ -11,7 +11,7 @@
 
 #include "db.h"
 #include "util/error.h"
-#include "providers.h"
+#include "targets/target.h"
 #include "yaml.h"
 
 json_t *blueprint_parse(const char *text, size_t len, json_t **lines)
@@ -300,7 +300,7 @@ static int validate_networks(json_t *bp, json_t *lines, json_t *findings,
 }
 
 static int validate_host(json_t *bp, json_t *h, size_t i,
-                         const struct provider *prov,
+                         const struct target_ops *prov,
                          const struct subnet *subs, size_t nsubs,
                          uint32_t *ips, size_t *nips, json_t *lines,
                          json_t *findings)
@@ -329,7 +329,7 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
   ip = str_field(h, "ip", path, 0, lines, findings, &errors);
   format = str_field(h, "format", path, 0, lines, findings, &errors);
   (void)name;
-  if (prov && prov->needs_machine_type && mt == NULL &&
+  if (prov && prov->rules.needs_machine_type && mt == NULL &&
       json_object_get(h, "machine_type") == NULL) {
     snprintf(p, sizeof p, "%s.machine_type", path);
     finding_add(findings, lines, "error", p, "provider %s needs a "
@@ -337,9 +337,9 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
                 prov->name);
     errors++;
   }
-  if (format && prov && !provider_has_format(prov, format)) {
+  if (format && prov && !target_has_format(prov, format)) {
     snprintf(p, sizeof p, "%s.format", path);
-    provider_formats(prov, fmts, sizeof fmts);
+    target_formats(prov, fmts, sizeof fmts);
     finding_add(findings, lines, "error", p, "provider %s cannot import "
                 "format '%s': use %s", prov->name, format, fmts);
     errors++;
@@ -464,7 +464,7 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
                                          "gs://" };
   static struct subnet subs[MAX_SUBNETS];
   static uint32_t ips[1024];
-  const struct provider *prov = NULL;
+  const struct target_ops *prov = NULL;
   const char *name, *provider, *store;
   json_t *hosts, *h;
   size_t nsubs = 0, nips = 0, i, k;
@@ -488,12 +488,12 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
     }
   }
   provider = str_field(bp, "provider", "", 1, lines, findings, &errors);
-  if (provider && (prov = provider_lookup(provider)) == NULL) {
+  if (provider && (prov = target_lookup(provider)) == NULL) {
     finding_add(findings, lines, "error", "provider", "unknown provider "
-                "'%s': use one of %s", provider, provider_names());
+                "'%s': use one of %s", provider, target_names());
     errors++;
   }
-  if (prov && prov->needs_region &&
+  if (prov && prov->rules.needs_region &&
       str_field(bp, "region", "", 0, lines, findings, &errors) == NULL &&
       json_object_get(bp, "region") == NULL) {
     finding_add(findings, lines, "error", "region", "provider %s needs a "
@@ -600,12 +600,12 @@ json_t *blueprint_host(json_t *bp, const char *hostname)
 const char *blueprint_format(json_t *bp, json_t *host)
 {
   const char *f = json_string_value(json_object_get(host, "format"));
-  const struct provider *p;
+  const struct target_ops *p;
 
   if (f)
     return f;
-  p = provider_lookup(json_string_value(json_object_get(bp, "provider")));
-  return p ? p->formats[0] : "raw";
+  p = target_lookup(json_string_value(json_object_get(bp, "provider")));
+  return p ? p->rules.formats[0] : "raw";
 }
 
 long long blueprint_sync_interval(json_t *bp)

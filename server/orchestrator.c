@@ -524,7 +524,7 @@ static void *worker_main(void *arg)
     if (strcmp(kind, "convert") == 0)
       result = run_convert(srv, id, json_object_get(task, "spec"));
     else if (strcmp(kind, "create") == 0)
-      result = target_create(json_object_get(task, "spec"));
+      result = target_create(NULL, json_object_get(task, "spec"));
     else
       ferry_error("unknown task kind '%s'", kind);
     db_lock();

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "providers.h"
+#include "targets/target.h"
 
 #define TiB (UINT64_C(1) << 40)
 #define MiB (UINT64_C(1) << 20)
@@ -70,7 +70,7 @@ static const char *boot_disk(json_t *plan, json_t *inv)
   return str(json_array_get(pd, 0), "name");
 }
 
-static int check_disks(const struct provider *p, json_t *plan, json_t *inv,
+static int check_disks(const struct target_ops *p, json_t *plan, json_t *inv,
                        const char *boot, json_t *f)
 {
   json_t *disks = json_object_get(plan, "disks"), *d;
@@ -82,8 +82,8 @@ static int check_disks(const struct provider *p, json_t *plan, json_t *inv,
     json_t *disk = inv_disk(inv, name ? name : "");
     json_t *size = disk ? json_object_get(disk, "size") : NULL;
     int is_boot = boot && name && strcmp(boot, name) == 0;
-    uint64_t limit = is_boot && p->max_boot_disk ? p->max_boot_disk
-                                                 : p->max_disk;
+    uint64_t limit = is_boot && p->rules.max_boot_disk ? p->rules.max_boot_disk
+                                                 : p->rules.max_disk;
     uint64_t bytes;
 
     if (!json_is_integer(size)) {
@@ -109,7 +109,7 @@ static int check_disks(const struct provider *p, json_t *plan, json_t *inv,
   return errors;
 }
 
-static int check_boot(const struct provider *p, json_t *inv,
+static int check_boot(const struct target_ops *p, json_t *inv,
                       const char *boot, json_t *f)
 {
   const char *mode = str(json_object_get(inv, "boot"), "mode");
@@ -120,12 +120,12 @@ static int check_boot(const struct provider *p, json_t *inv,
   if (mode == NULL)
     add(f, "warning", "boot-mode", "the boot mode (UEFI or BIOS) is "
         "unknown: cannot check that %s can boot it", p->name);
-  else if (strcmp(mode, "uefi") == 0 && !p->uefi_ok)
+  else if (strcmp(mode, "uefi") == 0 && !p->rules.uefi_ok)
     errors += add(f, "error", "boot-mode", "the host boots UEFI and %s "
                   "(Gen1 VHD) boots BIOS only: convert the boot disk to "
                   "BIOS boot (MBR and grub-pc) or choose another target",
                   p->name);
-  else if (strcmp(mode, "bios") == 0 && !p->bios_ok)
+  else if (strcmp(mode, "bios") == 0 && !p->rules.bios_ok)
     errors += add(f, "error", "boot-mode", "the host boots BIOS and %s "
                   "boots UEFI only", p->name);
   if (table == NULL) {
@@ -133,7 +133,7 @@ static int check_boot(const struct provider *p, json_t *inv,
         "disk %s is unknown: cannot check that %s can boot it",
         boot ? boot : "?", p->name);
   } else if (strcmp(table, "gpt") == 0 && mode &&
-             strcmp(mode, "bios") == 0 && !p->gpt_bios_ok) {
+             strcmp(mode, "bios") == 0 && !p->rules.gpt_bios_ok) {
     errors += add(f, "error", "partition-table", "boot disk %s has a GPT "
                   "partition table and boots BIOS: %s boots a GPT boot "
                   "disk only in UEFI mode; convert it to MBR (gdisk, "
@@ -180,7 +180,7 @@ static int group_ok(json_t *drivers, const char *group, int in_initramfs)
   return unknown ? -1 : 0;
 }
 
-static int check_drivers(const struct provider *p, json_t *inv, json_t *f)
+static int check_drivers(const struct target_ops *p, json_t *inv, json_t *f)
 {
   json_t *k = boot_kernel(inv), *drivers = json_object_get(k, "drivers");
   const char *rel = str(k, "release");
@@ -192,46 +192,46 @@ static int check_drivers(const struct provider *p, json_t *inv, json_t *f)
         "cannot check the drivers %s needs", p->name);
     return 0;
   }
-  for (i = 0; p->storage_drivers && p->storage_drivers[i]; i++) {
-    int r = group_ok(drivers, p->storage_drivers[i], 1);
+  for (i = 0; p->rules.storage_drivers && p->rules.storage_drivers[i]; i++) {
+    int r = group_ok(drivers, p->rules.storage_drivers[i], 1);
 
     if (r == 0)
       errors += add(f, "error", "drivers", "kernel %s has no %s in its "
                     "initramfs: the disk would not be found at boot on %s; "
-                    "%s", rel ? rel : "?", p->storage_drivers[i], p->name,
-                    p->driver_hint);
+                    "%s", rel ? rel : "?", p->rules.storage_drivers[i], p->name,
+                    p->rules.driver_hint);
     else if (r < 0)
       add(f, "warning", "drivers", "cannot tell whether %s is in the "
-          "initramfs of kernel %s", p->storage_drivers[i], rel ? rel : "?");
+          "initramfs of kernel %s", p->rules.storage_drivers[i], rel ? rel : "?");
   }
-  for (i = 0; p->net_drivers && p->net_drivers[i]; i++) {
-    int r = group_ok(drivers, p->net_drivers[i], 0);
+  for (i = 0; p->rules.net_drivers && p->rules.net_drivers[i]; i++) {
+    int r = group_ok(drivers, p->rules.net_drivers[i], 0);
 
     if (r == 0)
       errors += add(f, "error", "drivers", "kernel %s has no %s driver: "
                     "the instance would have no network on %s; %s",
-                    rel ? rel : "?", p->net_drivers[i], p->name,
-                    p->driver_hint);
+                    rel ? rel : "?", p->rules.net_drivers[i], p->name,
+                    p->rules.driver_hint);
     else if (r < 0)
       add(f, "warning", "drivers", "cannot tell whether kernel %s has %s",
-          rel ? rel : "?", p->net_drivers[i]);
+          rel ? rel : "?", p->rules.net_drivers[i]);
   }
   return errors;
 }
 
-static void check_agent(const struct provider *p, json_t *inv, json_t *f)
+static void check_agent(const struct target_ops *p, json_t *inv, json_t *f)
 {
   json_t *a;
 
-  if (p->guest_agent == NULL)
+  if (p->rules.guest_agent == NULL)
     return;
-  a = json_object_get(json_object_get(inv, "guest_agents"), p->guest_agent);
+  a = json_object_get(json_object_get(inv, "guest_agents"), p->rules.guest_agent);
   if (a == NULL || json_is_null(json_object_get(a, "installed")))
     add(f, "warning", "guest-agent", "cannot tell whether %s is installed",
-        p->guest_agent);
+        p->rules.guest_agent);
   else if (!json_is_true(json_object_get(a, "installed")))
     add(f, "warning", "guest-agent", "%s is not installed: %s",
-        p->guest_agent, p->guest_agent_hint);
+        p->rules.guest_agent, p->rules.guest_agent_hint);
 }
 
 /* Free space on the root filesystem: guest preparation (drivers, agents,
@@ -269,7 +269,7 @@ static int check_space(json_t *inv, json_t *f)
 
 int preflight_run(json_t *plan, json_t *inv, json_t *findings)
 {
-  const struct provider *p = provider_lookup(str(plan, "provider"));
+  const struct target_ops *p = target_lookup(str(plan, "provider"));
   const char *arch, *boot;
   int errors = 0;
 

@@ -1,5 +1,5 @@
 /* preflight.h - will this host boot and run on its target?  Checks a
- * host's inventory against the provider's rules (providers.c). */
+ * host's inventory against the target's rules (targets/NAME.c). */
 #ifndef FERRY_PREFLIGHT_H
 #define FERRY_PREFLIGHT_H
 

@@ -199,22 +199,62 @@ static void console_tail(const char *log, char *out, size_t size)
   }
 }
 
-/* Is marker in the file yet? */
-static int log_has(const char *log, const char *marker)
+/* Watches a growing console log for the boot marker.  Each look reads
+ * only what was appended since the last one, keeping the marker's length
+ * less one byte of the previous read so a marker split across two reads is
+ * still found; the log may grow without bound before the marker. */
+struct console_watch {
+  const char *log, *marker;
+  size_t mlen;
+  off_t off;                    /* bytes of the log already searched */
+  size_t keep;                  /* bytes carried over at the front of buf */
+  char *buf;                    /* mlen - 1 + CONSOLE_STEP */
+};
+
+#define CONSOLE_STEP (64u << 10)
+
+static int console_watch_init(struct console_watch *w, const char *log,
+                              const char *marker)
 {
-  static char buf[1 << 20];
-  ssize_t n;
-  int fd = open(log, O_RDONLY | O_CLOEXEC);
+  *w = (struct console_watch){ .log = log, .marker = marker,
+                               .mlen = strlen(marker) };
+  if (w->mlen == 0) {
+    ferry_error("the boot marker is empty");
+    return -1;
+  }
+  w->buf = malloc(w->mlen + CONSOLE_STEP);
+  if (w->buf == NULL) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* 1 once the marker was seen, 0 not yet (or the log is not there yet). */
+static int console_watch_seen(struct console_watch *w)
+{
+  int fd = open(w->log, O_RDONLY | O_CLOEXEC), found = 0;
 
   if (fd == -1)
     return 0;
-  n = read(fd, buf, sizeof buf - 1);
+  for (;;) {
+    ssize_t n = pread(fd, w->buf + w->keep, CONSOLE_STEP, w->off);
+    size_t have;
+
+    if (n <= 0)
+      break;
+    w->off += n;
+    have = w->keep + (size_t)n;
+    /* consoles print NULs and escapes: search bytes, not strings */
+    if (memmem(w->buf, have, w->marker, w->mlen) != NULL) {
+      found = 1;
+      break;
+    }
+    w->keep = have < w->mlen - 1 ? have : w->mlen - 1;
+    memmove(w->buf, w->buf + have - w->keep, w->keep);
+  }
   close(fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = '\0';
-  /* consoles print NULs and escapes: search across them */
-  return memmem(buf, (size_t)n, marker, strlen(marker)) != NULL;
+  return found;
 }
 
 static json_t *boot_check(json_t *plan, json_t *host)
@@ -226,7 +266,8 @@ static json_t *boot_check(json_t *plan, json_t *host)
   json_t *disks = json_object_get(plan, "disks"), *d, *res = NULL;
   long timeout = BOOT_TIMEOUT_DEFAULT;
   char dir[] = "/var/tmp/ferry-boot-XXXXXX", log[64], tail[700];
-  char *argv[64], drives[8][512], devs[8][96], mach[64];
+  char *argv[64], drives[8][512], devs[8][96], mach[64], serial[96];
+  struct console_watch watch = { .buf = NULL };
   struct timespec t0, t1;
   int argc = 0, status = 0, booted = 0;
   size_t i;
@@ -244,6 +285,8 @@ static json_t *boot_check(json_t *plan, json_t *host)
     return NULL;
   }
   snprintf(log, sizeof log, "%s/console.log", dir);
+  if (console_watch_init(&watch, log, marker) == -1)
+    goto out;
   snprintf(mach, sizeof mach, "pc,accel=%s", accel);
   argv[argc++] = "qemu-system-x86_64";
   argv[argc++] = "-machine";
@@ -262,12 +305,8 @@ static json_t *boot_check(json_t *plan, json_t *host)
   argv[argc++] = "none";
   argv[argc++] = "-no-reboot";
   argv[argc++] = "-serial";
-  {
-    static char serial[96];
-
-    snprintf(serial, sizeof serial, "file:%s", log);
-    argv[argc++] = serial;
-  }
+  snprintf(serial, sizeof serial, "file:%s", log);
+  argv[argc++] = serial;
   json_array_foreach(disks, i, d) {
     const char *out = json_string_value(json_object_get(d, "output"));
     char path[300], local[300];
@@ -323,7 +362,7 @@ static json_t *boot_check(json_t *plan, json_t *host)
     double secs;
     pid_t w = waitpid(pid, &status, WNOHANG);
 
-    if (log_has(log, marker)) {
+    if (console_watch_seen(&watch)) {
       booted = 1;
       break;
     }
@@ -365,16 +404,18 @@ static json_t *boot_check(json_t *plan, json_t *host)
   log_info("boot check: '%s' seen after %.1f s", marker,
            json_real_value(json_object_get(res, "seconds")));
 out:
+  free(watch.buf);
   nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
   return res;
 }
 
-static json_t *local_create(json_t *plan)
+static json_t *local_create(struct task_ctx *t, json_t *plan)
 {
   json_t *disks = json_object_get(plan, "disks"), *d, *outs = json_array();
   json_t *host = json_object_get(plan, "host"), *boot = NULL;
   size_t i;
 
+  (void)t;
   json_array_foreach(disks, i, d) {
     const char *out = json_string_value(json_object_get(d, "output"));
     const char *key;
@@ -404,7 +445,20 @@ fail:
   return NULL;
 }
 
+static const char *const formats[] = { "raw", "qcow2", "vhd", "vhd-dynamic",
+                                       "vmdk", "gce", NULL };
+static const char *const storage[] = { "virtio_blk|virtio_scsi", NULL };
+static const char *const net[] = { "virtio_net", NULL };
+
 const struct target_ops target_local = {
   .name = "local",
+  .rules = {
+    .formats = formats, .bios_ok = 1, .uefi_ok = 1, .gpt_bios_ok = 1,
+    .storage_drivers = storage, .net_drivers = net,
+    .driver_hint = "install the virtio drivers and rebuild the initramfs "
+                   "(dracut --add-drivers virtio_blk, or add virtio_blk to "
+                   "/etc/initramfs-tools/modules and run update-initramfs "
+                   "-u)",
+  },
   .create = local_create,
 };

@@ -1,24 +1,64 @@
-/* target.c - provider name -> target driver. */
+/* target.c - provider name -> target (rules and driver). */
 #include "target.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "util/error.h"
 
-extern const struct target_ops target_local;
+extern const struct target_ops target_local, target_aws, target_azure,
+  target_gcp, target_openstack;
 
 static const struct target_ops *const targets[] = {
-  &target_local,
+  &target_local, &target_aws, &target_azure, &target_gcp, &target_openstack,
 };
 
-json_t *target_create(json_t *plan)
+#define N_TARGETS (sizeof targets / sizeof targets[0])
+
+const struct target_ops *target_lookup(const char *name)
 {
-  const char *p = json_string_value(json_object_get(plan, "provider"));
   size_t i;
 
-  for (i = 0; p && i < sizeof targets / sizeof targets[0]; i++)
-    if (strcmp(targets[i]->name, p) == 0)
-      return targets[i]->create(plan);
+  for (i = 0; name && i < N_TARGETS; i++)
+    if (strcmp(targets[i]->name, name) == 0)
+      return targets[i];
+  return NULL;
+}
+
+const char *target_names(void)
+{
+  static const char names[] = "local, aws, azure, gcp, openstack";
+
+  return names;
+}
+
+int target_has_format(const struct target_ops *t, const char *format)
+{
+  size_t i;
+
+  for (i = 0; format && t->rules.formats[i]; i++)
+    if (strcmp(t->rules.formats[i], format) == 0)
+      return 1;
+  return 0;
+}
+
+void target_formats(const struct target_ops *t, char *buf, size_t size)
+{
+  size_t i, n = 0;
+
+  buf[0] = '\0';
+  for (i = 0; t->rules.formats[i] && n < size; i++)
+    n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "",
+                          t->rules.formats[i]);
+}
+
+json_t *target_create(struct task_ctx *t, json_t *plan)
+{
+  const char *p = json_string_value(json_object_get(plan, "provider"));
+  const struct target_ops *ops = target_lookup(p);
+
+  if (ops && ops->create)
+    return ops->create(t, plan);
   ferry_error("no target driver for provider '%s' in this ferry: the "
               "converted disks are ready in the store for a manual import",
               p ? p : "(none)");
