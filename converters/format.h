@@ -100,6 +100,27 @@ struct format_ops {
   void (*reader_close)(struct format_reader *r);   /* NULL ok */
 };
 
+/* For formats whose output holds the disk's bytes in place (raw, fixed
+ * VHD): a writer and a reader of the bare base state (freed by
+ * format_free_writer and format_free_reader), NULL with an error; zeros
+ * written as a run of zeros; read() at the same offset in the output; no
+ * end checks. */
+struct format_writer *format_writer_new(const struct format_ops *ops,
+                                        struct output *out,
+                                        const struct image_manifest *m,
+                                        const uint8_t *map,
+                                        const struct format_opts *opts);
+int format_zero_in_place(struct format_writer *w, uint64_t offset,
+                         uint64_t len);
+struct format_reader *format_reader_new(const struct format_ops *ops,
+                                        struct instream *in,
+                                        const struct image_manifest *m,
+                                        uint64_t virtual_size);
+int format_read_in_place(struct format_reader *r, void *buf, size_t len);
+int format_reader_end_none(struct format_reader *r);
+void format_free_reader(struct format_reader *r);
+void format_free_writer(struct format_writer *w);
+
 /* The format table (format.c); NULL with an error naming the choices. */
 const struct format_ops *format_lookup(const char *name);
 void format_list(void);

@@ -31,15 +31,7 @@ static struct format_writer *raw_open(struct output *out,
                                       const uint8_t *map,
                                       const struct format_opts *opts)
 {
-  struct format_writer *w = calloc(1, sizeof *w);
-
-  if (w == NULL) {
-    ferry_error("out of memory");
-    return NULL;
-  }
-  *w = (struct format_writer){ .ops = &format_raw, .out = out, .m = m,
-                               .map = map, .opts = *opts };
-  return w;
+  return format_writer_new(&format_raw, out, m, map, opts);
 }
 
 static int raw_data(struct format_writer *w, uint64_t offset, const void *buf,
@@ -49,27 +41,15 @@ static int raw_data(struct format_writer *w, uint64_t offset, const void *buf,
   return output_write_sparse(w->out, buf, len, digest, SPARSE_GRANULE);
 }
 
-static int raw_zero(struct format_writer *w, uint64_t offset, uint64_t len)
-{
-  (void)offset;
-  return output_zero(w->out, len);
-}
-
 static int raw_finish(struct format_writer *w)
 {
   (void)w;
   return 0;
 }
 
-static void raw_close(struct format_writer *w)
-{
-  free(w);
-}
-
 static struct format_reader *raw_reader_open(struct instream *in,
                                              const struct image_manifest *m)
 {
-  struct format_reader *r;
 
   if (instream_size(in) != m->disk_size) {
     ferry_error("%s is %" PRIu64 " bytes, the disk is %" PRIu64 ": it is "
@@ -77,35 +57,7 @@ static struct format_reader *raw_reader_open(struct instream *in,
                 "disk)", instream_name(in), instream_size(in), m->disk_size);
     return NULL;
   }
-  r = calloc(1, sizeof *r);
-  if (r == NULL) {
-    ferry_error("out of memory");
-    return NULL;
-  }
-  r->ops = &format_raw;
-  r->in = in;
-  r->m = m;
-  r->virtual_size = m->disk_size;
-  return r;
-}
-
-static int raw_read(struct format_reader *r, void *buf, size_t len)
-{
-  if (instream_pread(r->in, r->pos, buf, len) == -1)
-    return -1;
-  r->pos += len;
-  return 1;
-}
-
-static int raw_reader_end(struct format_reader *r)
-{
-  (void)r;
-  return 0;
-}
-
-static void raw_reader_close(struct format_reader *r)
-{
-  free(r);
+  return format_reader_new(&format_raw, in, m, m->disk_size);
 }
 
 const struct format_ops format_raw = {
@@ -116,11 +68,11 @@ const struct format_ops format_raw = {
   .output_size = raw_output_size,
   .open = raw_open,
   .data = raw_data,
-  .zero = raw_zero,
+  .zero = format_zero_in_place,
   .finish = raw_finish,
-  .close = raw_close,
+  .close = format_free_writer,
   .reader_open = raw_reader_open,
-  .read = raw_read,
-  .reader_end = raw_reader_end,
-  .reader_close = raw_reader_close,
+  .read = format_read_in_place,
+  .reader_end = format_reader_end_none,
+  .reader_close = format_free_reader,
 };

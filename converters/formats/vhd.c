@@ -231,15 +231,7 @@ static struct format_writer *fixed_open(struct output *out,
                                         const uint8_t *map,
                                         const struct format_opts *opts)
 {
-  struct format_writer *w = calloc(1, sizeof *w);
-
-  if (w == NULL) {
-    ferry_error("out of memory");
-    return NULL;
-  }
-  *w = (struct format_writer){ .ops = &format_vhd, .out = out, .m = m,
-                               .map = map, .opts = *opts };
-  return w;
+  return format_writer_new(&format_vhd, out, m, map, opts);
 }
 
 static int fixed_data(struct format_writer *w, uint64_t offset,
@@ -249,12 +241,6 @@ static int fixed_data(struct format_writer *w, uint64_t offset,
   (void)offset;
   /* zero pages inside data chunks are not sent either (page blob) */
   return output_write_sparse(w->out, buf, len, digest, 64u << 10);
-}
-
-static int fixed_zero(struct format_writer *w, uint64_t offset, uint64_t len)
-{
-  (void)offset;
-  return output_zero(w->out, len);
 }
 
 static int fixed_finish(struct format_writer *w)
@@ -268,16 +254,10 @@ static int fixed_finish(struct format_writer *w)
   return output_write(w->out, &f, sizeof f);
 }
 
-static void writer_close(struct format_writer *w)
-{
-  free(w);
-}
-
 static struct format_reader *fixed_reader_open(struct instream *in,
                                                const struct image_manifest *m)
 {
   uint64_t len = instream_size(in), size;
-  struct format_reader *r;
   struct vhd_footer f;
 
   if (len < sizeof f) {
@@ -294,35 +274,7 @@ static struct format_reader *fixed_reader_open(struct instream *in,
                 "damaged", instream_name(in), size, len - sizeof f);
     return NULL;
   }
-  r = calloc(1, sizeof *r);
-  if (r == NULL) {
-    ferry_error("out of memory");
-    return NULL;
-  }
-  r->ops = &format_vhd;
-  r->in = in;
-  r->m = m;
-  r->virtual_size = size;
-  return r;
-}
-
-static int fixed_read(struct format_reader *r, void *buf, size_t len)
-{
-  if (instream_pread(r->in, r->pos, buf, len) == -1)
-    return -1;
-  r->pos += len;
-  return 1;
-}
-
-static int reader_end_nothing(struct format_reader *r)
-{
-  (void)r;
-  return 0;
-}
-
-static void reader_free(struct format_reader *r)
-{
-  free(r);
+  return format_reader_new(&format_vhd, in, m, size);
 }
 
 const struct format_ops format_vhd = {
@@ -334,13 +286,13 @@ const struct format_ops format_vhd = {
   .output_size = fixed_output_size,
   .open = fixed_open,
   .data = fixed_data,
-  .zero = fixed_zero,
+  .zero = format_zero_in_place,
   .finish = fixed_finish,
-  .close = writer_close,
+  .close = format_free_writer,
   .reader_open = fixed_reader_open,
-  .read = fixed_read,
-  .reader_end = reader_end_nothing,
-  .reader_close = reader_free,
+  .read = format_read_in_place,
+  .reader_end = format_reader_end_none,
+  .reader_close = format_free_reader,
 };
 
 /* ---- dynamic -------------------------------------------------------- */
@@ -684,9 +636,9 @@ const struct format_ops format_vhd_dynamic = {
   .data = dyn_data,
   .zero = dyn_zero,
   .finish = dyn_finish,
-  .close = writer_close,
+  .close = format_free_writer,
   .reader_open = dyn_reader_open,
   .read = dyn_read,
-  .reader_end = reader_end_nothing,
-  .reader_close = reader_free,
+  .reader_end = format_reader_end_none,
+  .reader_close = format_free_reader,
 };
