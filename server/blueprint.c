@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "util/cleanup.h"
 #include "util/error.h"
 #include "targets/target.h"
 #include "yaml.h"
@@ -153,6 +154,46 @@ struct subnet {
 };
 
 #define MAX_SUBNETS 256
+
+/* The static IPs given so far, to find one given twice: an open-addressing
+ * set sized for every host of the blueprint, so any number of hosts is
+ * checked in linear time.  0.0.0.0 is never a host's address, so 0 marks
+ * an empty slot. */
+struct ip_set {
+  uint32_t *slot;
+  size_t mask;
+};
+
+static int ip_set_init(struct ip_set *set, size_t hosts)
+{
+  size_t n = 16;
+
+  while (n < 2 * hosts && n < (SIZE_MAX >> 2))
+    n *= 2;
+  set->mask = n - 1;
+  set->slot = calloc(n, sizeof *set->slot);
+  if (set->slot == NULL) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* Add a; 1 if it was there already. */
+static int ip_set_add(struct ip_set *set, uint32_t a)
+{
+  size_t i = (a * UINT32_C(2654435761)) & set->mask;  /* Knuth's hash */
+
+  if (a == 0)
+    return 0;
+  while (set->slot[i] != 0) {
+    if (set->slot[i] == a)
+      return 1;
+    i = (i + 1) & set->mask;
+  }
+  set->slot[i] = a;
+  return 0;
+}
 
 static int validate_networks(json_t *bp, json_t *lines, json_t *findings,
                              struct subnet *subs, size_t *nsubs)
@@ -302,7 +343,7 @@ static int validate_networks(json_t *bp, json_t *lines, json_t *findings,
 static int validate_host(json_t *bp, json_t *h, size_t i,
                          const struct target_ops *prov,
                          const struct subnet *subs, size_t nsubs,
-                         uint32_t *ips, size_t *nips, json_t *lines,
+                         struct ip_set *ips, json_t *lines,
                          json_t *findings)
 {
   static const char *const host_keys[] = { "name", "machine_type", "subnet",
@@ -387,14 +428,11 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
                   sub->name);
       errors++;
     } else {
-      for (k = 0; k < *nips; k++)
-        if (ips[k] == a) {
-          finding_add(findings, lines, "error", p, "%s is given to another "
-                      "host too", ip);
-          errors++;
-        }
-      if (*nips < 1024)
-        ips[(*nips)++] = a;
+      if (ip_set_add(ips, a)) {
+        finding_add(findings, lines, "error", p, "%s is given to another "
+                    "host too", ip);
+        errors++;
+      }
     }
   }
   disks = json_object_get(h, "disks");
@@ -462,12 +500,14 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
                                           "options", NULL };
   static const char *const schemes[] = { "file://", "s3://", "azure://",
                                          "gs://" };
-  static struct subnet subs[MAX_SUBNETS];
-  static uint32_t ips[1024];
+  CLEANUP_FREE struct subnet *subs = NULL;
+  CLEANUP_FREE uint32_t *ip_slots = NULL;
+  CLEANUP_JSON json_t *names = json_object();  /* host name -> index */
+  struct ip_set ips = { NULL, 0 };
   const struct target_ops *prov = NULL;
   const char *name, *provider, *store;
-  json_t *hosts, *h;
-  size_t nsubs = 0, nips = 0, i, k;
+  json_t *hosts, *h, *first;
+  size_t nsubs = 0, i, k;
   int errors = 0;
 
   if (!json_is_object(bp)) {
@@ -533,8 +573,15 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
       errors++;
     }
   }
-  errors += validate_networks(bp, lines, findings, subs, &nsubs);
   hosts = json_object_get(bp, "hosts");
+  if (names == NULL || (subs = calloc(MAX_SUBNETS, sizeof *subs)) == NULL ||
+      ip_set_init(&ips, json_array_size(hosts)) == -1) {
+    finding_add(findings, lines, "error", "", "cannot validate: out of "
+                "memory");
+    return errors + 1;
+  }
+  ip_slots = ips.slot;
+  errors += validate_networks(bp, lines, findings, subs, &nsubs);
   if (!json_is_array(hosts) || json_array_size(hosts) == 0) {
     finding_add(findings, lines, "error", "hosts", "'hosts' must be a list "
                 "of at least one host");
@@ -543,19 +590,25 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
   json_array_foreach(hosts, i, h) {
     const char *hn;
 
-    errors += validate_host(bp, h, i, prov, subs, nsubs, ips, &nips, lines,
+    errors += validate_host(bp, h, i, prov, subs, nsubs, &ips, lines,
                             findings);
     hn = json_string_value(json_object_get(h, "name"));
-    for (k = 0; hn && k < i; k++)
-      if (json_equal(json_object_get(json_array_get(hosts, k), "name"),
-                     json_object_get(h, "name"))) {
-        char p[256];
+    if (hn == NULL)
+      continue;
+    if ((first = json_object_get(names, hn)) != NULL) {
+      char p[256];
 
-        snprintf(p, sizeof p, "hosts[%zu].name", i);
-        finding_add(findings, lines, "error", p, "host '%s' is listed twice "
-                    "(also hosts[%zu])", hn, k);
-        errors++;
-      }
+      snprintf(p, sizeof p, "hosts[%zu].name", i);
+      finding_add(findings, lines, "error", p, "host '%s' is listed twice "
+                  "(also hosts[%" JSON_INTEGER_FORMAT "])", hn,
+                  json_integer_value(first));
+      errors++;
+    } else if (json_object_set_new(names, hn, json_integer((json_int_t)i))
+               == -1) {
+      finding_add(findings, lines, "error", "hosts", "cannot validate: out "
+                  "of memory");
+      return errors + 1;
+    }
   }
   return errors;
 }

@@ -74,6 +74,31 @@ ok "overlapping CIDRs, IPs outside their subnet, undiscovered hosts, unimportabl
 
 good > "$T/dup.yaml"; printf '  - name: web01\n    machine_type: t3.small\n    subnet: db\n' >> "$T/dup.yaml"
 expect_fail_any "host 'web01' is listed twice (also hosts[0])" ferry blueprint validate "$T/dup.yaml"
+# 5,000 hosts: an IP given twice far past the first thousand hosts is
+# found, at the line of its second use; none is reported where there is none
+bighosts() {  # DUP: the ip of hosts[4900] is that of hosts[2000]
+  python3 - "$1" <<'PY'
+import sys
+dup = sys.argv[1] == "dup"
+print("name: fleet\nprovider: local\nstore: file:///srv/ferry\nnetworks:\n"
+      "  - name: dc\n    cidr: 10.0.0.0/16\n    subnets:\n"
+      "      - name: all\n        cidr: 10.0.0.0/16\nhosts:")
+for i in range(5000):
+    j = 2000 if dup and i == 4900 else i
+    print("  - name: h%04d\n    subnet: all\n    ip: 10.0.%d.%d" % (i, j // 250, j % 250 + 1))
+PY
+}
+bighosts dup > "$T/big-dup.yaml"
+expect_fail_any "10.0.8.1 is given to another host too" ferry blueprint validate "$T/big-dup.yaml"
+[ "$(grep -c "given to another host" "$T/err")" = 1 ] || fail "the duplicate IP is reported more or less than once: $(grep "given to another" "$T/err")"
+grep -q "big-dup.yaml:$((13 + 4900 * 3)): error: hosts\[4900\].ip:" "$T/err" ||
+  fail "the duplicate IP is not reported at hosts[4900]'s line: $(grep "given to another" "$T/err")"
+bighosts nodup > "$T/big.yaml"
+ferry blueprint validate "$T/big.yaml" >"$T/out" 2>"$T/err" || true
+! grep -q "given to another host" "$T/err" || fail "distinct IPs reported as duplicates: $(grep -m3 "given to another" "$T/err")"
+grep -q "host 'h4999' was never discovered" "$T/err" || fail "the 5,000th host was not checked: $(tail -3 "$T/err")"
+ok "a 5,000-host blueprint: an IP given twice past the first 1,024 hosts is found at its line, distinct IPs pass"
+
 printf 'name: x\nprovider: local\n  bad: [indent\n' > "$T/broken.yaml"
 expect_fail_any "the blueprint cannot be read: line 3:" ferry blueprint validate "$T/broken.yaml"
 printf '{"name": "j", "provider": "local", "store": "file:///tmp/s", "hosts": [{"name": "web01", "format": "vhdx"}]}' > "$T/bp.json"
