@@ -21,7 +21,7 @@
 #include "source/source.h"
 #include "store/store.h"
 
-static volatile sig_atomic_t cancel_flag;
+static atomic_int cancel_flag;   /* lock-free: safe in a handler */
 
 static void on_signal(int sig)
 {

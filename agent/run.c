@@ -25,21 +25,25 @@
 #include "source/source.h"
 #include "store/store.h"
 
-static volatile sig_atomic_t stopping;
-static volatile sig_atomic_t *current_cancel;
+/* Set by the signal handler and read by the main loop, the heartbeat and
+ * the clone workers: lock-free atomics, safe in a handler. */
+static atomic_int stopping;
+static atomic_int *_Atomic current_cancel;
 
 static void on_signal(int sig)
 {
+  atomic_int *c = current_cancel;
+
   (void)sig;
   stopping = 1;
-  if (current_cancel)
-    *current_cancel = 1;
+  if (c)
+    *c = 1;
 }
 
 struct task_run {
   struct client *c;
   long long id;
-  volatile sig_atomic_t cancel;
+  atomic_int cancel;
   struct timespec last;
 };
 

@@ -15,7 +15,7 @@
 #ifndef FERRY_CLONE_H
 #define FERRY_CLONE_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "image/codec.h"
@@ -56,7 +56,9 @@ struct clone_opts {
   unsigned jobs;                     /* worker threads, 0: default */
   unsigned batch;                    /* chunks per worker batch, 0: auto */
   uint64_t max_rate;                 /* bytes/s sent, 0: unlimited */
-  volatile sig_atomic_t *cancel;     /* set to stop early (optional) */
+  /* set to stop early (optional); an atomic, so a signal handler or
+   * another thread may set it while the workers read it */
+  atomic_int *cancel;
   /* Trust the source's changed-block tracking: chunks it reports
    * unchanged since the previous generation are taken from that
    * generation's table without being read. */
