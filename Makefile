@@ -7,6 +7,9 @@
 #   make SANITIZE=address,undefined check
 #                             the same tests on a sanitizer build
 #                             (objects and binaries under build-sanitize/)
+#   make check-tsan           the tests that run threads (server, clone
+#                             pipeline, converter pool) on a ThreadSanitizer
+#                             build (under build-tsan/)
 #   make bench                benchmarks against the peers (docs/PERFORMANCE.md)
 #   make deb                  the ferry-agent Debian package in dist/
 #                             (dist/ferry-agent.deb links to it; ansible/
@@ -24,9 +27,10 @@ BIN := bin
 DIST := dist
 OPT := -O2
 else
-O := build-sanitize
-BIN := build-sanitize/bin
-DIST := build-sanitize/dist
+# ThreadSanitizer cannot share objects with ASan: a directory of its own
+O := $(if $(findstring thread,$(SANITIZE)),build-tsan,build-sanitize)
+BIN := $(O)/bin
+DIST := $(O)/dist
 OPT := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) \
        -fno-sanitize-recover=all
 SAN_LDFLAGS := -fsanitize=$(SANITIZE)
@@ -57,7 +61,7 @@ PROGRAMS := $(BIN)/ferry-agent $(BIN)/ferry-server $(BIN)/ferry-convert \
             $(BIN)/ferry
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 
-.PHONY: all clean check check-unit check-shell demo bench deps \
+.PHONY: all clean check check-tsan check-unit check-shell demo bench deps \
         deps-build checksrc unit deb
 
 all: $(PROGRAMS)
@@ -143,6 +147,18 @@ check: deps
 	@FERRY_BIN=$(abspath $(BIN)) FERRY_UNIT=$(abspath $(O)/tests) \
 	  bash tests/run.sh
 
+# The tests that run threads, on a ThreadSanitizer build: the unit tests
+# (clone pipeline, converter pool, multi-buffer hashing) and the shell
+# tests that drive ferry-server's request threads, orchestrator and
+# workers with agents and conversions.  A race fails the run.
+TSAN_TESTS := unit/ t-server t-control t-warmjob t-warm t-blueprint t-bootcheck \
+              t-roundtrip t-resume t-convert-errors
+check-tsan: deps
+	@$(MAKE) --no-print-directory SANITIZE=thread all unit
+	@FERRY_BIN=$(abspath build-tsan/bin) FERRY_UNIT=$(abspath build-tsan/tests) \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 exitcode=66 suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS" \
+	  bash tests/run.sh $(TSAN_TESTS)
+
 demo:
 	@bash scripts/setup.sh demo
 	@$(MAKE) --no-print-directory all
@@ -153,6 +169,6 @@ bench: deps
 	@FERRY_BIN=$(abspath $(BIN)) bash bench/run.sh
 
 clean:
-	rm -rf build build-sanitize bin dist
+	rm -rf build build-sanitize build-tsan bin dist
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,18 +1,26 @@
 #!/bin/bash
-# run.sh [PATTERN] - every test: C unit tests, then shell tests (tests/t-*.sh).
+# run.sh [PATTERN...] - every test: C unit tests, then shell tests
+# (tests/t-*.sh); with patterns, the tests whose name contains any of them.
 # Under CI=true a skipped test counts as a failure: CI installs everything.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 FERRY_BIN=${FERRY_BIN:-$TOP/bin}
 FERRY_UNIT=${FERRY_UNIT:-$TOP/build/tests}
 export FERRY_BIN
-pattern=${1:-}
+patterns=("$@")
 pass=0 failed=() skipped=()
 start=$(date +%s)
 
+selected() {
+  local p
+  [[ ${#patterns[@]} -eq 0 ]] && return 0
+  for p in "${patterns[@]}"; do [[ $name == *"$p"* ]] && return 0; done
+  return 1
+}
+
 run_one() {  # name cmd...
   local name=$1 rc t0 secs log; shift
-  [[ -z $pattern || $name == *$pattern* ]] || return 0
+  selected "$name" || return 0
   log=$(mktemp); t0=$(date +%s)
   timeout --kill-after=10 "${FERRY_TEST_TIMEOUT:-900}" "$@" >"$log" 2>&1; rc=$?
   secs=$(( $(date +%s) - t0 ))
