@@ -93,6 +93,23 @@ expect_fail_any "10.0.8.1 is given to another host too" ferry blueprint validate
 [ "$(grep -c "given to another host" "$T/err")" = 1 ] || fail "the duplicate IP is reported more or less than once: $(grep "given to another" "$T/err")"
 grep -q "big-dup.yaml:$((13 + 4900 * 3)): error: hosts\[4900\].ip:" "$T/err" ||
   fail "the duplicate IP is not reported at hosts[4900]'s line: $(grep "given to another" "$T/err")"
+# validations at the same time each get their own findings (request
+# threads share no validation state; make check-tsan runs this too)
+for k in 1 2 3 4 5 6 7 8; do
+  good | sed -e "s|ip: 10.0.1.10|ip: 10.0.1.$((100 + k))|" > "$T/par$k.yaml"
+  printf '  - name: web01x%s\n    machine_type: t3.small\n    subnet: web\n    ip: 10.0.1.%s\n' "$k" "$((100 + k))" >> "$T/par$k.yaml"
+done
+pids=()
+for k in 1 2 3 4 5 6 7 8; do
+  ferry blueprint validate "$T/par$k.yaml" >/dev/null 2>"$T/par$k.err" & pids+=($!)
+done
+wait "${pids[@]}" || true             # each exits 1: its blueprint is refused
+for k in 1 2 3 4 5 6 7 8; do
+  grep -q "10.0.1.$((100 + k)) is given to another host too" "$T/par$k.err" ||
+    fail "parallel validation $k lacks its own finding: $(cat "$T/par$k.err")"
+  [ "$(grep -c "given to another host" "$T/par$k.err")" = 1 ] || fail "parallel validation $k: $(cat "$T/par$k.err")"
+done
+ok "eight blueprints validated at the same time each get their own findings"
 bighosts nodup > "$T/big.yaml"
 ferry blueprint validate "$T/big.yaml" >"$T/out" 2>"$T/err" || true
 ! grep -q "given to another host" "$T/err" || fail "distinct IPs reported as duplicates: $(grep -m3 "given to another" "$T/err")"
