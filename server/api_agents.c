@@ -17,6 +17,7 @@
 #include "db.h"
 #include "util/error.h"
 #include "events.h"
+#include "image/names.h"
 #include "util/log.h"
 #include "tasks.h"
 
@@ -35,11 +36,13 @@ enum MHD_Result api_enroll(struct request *r)
   if (body == NULL)
     return ret;
   v = json_object_get(body, "hostname");
-  if (!json_is_string(v) || json_string_length(v) == 0 ||
-      json_string_length(v) > 253) {
+  if (!json_is_string(v) ||
+      hostname_check(json_string_value(v), json_string_length(v)) == -1) {
+    if (!json_is_string(v))
+      ferry_error("must be a string (a host name)");
     json_decref(body);
-    return reply_error(r, 400, "hostname", "field 'hostname' must be a "
-                       "non-empty string of at most 253 characters");
+    return reply_error(r, 400, "hostname", "field 'hostname' %s",
+                       ferry_errmsg());
   }
   hostname = json_string_value(v);
   if (auth_new_token(token) == -1) {
