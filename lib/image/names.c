@@ -29,21 +29,29 @@ static void bad_char(const char *what, unsigned char c, const char *rule)
     ferry_error("%s contains the byte 0x%02x: %s", what, c, rule);
 }
 
+/* 0 if a name of len bytes is not empty and at most max long. */
+static int length_ok(const char *s, size_t len, size_t max, const char *rule)
+{
+  if (s == NULL || len == 0) {
+    ferry_error("is empty: %s", rule);
+    return -1;
+  }
+  if (len > max) {
+    ferry_error("is longer than %zu characters: %s", max, rule);
+    return -1;
+  }
+  return 0;
+}
+
 int hostname_check(const char *s, size_t len)
 {
   size_t i, label = 0;
 
-  if (s == NULL || len == 0) {
-    ferry_error("is empty: %s", HOST_RULE);
+  if (length_ok(s, len, HOSTNAME_MAX, HOST_RULE) == -1)
     return -1;
-  }
-  if (len > HOSTNAME_MAX) {
-    ferry_error("is longer than %d characters: %s", HOSTNAME_MAX,
-                HOST_RULE);
-    return -1;
-  }
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
+  /* the end of the name ends its last label as a dot does */
+  for (i = 0; i <= len; i++) {
+    unsigned char c = i < len ? (unsigned char)s[i] : '.';
 
     if (c == '.') {
       if (label == 0) {
@@ -71,15 +79,6 @@ int hostname_check(const char *s, size_t len)
       return -1;
     }
   }
-  if (label == 0) {
-    ferry_error("has an empty label (a leading, trailing or double dot): "
-                "%s", HOST_RULE);
-    return -1;
-  }
-  if (s[len - 1] == '-') {
-    ferry_error("has a label ending with a hyphen: %s", HOST_RULE);
-    return -1;
-  }
   return 0;
 }
 
@@ -87,15 +86,8 @@ int diskname_check(const char *s, size_t len)
 {
   size_t i;
 
-  if (s == NULL || len == 0) {
-    ferry_error("is empty: %s", DISK_RULE);
+  if (length_ok(s, len, DISKNAME_MAX, DISK_RULE) == -1)
     return -1;
-  }
-  if (len > DISKNAME_MAX) {
-    ferry_error("is longer than %d characters: %s", DISKNAME_MAX,
-                DISK_RULE);
-    return -1;
-  }
   if (s[0] == '.') {
     ferry_error("starts with a dot: %s", DISK_RULE);
     return -1;
