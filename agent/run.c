@@ -19,6 +19,7 @@
 #include "config.h"
 #include "discover.h"
 #include "util/error.h"
+#include "image/names.h"
 #include "net/http_client.h"
 #include "util/log.h"
 #include "clone/ratelimit.h"
@@ -122,12 +123,40 @@ static int spec_options(json_t *opts, const struct agent_config *cfg,
   return 0;
 }
 
+/* The server names the disk to read, and the agent runs as root: it reads
+ * only a disk it discovered or one its configuration maps (disk.NAME), and
+ * never a path ("/etc/shadow", "../x").  0 if disk may be read. */
+static int disk_allowed(const struct agent_config *cfg, json_t *inv,
+                        const char *disk)
+{
+  json_t *d;
+  size_t i;
+  int k;
+
+  if (diskname_check(disk, strlen(disk)) == -1) {
+    ferry_error_prefix("the task's disk name ");
+    return -1;
+  }
+  for (k = 0; k < cfg->n_disks; k++)
+    if (strcmp(cfg->disks[k][0], disk) == 0)
+      return 0;
+  json_array_foreach(json_object_get(inv, "disks"), i, d)
+    if (json_is_string(json_object_get(d, "name")) &&
+        strcmp(json_string_value(json_object_get(d, "name")), disk) == 0)
+      return 0;
+  ferry_error("the task's disk '%s' is not one this agent discovered or "
+              "has in its configuration (disk.%s): not reading it", disk,
+              disk);
+  return -1;
+}
+
 /* Run a clone or sync task; result JSON or NULL with an error.  A sync
  * compares with (and, with a dirty bitmap, carries from) the previous
  * generation; the final sync of a cutover quiesces a local block device
  * source for its read. */
 static json_t *run_clone(struct task_run *t, json_t *spec,
-                         const struct agent_config *cfg, int sync)
+                         const struct agent_config *cfg, json_t *inv,
+                         int sync)
 {
   const char *disk = json_string_value(json_object_get(spec, "disk"));
   const char *image = json_string_value(json_object_get(spec, "image"));
@@ -146,7 +175,8 @@ static json_t *run_clone(struct task_run *t, json_t *spec,
     ferry_error("clone task without disk or image");
     return NULL;
   }
-  if (spec_options(json_object_get(spec, "options"), cfg, &o) == -1)
+  if (disk_allowed(cfg, inv, disk) == -1 ||
+      spec_options(json_object_get(spec, "options"), cfg, &o) == -1)
     return NULL;
   source = config_disk_source(cfg, disk);
   if (source == NULL)
@@ -346,7 +376,7 @@ int cmd_run(int argc, char **argv)
       clock_gettime(CLOCK_MONOTONIC, &t.last);
       current_cancel = &t.cancel;
       if (kind && (strcmp(kind, "clone") == 0 || strcmp(kind, "sync") == 0))
-        result = run_clone(&t, json_object_get(task, "spec"), &cfg,
+        result = run_clone(&t, json_object_get(task, "spec"), &cfg, inv,
                            strcmp(kind, "sync") == 0);
       else
         ferry_error("this agent cannot run '%s' tasks",

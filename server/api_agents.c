@@ -17,6 +17,7 @@
 #include "db.h"
 #include "util/error.h"
 #include "events.h"
+#include "image/names.h"
 #include "util/log.h"
 #include "tasks.h"
 
@@ -35,11 +36,13 @@ enum MHD_Result api_enroll(struct request *r)
   if (body == NULL)
     return ret;
   v = json_object_get(body, "hostname");
-  if (!json_is_string(v) || json_string_length(v) == 0 ||
-      json_string_length(v) > 253) {
+  if (!json_is_string(v) ||
+      hostname_check(json_string_value(v), json_string_length(v)) == -1) {
+    if (!json_is_string(v))
+      ferry_error("must be a string (a host name)");
     json_decref(body);
-    return reply_error(r, 400, "hostname", "field 'hostname' must be a "
-                       "non-empty string of at most 253 characters");
+    return reply_error(r, 400, "hostname", "field 'hostname' %s",
+                       ferry_errmsg());
   }
   hostname = json_string_value(v);
   if (auth_new_token(token) == -1) {
@@ -63,6 +66,42 @@ enum MHD_Result api_enroll(struct request *r)
                                       (json_int_t)id, "token", token));
 }
 
+/* An agent speaks for the host it enrolled as, and only for it: posting
+ * another host's name, or once bound another machine, would hand it that
+ * host's tasks and store URLs.  0 if inv is this agent's host; else -1
+ * after replying 403.  Caller holds db_lock. */
+static int agent_owns_inventory(struct request *r, json_t *inv,
+                                enum MHD_Result *ret)
+{
+  const char *hn = json_string_value(json_object_get(inv, "hostname"));
+  const char *mid = json_string_value(json_object_get(inv, "machine_id"));
+  json_t *a = db_query_one(r->srv->db, "SELECT hostname FROM agents WHERE "
+                           "id = ?1", "i", r->agent_id);
+  const char *enrolled = json_string_value(json_object_get(a, "hostname"));
+  long long host;
+
+  if (enrolled == NULL || strcmp(enrolled, hn) != 0) {
+    *ret = a == NULL ? reply_error(r, 500, NULL, "%s", ferry_errmsg())
+         : reply_error(r, 403, "hostname", "this agent enrolled as another "
+                       "host: it may post only its own host's discovery "
+                       "(a renamed host enrolls again)");
+    json_decref(a);
+    return -1;
+  }
+  json_decref(a);
+  if (r->agent_host_id == 0)
+    return 0;
+  host = db_int(r->srv->db, 0, "SELECT id FROM hosts WHERE hostname = ?1 "
+                "AND machine_id = ?2", "tt", hn, mid ? mid : "");
+  if (host != r->agent_host_id) {
+    *ret = reply_error(r, 403, "machine_id", "this agent posts for host "
+                       "%lld and the inventory names another machine: a "
+                       "reinstalled host enrolls again", r->agent_host_id);
+    return -1;
+  }
+  return 0;
+}
+
 enum MHD_Result api_agent_discovery(struct request *r)
 {
   enum MHD_Result ret;
@@ -80,6 +119,11 @@ enum MHD_Result api_agent_discovery(struct request *r)
     return reply_error(r, 400, field, "%s", msg);
   }
   db_lock();
+  if (agent_owns_inventory(r, inv, &ret) == -1) {
+    db_unlock();
+    json_decref(inv);
+    return ret;
+  }
   host_id = hosts_record_inventory(r->srv->db, inv, r->body);
   if (host_id > 0)
     db_run(r->srv->db, "UPDATE agents SET host_id = ?2, last_seen = ?3 "
@@ -110,6 +154,42 @@ static long wait_arg(struct request *r)
   if (*end || v < 0)
     return -1;
   return v > POLL_WAIT_MAX ? POLL_WAIT_MAX : v;
+}
+
+/* A clone or sync task reads a disk on the source as root: hand one out
+ * only for a disk the host reported in its latest discovery.  1 if task
+ * may go to the agent; 0 with *why set if not; -1 on a database error.
+ * Caller holds db_lock. */
+static int task_disk_reported(sqlite3 *db, long long host_id, json_t *task,
+                              const char **why)
+{
+  const char *kind = json_string_value(json_object_get(task, "kind"));
+  json_t *disk = json_object_get(json_object_get(task, "spec"), "disk");
+  json_t *row, *d;
+  size_t i;
+  int found = 0;
+
+  if (kind == NULL || (strcmp(kind, "clone") && strcmp(kind, "sync")))
+    return 1;
+  if (!json_is_string(disk) ||
+      diskname_check(json_string_value(disk),
+                     json_string_length(disk)) == -1) {
+    *why = "the task's disk is not a disk name: refused";
+    return 0;
+  }
+  row = db_query_one(db, "SELECT body AS inv_json FROM inventories WHERE "
+                     "host_id = ?1 ORDER BY id DESC LIMIT 1", "i", host_id);
+  if (row == NULL)
+    return -1;
+  json_array_foreach(json_object_get(json_object_get(row, "inv"), "disks"),
+                     i, d)
+    if (json_equal(json_object_get(d, "name"), disk))
+      found = 1;
+  json_decref(row);
+  if (!found)
+    *why = "the host's latest discovery does not report this disk: the "
+           "server hands out no task for a disk the host did not report";
+  return found;
 }
 
 /* Long poll: a task for this agent's host, or 204 after wait seconds. */
@@ -146,6 +226,24 @@ enum MHD_Result api_agent_task_poll(struct request *r)
            "AND state = 'running'", "i", r->agent_id);
     task = task_claim(srv->db, "agent", r->agent_host_id, r->agent_id,
                       srv->lease_seconds);
+    /* bounded: each refusal spends one of the task's attempts */
+    while (task && !json_is_null(task)) {
+      const char *why = NULL;
+      int ok = task_disk_reported(srv->db, r->agent_host_id, task, &why);
+
+      if (ok == 1)
+        break;
+      if (ok == -1 || task_finish(srv->db, json_integer_value(
+                                    json_object_get(task, "id")), 0, why,
+                                  NULL, srv->max_attempts) == NULL) {
+        json_decref(task);
+        task = NULL;
+        break;
+      }
+      json_decref(task);
+      task = task_claim(srv->db, "agent", r->agent_host_id, r->agent_id,
+                        srv->lease_seconds);
+    }
     if (task && !json_is_null(task))
       event_add(srv->db, json_integer_value(json_object_get(task,
                                                             "migration_id")),

@@ -1,5 +1,6 @@
 /* api_blueprints.c - submit, validate and read blueprints.  The body of a
  * POST is the blueprint itself, YAML or JSON. */
+#include <stdio.h>
 #include <string.h>
 
 #include "api.h"
@@ -8,12 +9,40 @@
 #include "db.h"
 #include "util/error.h"
 #include "events.h"
+#include "image/names.h"
+
+/* Host and disk names in a blueprint name store keys: one that could not
+ * be one is a bad request, refused before anything else is looked at.
+ * NULL if all are fine, else the bad field's path in field (size bytes)
+ * with the error set. */
+static const char *bad_name(json_t *bp, char *field, size_t size)
+{
+  json_t *h, *v, *d;
+  size_t i, k;
+
+  json_array_foreach(json_object_get(bp, "hosts"), i, h) {
+    v = json_object_get(h, "name");
+    if (json_is_string(v) &&
+        hostname_check(json_string_value(v), json_string_length(v)) == -1) {
+      snprintf(field, size, "hosts[%zu].name", i);
+      return field;
+    }
+    json_array_foreach(json_object_get(h, "disks"), k, d)
+      if (json_is_string(d) &&
+          diskname_check(json_string_value(d), json_string_length(d)) == -1) {
+        snprintf(field, size, "hosts[%zu].disks[%zu]", i, k);
+        return field;
+      }
+  }
+  return NULL;
+}
 
 /* Parse and validate the body; NULL after replying when unreadable. */
 static json_t *check_body(struct request *r, json_t **findings, int *errors,
                           enum MHD_Result *ret)
 {
   json_t *lines = NULL, *bp;
+  char field[64];
 
   if (r->body_len == 0) {
     *ret = reply_error(r, 400, NULL, "the request body must be the "
@@ -24,6 +53,13 @@ static json_t *check_body(struct request *r, json_t **findings, int *errors,
   if (bp == NULL) {
     *ret = reply_error(r, 400, NULL, "the blueprint cannot be read: %s",
                        ferry_errmsg());
+    return NULL;
+  }
+  if (bad_name(bp, field, sizeof field)) {
+    *ret = reply_error(r, 400, field, "field '%s' %s", field,
+                       ferry_errmsg());
+    json_decref(bp);
+    json_decref(lines);
     return NULL;
   }
   *findings = json_array();

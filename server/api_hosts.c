@@ -4,20 +4,49 @@
 
 #include "api.h"
 #include "db.h"
+#include "image/names.h"
 #include "util/error.h"
 #include "util/log.h"
 
-#define HOSTNAME_MAX 253
+/* Each disk's name becomes part of a store key: it must be a disk name. */
+static int check_disk_names(json_t *disks)
+{
+  json_t *d, *name;
+  size_t i;
+
+  json_array_foreach(disks, i, d) {
+    name = json_object_get(d, "name");
+    if (!json_is_string(name)) {
+      ferry_error("field 'disks[%zu].name' must be a string (the disk's "
+                  "name, such as sda)", i);
+      return -1;
+    }
+    if (diskname_check(json_string_value(name),
+                       json_string_length(name)) == -1) {
+      ferry_error_prefix("field 'disks[%zu].name' ", i);
+      return -1;
+    }
+  }
+  return 0;
+}
 
 const char *hosts_check_inventory(json_t *inv, const char **msg)
 {
   json_t *v = json_object_get(inv, "hostname");
 
-  if (!json_is_string(v) || json_string_length(v) == 0 ||
-      json_string_length(v) > HOSTNAME_MAX) {
-    *msg = "field 'hostname' must be a non-empty string of at most 253 "
-           "characters";
+  if (!json_is_string(v)) {
+    *msg = "field 'hostname' must be a string (the host's name)";
     return "hostname";
+  }
+  if (hostname_check(json_string_value(v), json_string_length(v)) == -1) {
+    ferry_error_prefix("field 'hostname' ");
+    *msg = ferry_errmsg();
+    return "hostname";
+  }
+  v = json_object_get(inv, "disks");
+  if (json_is_array(v) && check_disk_names(v) == -1) {
+    *msg = ferry_errmsg();
+    return "disks";
   }
   v = json_object_get(inv, "machine_id");
   if (v && !json_is_null(v) &&

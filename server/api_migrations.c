@@ -9,6 +9,7 @@
 #include "db.h"
 #include "util/error.h"
 #include "events.h"
+#include "image/names.h"
 #include "targets/target.h"
 
 static const char *format_ext(const char *format)
@@ -36,7 +37,9 @@ static long long resolve(sqlite3 *db, json_t *v, const char *by_id,
   return -1;
 }
 
-/* The plan: which disks, where their images and outputs go. */
+/* The plan: which disks, where their images and outputs go.  NULL with
+ * *bad_disk set when a wanted disk is not in the inventory, or with an
+ * error when a name cannot become a store key. */
 static json_t *make_plan(json_t *bp, json_t *entry, json_t *inv,
                          const char *hostname, const char **bad_disk)
 {
@@ -44,11 +47,9 @@ static json_t *make_plan(json_t *bp, json_t *entry, json_t *inv,
   const char *format = blueprint_format(bp, entry);
   json_t *want = json_object_get(entry, "disks"), *disks = json_array();
   json_t *inv_disks = json_object_get(inv, "disks"), *d, *w;
-  size_t i, k, slen = strlen(store);
   json_t *boot = json_object_get(entry, "boot");
+  size_t i, k;
 
-  while (slen > 0 && store[slen - 1] == '/')
-    slen--;
   json_array_foreach(inv_disks, i, d) {
     const char *name = json_string_value(json_object_get(d, "name"));
     int wanted = want == NULL || json_is_null(want);
@@ -60,11 +61,14 @@ static json_t *make_plan(json_t *bp, json_t *entry, json_t *inv,
         wanted = 1;
     if (!wanted || name == NULL)
       continue;
-    if (asprintf(&image, "%.*s/%s/%s", (int)slen, store, hostname,
-                 name) == -1 ||
-        asprintf(&output, "%.*s/%s/%s%s", (int)slen, store, hostname, name,
-                 format_ext(format)) == -1)
+    image = image_url(store, hostname, name, NULL);
+    output = image ? image_url(store, hostname, name, format_ext(format))
+                   : NULL;
+    if (output == NULL) {
+      free(image);
+      json_decref(disks);
       return NULL;
+    }
     json_array_append_new(disks, json_pack(
       "{s:s, s:O, s:s, s:s}", "name", name, "size",
       json_object_get(d, "size") ? json_object_get(d, "size") : json_null(),
@@ -79,7 +83,7 @@ static json_t *make_plan(json_t *bp, json_t *entry, json_t *inv,
       if (json_equal(json_object_get(d, "name"), w))
         found = 1;
     if (!found) {
-      *bad_disk = json_string_value(w);
+      *bad_disk = json_is_string(w) ? json_string_value(w) : "?";
       json_decref(disks);
       return NULL;
     }
@@ -107,7 +111,7 @@ enum MHD_Result api_migration_create(struct request *r)
   CLEANUP_FREE char *plan_text = NULL;
   sqlite3 *db = r->srv->db;
   enum MHD_Result ret;
-  json_t *body, *bprow = NULL, *inv = NULL, *plan = NULL, *entry;
+  json_t *body, *bprow = NULL, *inv = NULL, *plan = NULL, *entry, *v;
   long long host_id, bp_id, id = -1;
   const char *hostname, *bad_disk = NULL;
   char now[32];
@@ -115,6 +119,12 @@ enum MHD_Result api_migration_create(struct request *r)
   body = request_json(r, &ret);
   if (body == NULL)
     return ret;
+  v = json_object_get(body, "host");
+  if (json_is_string(v) &&
+      hostname_check(json_string_value(v), json_string_length(v)) == -1) {
+    json_decref(body);
+    return reply_error(r, 400, "host", "field 'host' %s", ferry_errmsg());
+  }
   db_lock();
   host_id = resolve(db, json_object_get(body, "host"),
                     "SELECT id FROM hosts WHERE id = ?1",
@@ -159,6 +169,11 @@ enum MHD_Result api_migration_create(struct request *r)
   }
   plan = make_plan(json_object_get(bprow, "bp"), entry,
                    json_object_get(inv, "inv"), hostname, &bad_disk);
+  if (plan == NULL && bad_disk == NULL) {
+    ret = reply_error(r, 422, "host", "the images of host %lld cannot be "
+                      "named in the store: %s", host_id, ferry_errmsg());
+    goto out;
+  }
   if (plan == NULL) {
     ret = reply_error(r, 422, "disks", "disk '%s' of host '%s' is not in "
                       "its inventory", bad_disk ? bad_disk : "?", hostname);

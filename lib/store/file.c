@@ -63,10 +63,32 @@ static const char *file_hint(int err)
   }
 }
 
+/* store.c checks every key, but a path is built here: refuse once more
+ * anything that would resolve outside the root ("..", "/abs"). */
+static int key_escapes(const char *key)
+{
+  const char *seg;
+
+  if (key[0] == '/')
+    return 1;
+  for (seg = key; seg; seg = strchr(seg, '/')) {
+    if (*seg == '/')
+      seg++;
+    if (seg[0] == '.' && seg[1] == '.' && (seg[2] == '/' || seg[2] == '\0'))
+      return 1;
+  }
+  return 0;
+}
+
 static char *file_path(struct store_file *fs, const char *key)
 {
   char *p;
 
+  if (key_escapes(key)) {
+    ferry_error("key '%.64s' would leave the store %s", key, fs->store.url);
+    errno = EINVAL;
+    return NULL;
+  }
   if (asprintf(&p, "%s/%s", fs->root, key) == -1) {
     ferry_error("out of memory");
     return NULL;

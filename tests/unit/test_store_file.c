@@ -93,6 +93,14 @@ int main(void)
   CHECK(store_put(s, "/abs", "x", 1) == -1);
   CHECK(store_put(s, "a//b", "x", 1) == -1);
   CHECK_CONTAINS(ferry_errmsg(), "invalid object key");
+  /* the file store refuses them itself too, whoever calls it */
+  CHECK(s->ops->put(s, "../escape", "x", 1) == -1);
+  CHECK_CONTAINS(ferry_errmsg(), "would leave the store");
+  CHECK(s->ops->put(s, "chunks/../../escape", "x", 1) == -1);
+  CHECK(s->ops->put(s, "/abs", "x", 1) == -1);
+  CHECK(s->ops->head(s, "../root", &size) == -1);
+  CHECK(s->ops->writer_open(s, "a/../../escape", NULL) == NULL);
+  CHECK(s->ops->put(s, "chunks/..x", "x", 1) == 0);   /* a name, not ".." */
   snprintf(path, sizeof path, "%s/escape", dir);
   CHECK(access(path, F_OK) == -1);
 
