@@ -19,6 +19,7 @@
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "net/http_client.h"
+#include "util/parse.h"
 #include "util/progress.h"
 
 #define EXIT_USAGE 2
@@ -450,9 +451,14 @@ static int cmd_job(int argc, char **argv)
 
   if (argc >= 3 && strcmp(argv[1], "show") == 0)
     return cmd_job_show(argv[2]);
-  if (argc >= 3 && strcmp(argv[1], "watch") == 0) {
-    if (argc == 5 && strcmp(argv[3], "--timeout") == 0)
-      timeout = (unsigned)strtoul(argv[4], NULL, 10);
+  if (argc == 3 && strcmp(argv[1], "watch") == 0)
+    return cmd_job_watch(argv[2], 0);
+  if (argc == 5 && strcmp(argv[1], "watch") == 0 &&
+      strcmp(argv[3], "--timeout") == 0) {
+    if (parse_uint("--timeout", argv[4], 0, 30 * 86400, &timeout) == -1) {
+      fprintf(stderr, "ferry: %s\n", ferry_errmsg());
+      return EXIT_USAGE;
+    }
     return cmd_job_watch(argv[2], timeout);
   }
   fprintf(stderr, "ferry: usage: ferry job show ID | ferry job watch ID "
@@ -519,26 +525,30 @@ static void usage(FILE *fp)
 
 int main(int argc, char **argv)
 {
+  /* '+': options end at the command, whose own arguments follow */
+  static const struct option longopts[] = {
+    { "server", required_argument, NULL, 's' },
+    { "json", no_argument, NULL, 'J' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
   size_t i;
-  int a = 1;
+  int a, c;
 
   server_url = getenv("FERRY_SERVER");
-  while (a < argc && argv[a][0] == '-') {
-    if (strcmp(argv[a], "--server") == 0 && a + 1 < argc) {
-      server_url = argv[a + 1];
-      a += 2;
-    } else if (strcmp(argv[a], "--json") == 0) {
-      json_out = 1;
-      a++;
-    } else if (strcmp(argv[a], "--help") == 0) {
-      usage(stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "ferry: unknown option %s (see ferry --help)\n",
-              argv[a]);
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 's': server_url = optarg; break;
+    case 'J': json_out = 1; break;
+    case 'h': usage(stdout); return 0;
+    default:
+      fprintf(stderr, "ferry: unknown or incomplete option %s (see ferry "
+              "--help)\n", argv[optind - 1]);
       return EXIT_USAGE;
     }
   }
+  a = optind;
   if (a >= argc) {
     usage(stderr);
     return EXIT_USAGE;
