@@ -4,13 +4,11 @@
  * default ./operator.token) or $FERRY_TOKEN; never from the command line,
  * where ps would show it.  The server from --server or $FERRY_SERVER. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include "net/http_client.h"
 #include "util/parse.h"
 #include "util/progress.h"
+#include "util/token_file.h"
 
 #define EXIT_USAGE 2
 
@@ -31,9 +30,6 @@ static int json_out;
 static int load_token(void)
 {
   const char *env = getenv("FERRY_TOKEN"), *path;
-  struct stat st;
-  ssize_t n;
-  int fd;
 
   if (env && *env) {
     snprintf(token, sizeof token, "%s", env);
@@ -42,26 +38,12 @@ static int load_token(void)
   path = getenv("FERRY_TOKEN_FILE");
   if (path == NULL)
     path = "operator.token";
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1) {
-    ferry_error("cannot read the operator token %s: %m (set "
-                "FERRY_TOKEN_FILE to ferry-server's operator.token)", path);
+  if (token_file_read(path, token, sizeof token) == -1) {
+    if (errno == ENOENT || errno == EACCES)
+      ferry_error("cannot read the operator token %s: %m (set "
+                  "FERRY_TOKEN_FILE to ferry-server's operator.token)", path);
     return -1;
   }
-  if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
-    ferry_error("%s may be read by other users (mode %04o): run chmod 600 "
-                "%s", path, (unsigned)(st.st_mode & 07777), path);
-    close(fd);
-    return -1;
-  }
-  n = read(fd, token, sizeof token - 1);
-  close(fd);
-  if (n <= 0) {
-    ferry_error("the operator token file %s is empty", path);
-    return -1;
-  }
-  token[n] = '\0';
-  token[strcspn(token, "\r\n")] = '\0';
   return 0;
 }
 
