@@ -1,5 +1,4 @@
 /* clone_cmd.c - ferry-agent clone --source PATH --to URL */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
