@@ -1,17 +1,16 @@
 #include "client.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "net/http_client.h"
 #include "util/log.h"
+#include "util/token_file.h"
 
 int client_init(struct client *c, const struct agent_config *cfg,
                 const char *server)
@@ -47,60 +46,6 @@ void client_free(struct client *c)
 {
   free(c->server);
   memset(c->token, 0, sizeof c->token);
-}
-
-/* Read a secret from a file that only its owner may read. */
-static int read_secret(const char *path, char *buf, size_t size)
-{
-  struct stat st;
-  ssize_t n;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-  if (fd == -1)
-    return -1;
-  if (fstat(fd, &st) == -1 || (st.st_mode & 077)) {
-    ferry_error("%s may be read by other users (mode %04o): run chmod 600 "
-                "%s", path, (unsigned)(st.st_mode & 07777), path);
-    close(fd);
-    errno = EPERM;
-    return -1;
-  }
-  n = read(fd, buf, size - 1);
-  close(fd);
-  if (n <= 0) {
-    ferry_error("%s is empty", path);
-    errno = EINVAL;
-    return -1;
-  }
-  buf[n] = '\0';
-  buf[strcspn(buf, "\r\n")] = '\0';
-  return 0;
-}
-
-/* Write the token next to its final name, then rename: never a partial
- * token file. */
-static int save_token(const char *path, const char *token)
-{
-  CLEANUP_FREE char *tmp = NULL;
-  int fd;
-
-  if (asprintf(&tmp, "%s.tmp", path) == -1)
-    return -1;
-  unlink(tmp);
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd == -1) {
-    ferry_error("cannot save the agent token in %s: %m (check that its "
-                "directory exists and is writable)", path);
-    return -1;
-  }
-  if (write(fd, token, strlen(token)) != (ssize_t)strlen(token) ||
-      write(fd, "\n", 1) != 1 || fsync(fd) == -1 || close(fd) == -1 ||
-      rename(tmp, path) == -1) {
-    ferry_error("cannot save the agent token in %s: %m", path);
-    unlink(tmp);
-    return -1;
-  }
-  return 0;
 }
 
 long client_call(struct client *c, const char *method, const char *path,
@@ -169,25 +114,23 @@ oom:
 
 int client_ensure_token(struct client *c, const char *hostname)
 {
-  char enroll[256];
   json_t *resp = NULL, *body;
   const char *tok;
   long status;
 
-  if (read_secret(c->cfg->token_file, c->token, sizeof c->token) == 0)
+  /* absent or empty (never written): enroll; anything else is an error */
+  if (token_file_read(c->cfg->token_file, c->token, sizeof c->token) == 0)
     return 0;
-  if (errno == EPERM)
+  if (errno != ENOENT && errno != ENODATA)
     return -1;
-  if (read_secret(c->cfg->enroll_token_file, enroll, sizeof enroll) == -1) {
-    if (errno != EPERM && errno != EINVAL)
+  /* the enrollment token goes out once, from c->token, then is wiped */
+  if (token_file_read(c->cfg->enroll_token_file, c->token,
+                      sizeof c->token) == -1) {
+    if (errno == ENOENT || errno == EACCES)
       ferry_error("this agent is not enrolled and the enrollment token "
                   "file %s cannot be read: %m", c->cfg->enroll_token_file);
     return -1;
   }
-  memcpy(c->token, enroll, sizeof c->token < sizeof enroll
-                           ? sizeof c->token : sizeof enroll);
-  c->token[sizeof c->token - 1] = '\0';
-  memset(enroll, 0, sizeof enroll);
   body = json_pack("{s:s}", "hostname", hostname);
   status = client_call(c, "POST", "/v1/agents/enroll", body, &resp, 5, 30);
   json_decref(body);
@@ -208,8 +151,10 @@ int client_ensure_token(struct client *c, const char *hostname)
   }
   memcpy(c->token, tok, strlen(tok) + 1);
   json_decref(resp);
-  if (save_token(c->cfg->token_file, c->token) == -1)
+  if (token_file_write(c->cfg->token_file, c->token) == -1) {
+    ferry_error_prefix("cannot save the agent token: ");
     return -1;
+  }
   log_info("enrolled with %s; token saved in %s", c->server,
            c->cfg->token_file);
   return 0;

@@ -10,7 +10,7 @@
 struct client {
   const struct agent_config *cfg;
   char *server;                  /* base URL, no trailing slash */
-  char token[128];               /* the agent token, once known */
+  char token[256];               /* the agent token, once known */
 };
 
 int client_init(struct client *c, const struct agent_config *cfg,

@@ -1,5 +1,4 @@
 /* clone_cmd.c - ferry-agent clone --source PATH --to URL */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -15,9 +14,9 @@
 #include "clone/clone.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/parse.h"
 #include "util/progress.h"
 #include "clone/quiesce.h"
-#include "clone/ratelimit.h"
 #include "source/source.h"
 #include "store/store.h"
 
@@ -163,8 +162,8 @@ static int clone_or_sync(int argc, char **argv, int sync)
   struct source *src = NULL;
   struct store *store = NULL;
   char hex[DIGEST_HEX_LEN + 1];
+  unsigned level;
   uint64_t v;
-  char *end;
 
   opterr = 0;
   while ((c = getopt_long(argc, argv, "s:t:j:qh", longopts, NULL)) != -1) {
@@ -174,60 +173,46 @@ static int clone_or_sync(int argc, char **argv, int sync)
     case 'c':
       if (parse_size(optarg, &v) == -1 || v < IMAGE_CHUNK_MIN ||
           v > IMAGE_CHUNK_MAX || (v & (v - 1)) != 0) {
-        fprintf(stderr, "ferry-agent: --chunk-size must be a power of two "
-                "from 1M to 64M\n");
-        return EXIT_USAGE;
+        ferry_error("--chunk-size must be a power of two from 1M to 64M");
+        goto usage_error;
       }
       o.chunk_size = (uint32_t)v;
       break;
     case 'z':
-      if (codec_parse(optarg, &o.enc) == -1) {
-        fprintf(stderr, "ferry-agent: %s\n", ferry_errmsg());
-        return EXIT_USAGE;
-      }
+      if (codec_parse(optarg, &o.enc) == -1)
+        goto usage_error;
       break;
     case 'l':
-      errno = 0;
-      v = strtoull(optarg, &end, 10);
-      if (errno || *end || v < 1 || v > 19) {
-        fprintf(stderr, "ferry-agent: --level must be 1 to 19\n");
-        return EXIT_USAGE;
-      }
-      o.level = (int)v;
+      if (parse_uint("--level", optarg, 1, 19, &level) == -1)
+        goto usage_error;
+      o.level = (int)level;
       break;
     case 'j':
-      errno = 0;
-      v = strtoull(optarg, &end, 10);
-      if (errno || *end || v < 1 || v > CLONE_JOBS_MAX) {
-        fprintf(stderr, "ferry-agent: --jobs must be 1 to %d\n",
-                CLONE_JOBS_MAX);
-        return EXIT_USAGE;
-      }
-      o.jobs = (unsigned)v;
+      if (parse_uint("--jobs", optarg, 1, CLONE_JOBS_MAX, &o.jobs) == -1)
+        goto usage_error;
       break;
     case 'r':
-      if (parse_size(optarg, &o.max_rate) == -1 || o.max_rate == 0) {
-        fprintf(stderr, "ferry-agent: --max-rate: %s\n",
-                o.max_rate == 0 ? "must be more than 0" : ferry_errmsg());
-        return EXIT_USAGE;
+      if (parse_size(optarg, &o.max_rate) == -1) {
+        ferry_error_prefix("--max-rate: ");
+        goto usage_error;
+      }
+      if (o.max_rate == 0) {
+        ferry_error("--max-rate: must be more than 0");
+        goto usage_error;
       }
       break;
     case 'J': json = 1; break;
     case 'q': quiet = 1; break;
     case 'b': so.bitmap = optarg; o.use_changes = 1; break;
     case 'n':
-      errno = 0;
-      v = strtoull(optarg, &end, 10);
-      if (errno || *end || v < 1 || v > 8) {
-        fprintf(stderr, "ferry-agent: --connections must be 1 to 8\n");
-        return EXIT_USAGE;
-      }
-      so.connections = (unsigned)v;
+      if (parse_uint("--connections", optarg, 1, 8, &so.connections) == -1)
+        goto usage_error;
       break;
     case 'f':
       if (nfreeze == sizeof freeze / sizeof freeze[0]) {
-        fprintf(stderr, "ferry-agent: too many --freeze\n");
-        return EXIT_USAGE;
+        ferry_error("too many --freeze (at most %zu)",
+                    sizeof freeze / sizeof freeze[0]);
+        goto usage_error;
       }
       freeze[nfreeze++] = optarg;
       break;
@@ -247,8 +232,8 @@ static int clone_or_sync(int argc, char **argv, int sync)
     return EXIT_USAGE;
   }
   if (o.enc == ENC_GZIP && o.level > 9) {
-    fprintf(stderr, "ferry-agent: gzip levels are 1 to 9\n");
-    return EXIT_USAGE;
+    ferry_error("gzip levels are 1 to 9");
+    goto usage_error;
   }
 
   store = store_open(to);
@@ -325,6 +310,9 @@ static int clone_or_sync(int argc, char **argv, int sync)
   source_close(src);
   store_close(store);
   return 0;
+usage_error:
+  fprintf(stderr, "ferry-agent: %s\n", ferry_errmsg());
+  return EXIT_USAGE;
 fail:
   fprintf(stderr, "ferry-agent: %s\n", ferry_errmsg());
   source_close(src);

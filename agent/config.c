@@ -1,13 +1,13 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "util/error.h"
+#include "util/parse.h"
 
 static char *trim(char *s)
 {
@@ -26,19 +26,6 @@ static int set_str(char **dst, const char *v)
   free(*dst);
   *dst = strdup(v);
   return *dst ? 0 : -1;
-}
-
-static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi)
-{
-  unsigned long n;
-  char *end;
-
-  errno = 0;
-  n = strtoul(v, &end, 10);
-  if (errno || *end || *v == '\0' || n < lo || n > hi)
-    return -1;
-  *dst = (unsigned)n;
-  return 0;
 }
 
 int config_load(struct agent_config *c, const char *path)
@@ -97,10 +84,13 @@ int config_load(struct agent_config *c, const char *path)
       bad = set_str(&c->compress, v);
     else if (strcmp(k, "max_rate") == 0)
       bad = set_str(&c->max_rate, v);
-    else if (strcmp(k, "jobs") == 0)
-      bad = set_uint(&c->jobs, v, 1, 64);
-    else if (strcmp(k, "poll_wait") == 0)
-      bad = set_uint(&c->poll_wait, v, 1, 60);
+    else if (strcmp(k, "jobs") == 0) {
+      if (parse_uint(k, v, 1, 64, &c->jobs) == -1)
+        goto bad_value;
+    } else if (strcmp(k, "poll_wait") == 0) {
+      if (parse_uint(k, v, 1, 60, &c->poll_wait) == -1)
+        goto bad_value;
+    }
     else if (strncmp(k, "disk.", 5) == 0 && k[5] && v[0] == '/' &&
              c->n_disks < 32) {
       c->disks[c->n_disks][0] = strdup(k + 5);
@@ -124,6 +114,10 @@ int config_load(struct agent_config *c, const char *path)
   }
   fclose(fp);
   return 0;
+bad_value:
+  ferry_error_prefix("%s:%d: ", path, lineno);
+  fclose(fp);
+  return -1;
 }
 
 void config_free(struct agent_config *c)

@@ -27,6 +27,7 @@
 #include "util/cleanup.h"
 #include "discover_int.h"
 #include "util/error.h"
+#include "util/vector.h"
 
 /* route(8) flags, linux/route.h and linux/ipv6_route.h */
 #define RTF_UP 0x0001
@@ -131,21 +132,18 @@ struct route4 {
   unsigned long flags, metric;
 };
 
+DEFINE_VECTOR_TYPE(route4_vector, struct route4);
+
 /* Rows of proc/net/route that are up; NULL if it is unreadable. */
 static struct route4 *read_route4(struct discover_ctx *ctx, size_t *n)
 {
   CLEANUP_FREE char *text = rootfs_read(&ctx->root, NULL, "proc/net/route");
-  struct route4 *v = NULL, *p;
+  route4_vector v = empty_vector;
   char *line, *save = NULL;
-  size_t cap = 0;
 
   *n = 0;
-  if (text == NULL)
+  if (text == NULL || route4_vector_reserve(&v, 1) == -1)
     return NULL;
-  v = malloc(sizeof *v);
-  if (v == NULL)
-    return NULL;
-  cap = 1;
   line = strtok_r(text, "\n", &save);           /* the header */
   while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
     struct route4 r;
@@ -162,16 +160,11 @@ static struct route4 *read_route4(struct discover_ctx *ctx, size_t *n)
     r.dst = (uint32_t)dst;
     r.gw = (uint32_t)gw;
     r.mask = (uint32_t)mask;
-    if (*n == cap) {
-      p = reallocarray(v, cap * 2, sizeof *v);
-      if (p == NULL)
-        break;
-      v = p;
-      cap *= 2;
-    }
-    v[(*n)++] = r;
+    if (route4_vector_append(&v, r) == -1)
+      break;                            /* out of memory: what we have */
   }
-  return v;
+  *n = v.len;
+  return v.ptr;
 }
 
 /* The one interface other than lo that routes name, or NULL if there

@@ -17,6 +17,9 @@
 
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "util/vector.h"
+
+DEFINE_VECTOR_TYPE(string_vector, char *);
 
 int rootfs_open(struct rootfs *r, const char *path)
 {
@@ -236,10 +239,10 @@ static int cmp_name(const void *a, const void *b)
 
 char **rootfs_list(const struct rootfs *r, size_t *n, const char *fmt, ...)
 {
-  char **names = NULL, **p;
+  string_vector names = empty_vector;
   struct dirent *de;
-  size_t cap = 0;
   va_list ap;
+  char *name;
   DIR *d;
   int fd;
 
@@ -254,32 +257,25 @@ char **rootfs_list(const struct rootfs *r, size_t *n, const char *fmt, ...)
     close(fd);
     return NULL;
   }
-  names = malloc(sizeof *names);
-  if (names == NULL)
+  /* an empty directory is an empty list, not NULL (unreadable) */
+  if (string_vector_reserve(&names, 1) == -1)
     goto fail;
-  cap = 1;
   while ((de = readdir(d)) != NULL) {
     if (de->d_name[0] == '.')
       continue;
-    if (*n == cap) {
-      p = reallocarray(names, cap * 2, sizeof *names);
-      if (p == NULL)
-        goto fail;
-      names = p;
-      cap *= 2;
-    }
-    names[*n] = strdup(de->d_name);
-    if (names[*n] == NULL)
+    name = strdup(de->d_name);
+    if (name == NULL || string_vector_append(&names, name) == -1) {
+      free(name);
       goto fail;
-    (*n)++;
+    }
   }
   closedir(d);
-  qsort(names, *n, sizeof *names, cmp_name);
-  return names;
+  qsort(names.ptr, names.len, sizeof *names.ptr, cmp_name);
+  *n = names.len;
+  return names.ptr;
 fail:
   closedir(d);
-  rootfs_names_free(names, *n);
-  *n = 0;
+  rootfs_names_free(names.ptr, names.len);
   return NULL;
 }
 

@@ -22,7 +22,7 @@
 #include "image/names.h"
 #include "net/http_client.h"
 #include "util/log.h"
-#include "clone/ratelimit.h"
+#include "util/parse.h"
 #include "source/source.h"
 #include "store/store.h"
 
@@ -105,14 +105,20 @@ static int spec_options(json_t *opts, const struct agent_config *cfg,
   if ((v = json_object_get(opts, "chunk_size"))) {
     if (json_is_integer(v))
       o->chunk_size = (uint32_t)json_integer_value(v);
-    else if (json_is_string(v) &&
-             parse_size(json_string_value(v), &n) == 0)
-      o->chunk_size = (uint32_t)n;
+    else if (json_is_string(v)) {
+      if (parse_size(json_string_value(v), &n) == -1) {
+        ferry_error_prefix("chunk_size: ");
+        return -1;
+      }
+      o->chunk_size = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    }
   }
   if ((v = json_object_get(opts, "max_rate")) && json_is_string(v))
     rate = json_string_value(v);
-  if (rate && parse_size(rate, &o->max_rate) == -1)
+  if (rate && parse_size(rate, &o->max_rate) == -1) {
+    ferry_error_prefix("max_rate: ");
     return -1;
+  }
   if (o->chunk_size && (o->chunk_size < IMAGE_CHUNK_MIN ||
                         o->chunk_size > IMAGE_CHUNK_MAX ||
                         (o->chunk_size & (o->chunk_size - 1)))) {

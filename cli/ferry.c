@@ -4,13 +4,11 @@
  * default ./operator.token) or $FERRY_TOKEN; never from the command line,
  * where ps would show it.  The server from --server or $FERRY_SERVER. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,7 +17,9 @@
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "net/http_client.h"
+#include "util/parse.h"
 #include "util/progress.h"
+#include "util/token_file.h"
 
 #define EXIT_USAGE 2
 
@@ -30,9 +30,6 @@ static int json_out;
 static int load_token(void)
 {
   const char *env = getenv("FERRY_TOKEN"), *path;
-  struct stat st;
-  ssize_t n;
-  int fd;
 
   if (env && *env) {
     snprintf(token, sizeof token, "%s", env);
@@ -41,26 +38,12 @@ static int load_token(void)
   path = getenv("FERRY_TOKEN_FILE");
   if (path == NULL)
     path = "operator.token";
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1) {
-    ferry_error("cannot read the operator token %s: %m (set "
-                "FERRY_TOKEN_FILE to ferry-server's operator.token)", path);
+  if (token_file_read(path, token, sizeof token) == -1) {
+    if (errno == ENOENT || errno == EACCES)
+      ferry_error("cannot read the operator token %s: %m (set "
+                  "FERRY_TOKEN_FILE to ferry-server's operator.token)", path);
     return -1;
   }
-  if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
-    ferry_error("%s may be read by other users (mode %04o): run chmod 600 "
-                "%s", path, (unsigned)(st.st_mode & 07777), path);
-    close(fd);
-    return -1;
-  }
-  n = read(fd, token, sizeof token - 1);
-  close(fd);
-  if (n <= 0) {
-    ferry_error("the operator token file %s is empty", path);
-    return -1;
-  }
-  token[n] = '\0';
-  token[strcspn(token, "\r\n")] = '\0';
   return 0;
 }
 
@@ -450,9 +433,14 @@ static int cmd_job(int argc, char **argv)
 
   if (argc >= 3 && strcmp(argv[1], "show") == 0)
     return cmd_job_show(argv[2]);
-  if (argc >= 3 && strcmp(argv[1], "watch") == 0) {
-    if (argc == 5 && strcmp(argv[3], "--timeout") == 0)
-      timeout = (unsigned)strtoul(argv[4], NULL, 10);
+  if (argc == 3 && strcmp(argv[1], "watch") == 0)
+    return cmd_job_watch(argv[2], 0);
+  if (argc == 5 && strcmp(argv[1], "watch") == 0 &&
+      strcmp(argv[3], "--timeout") == 0) {
+    if (parse_uint("--timeout", argv[4], 0, 30 * 86400, &timeout) == -1) {
+      fprintf(stderr, "ferry: %s\n", ferry_errmsg());
+      return EXIT_USAGE;
+    }
     return cmd_job_watch(argv[2], timeout);
   }
   fprintf(stderr, "ferry: usage: ferry job show ID | ferry job watch ID "
@@ -519,26 +507,30 @@ static void usage(FILE *fp)
 
 int main(int argc, char **argv)
 {
+  /* '+': options end at the command, whose own arguments follow */
+  static const struct option longopts[] = {
+    { "server", required_argument, NULL, 's' },
+    { "json", no_argument, NULL, 'J' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
   size_t i;
-  int a = 1;
+  int a, c;
 
   server_url = getenv("FERRY_SERVER");
-  while (a < argc && argv[a][0] == '-') {
-    if (strcmp(argv[a], "--server") == 0 && a + 1 < argc) {
-      server_url = argv[a + 1];
-      a += 2;
-    } else if (strcmp(argv[a], "--json") == 0) {
-      json_out = 1;
-      a++;
-    } else if (strcmp(argv[a], "--help") == 0) {
-      usage(stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "ferry: unknown option %s (see ferry --help)\n",
-              argv[a]);
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 's': server_url = optarg; break;
+    case 'J': json_out = 1; break;
+    case 'h': usage(stdout); return 0;
+    default:
+      fprintf(stderr, "ferry: unknown or incomplete option %s (see ferry "
+              "--help)\n", argv[optind - 1]);
       return EXIT_USAGE;
     }
   }
+  a = optind;
   if (a >= argc) {
     usage(stderr);
     return EXIT_USAGE;

@@ -1,5 +1,6 @@
-/* bytes.h - small helpers the format files share: zero tests, rounding,
- * unaligned big/little-endian fields in on-disk structures. */
+/* bytes.h - small helpers the format files share: all-ones and first
+ * non-zero tests (the zero test is util/zero.h), rounding, unaligned
+ * big/little-endian fields in on-disk structures. */
 #ifndef FERRY_BYTES_H
 #define FERRY_BYTES_H
 
@@ -7,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "util/zero.h"
 
 #define KIB(n) ((uint64_t)(n) << 10)
 #define MIB(n) ((uint64_t)(n) << 20)
@@ -22,19 +25,6 @@ static inline uint64_t round_up(uint64_t n, uint64_t align)
 static inline uint64_t div_round_up(uint64_t n, uint64_t d)
 {
   return n / d + (n % d != 0);
-}
-
-/* Whether buf[0..len) is all zeros: the first 16 bytes directly, then the
- * buffer against itself shifted by 16 (memcmp runs at memory speed). */
-static inline int is_zero(const void *buf, size_t len)
-{
-  const unsigned char *p = buf;
-  size_t i;
-
-  for (i = 0; i < 16 && i < len; i++)
-    if (p[i])
-      return 0;
-  return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
 }
 
 /* Whether buf[0..len) is all 0xff bytes. */

@@ -1,6 +1,5 @@
 /* ferry-convert - turn a chunked image into a format a cloud imports, or
  * read such an output back and check it against the image (--verify). */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -18,6 +17,7 @@
 #include "format.h"
 #include "image/reader.h"
 #include "util/log.h"
+#include "util/parse.h"
 #include "pool.h"
 #include "util/progress.h"
 #include "store/store.h"
@@ -216,22 +216,6 @@ static unsigned online_cpus(void)
   return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }
 
-/* A number in [lo, hi] for option name, or -1 after printing why. */
-static long parse_num(const char *name, const char *arg, long lo, long hi)
-{
-  char *end;
-  long v;
-
-  errno = 0;
-  v = strtol(arg, &end, 10);
-  if (errno || end == arg || *end || v < lo || v > hi) {
-    fprintf(stderr, "ferry-convert: --%s must be %ld to %ld\n", name, lo,
-            hi);
-    return -1;
-  }
-  return v;
-}
-
 int main(int argc, char **argv)
 {
   static const struct option longopts[] = {
@@ -253,9 +237,8 @@ int main(int argc, char **argv)
   const char *from = NULL, *format = NULL, *to = NULL;
   CLEANUP_FREE char *dst_url = NULL, *key = NULL;
   int overwrite = 0, json = 0, quiet = 0, verify = 0, c, r;
-  long jobs = 4, threads = online_cpus(), level = 6;
-  unsigned long long generation = 0;
-  char *end;
+  unsigned jobs = 4, threads = online_cpus(), level = 6;
+  uint64_t generation = 0;
   const struct format_ops *fmt;
   struct store *src = NULL, *dst = NULL;
   struct pool *pool = NULL;
@@ -272,28 +255,24 @@ int main(int argc, char **argv)
     case 't': to = optarg; break;
     case 'o': overwrite = 1; break;
     case 'g':
-      errno = 0;
-      generation = strtoull(optarg, &end, 10);
-      if (errno || *end || generation == 0) {
-        fprintf(stderr, "ferry-convert: --generation must be a positive "
-                "number\n");
-        return EXIT_USAGE;
-      }
+      if (parse_u64("--generation", optarg, 1, UINT64_MAX,
+                    &generation) == -1)
+        goto usage_error;
       break;
     case 'J': json = 1; break;
     case 'q': quiet = 1; break;
     case 'V': verify = 1; break;
     case 'j':
-      if ((jobs = parse_num("jobs", optarg, 1, 64)) == -1)
-        return EXIT_USAGE;
+      if (parse_uint("--jobs", optarg, 1, 64, &jobs) == -1)
+        goto usage_error;
       break;
     case 'T':
-      if ((threads = parse_num("threads", optarg, 1, 64)) == -1)
-        return EXIT_USAGE;
+      if (parse_uint("--threads", optarg, 1, 64, &threads) == -1)
+        goto usage_error;
       break;
     case 'l':
-      if ((level = parse_num("level", optarg, 1, 9)) == -1)
-        return EXIT_USAGE;
+      if (parse_uint("--level", optarg, 1, 9, &level) == -1)
+        goto usage_error;
       break;
     case 'L': format_list(); return 0;
     case 'h': usage(stdout); return 0;
@@ -310,10 +289,8 @@ int main(int argc, char **argv)
     return EXIT_USAGE;
   }
   fmt = format_lookup(format);
-  if (fmt == NULL) {
-    fprintf(stderr, "ferry-convert: %s\n", ferry_errmsg());
-    return EXIT_USAGE;
-  }
+  if (fmt == NULL)
+    goto usage_error;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
 
@@ -364,7 +341,7 @@ int main(int argc, char **argv)
                 "replace it", to);
     goto fail;
   }
-  pool = pool_create((unsigned)threads);
+  pool = pool_create(threads);
   if (pool == NULL)
     goto fail;
   {
@@ -372,7 +349,7 @@ int main(int argc, char **argv)
                               .name = key };
     struct convert_result res;
 
-    if (convert(src, &m, fmt, dst, key, (unsigned)jobs, &fo, quiet, &res)
+    if (convert(src, &m, fmt, dst, key, jobs, &fo, quiet, &res)
         == -1) {
       ferry_error_prefix("convert %s to %s: ", from, to);
       goto fail;
@@ -408,6 +385,9 @@ done:
   store_close(src);
   store_close(dst);
   return 0;
+usage_error:
+  fprintf(stderr, "ferry-convert: %s\n", ferry_errmsg());
+  return EXIT_USAGE;
 fail:
   fprintf(stderr, "ferry-convert: %s\n", ferry_errmsg());
   pool_close(pool);

@@ -190,12 +190,12 @@ int output_write_sparse(struct output *o, const void *buf, size_t len,
     return -1;
   while (o->w && off < len) {
     size_t end = off, n;
-    int zero = is_zero(p + off, len - off < granule ? len - off : granule);
+    int zero = buf_is_zero(p + off, len - off < granule ? len - off : granule);
 
     /* extend the run while the granules stay zero (or not) */
     while (end < len) {
       n = len - end < granule ? len - end : granule;
-      if (is_zero(p + end, n) != zero)
+      if (buf_is_zero(p + end, n) != zero)
         break;
       end += n;
     }

@@ -177,7 +177,7 @@ int verify_output(struct store *src, const struct image_manifest *m,
       have = table_reader_next(table, &c);
       if (have == -1)
         goto out;
-    } else if (n == 1 && !is_zero(buf, (size_t)len)) {
+    } else if (n == 1 && !buf_is_zero(buf, (size_t)len)) {
       report(src, m, name, i, buf, NULL);
       goto out;
     }
@@ -197,7 +197,7 @@ int verify_output(struct store *src, const struct image_manifest *m,
     n = fmt->read(fr, buf, (size_t)len);
     if (n == -1)
       goto out;
-    if (n == 1 && !is_zero(buf, (size_t)len)) {
+    if (n == 1 && !buf_is_zero(buf, (size_t)len)) {
       ferry_error("%s holds data at offset %" PRIu64 ", past the end of "
                   "the %" PRIu64 "-byte disk where it should hold zeros",
                   name, pos + first_nonzero(buf, (size_t)len), m->disk_size);

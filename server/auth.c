@@ -1,16 +1,13 @@
 #include "auth.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "util/error.h"
+#include "util/token_file.h"
 
 int auth_new_token(char token[TOKEN_HEX_LEN + 1])
 {
@@ -44,59 +41,20 @@ int auth_matches(const char *token, const uint8_t hash[DIGEST_LEN])
 int auth_token_file(const char *path, uint8_t hash[DIGEST_LEN], int *created)
 {
   char buf[256];
-  struct stat st;
-  ssize_t n;
-  int fd;
 
   *created = 0;
-  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd == -1 && errno == ENOENT) {
-    char token[TOKEN_HEX_LEN + 1];
-
-    if (auth_new_token(token) == -1)
+  if (token_file_read(path, buf, sizeof buf) == -1) {
+    if (errno != ENOENT)
       return -1;
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd == -1) {
-      ferry_error("cannot create token file %s: %m", path);
+    if (auth_new_token(buf) == -1 || token_file_write(path, buf) == -1) {
+      OPENSSL_cleanse(buf, sizeof buf);
       return -1;
     }
-    if (write(fd, token, TOKEN_HEX_LEN) != TOKEN_HEX_LEN ||
-        write(fd, "\n", 1) != 1 || fsync(fd) == -1) {
-      ferry_error("cannot write token file %s: %m", path);
-      close(fd);
-      unlink(path);
-      return -1;
-    }
-    close(fd);
-    digest_buf(token, TOKEN_HEX_LEN, hash);
-    OPENSSL_cleanse(token, sizeof token);
     *created = 1;
-    return 0;
   }
-  if (fd == -1) {
-    ferry_error("cannot open token file %s: %m", path);
-    return -1;
-  }
-  if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-    ferry_error("token file %s is not a regular file", path);
-    close(fd);
-    return -1;
-  }
-  if (st.st_mode & 077) {
-    ferry_error("token file %s may be read by other users (mode %04o): "
-                "run chmod 600 %s", path, st.st_mode & 07777, path);
-    close(fd);
-    return -1;
-  }
-  n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) {
-    ferry_error("token file %s is empty or unreadable", path);
-    return -1;
-  }
-  buf[n] = '\0';
-  buf[strcspn(buf, "\r\n")] = '\0';
+  /* the server's own tokens guard every host: a short one is guessable */
   if (strlen(buf) < 16) {
+    OPENSSL_cleanse(buf, sizeof buf);
     ferry_error("token in %s is shorter than 16 characters: use a long "
                 "random token", path);
     return -1;

@@ -17,8 +17,10 @@ int auth_new_token(char token[TOKEN_HEX_LEN + 1]);
 void auth_hash_hex(const char *token, char hex[DIGEST_HEX_LEN + 1]);
 
 /* Load the token in path into hash; if the file does not exist, create it
- * (mode 0600) with a new random token.  A file others may read is refused,
- * like ssh refuses a private key with loose permissions. */
+ * (mode 0600) with a new random token.  The file is checked as
+ * token_file_read does (a file others may read is refused, like ssh
+ * refuses a private key with loose permissions); a token shorter than 16
+ * characters is refused too. */
 int auth_token_file(const char *path, uint8_t hash[DIGEST_LEN], int *created);
 
 /* 1 if token hashes to hash (constant time). */

@@ -68,18 +68,22 @@ static int authenticate(struct request *r)
     r->scope = SCOPE_ENROLL;
     return 0;
   }
-  /* agent tokens are looked up by hash: the database never holds them */
+  /* Agent tokens are looked up by their SHA-256: the database never holds
+   * them.  The index search is not constant-time, but what its timing can
+   * reveal is how close the digest of the caller's own guess comes to a
+   * stored digest, which says nothing about any token (preimage
+   * resistance): the secret itself is never compared. */
   auth_hash_hex(tok, hex);
+  db_lock();
   st = db_prepare(r->srv->db, "SELECT id, coalesce(host_id, 0) FROM agents "
                   "WHERE token_hash = ?1", "t", hex);
-  if (st == NULL)
-    return -1;
-  if (sqlite3_step(st) == SQLITE_ROW) {
+  if (st && sqlite3_step(st) == SQLITE_ROW) {
     r->scope = SCOPE_AGENT;
     r->agent_id = sqlite3_column_int64(st, 0);
     r->agent_host_id = sqlite3_column_int64(st, 1);
   }
   sqlite3_finalize(st);
+  db_unlock();
   return r->scope == SCOPE_AGENT ? 0 : -1;
 }
 

@@ -1,6 +1,5 @@
 /* ferry-server - the control plane: callback API and state store. */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -16,6 +15,7 @@
 #include "orchestrator.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/parse.h"
 
 #define EXIT_USAGE 2
 #define DEFAULT_LISTEN "127.0.0.1:8700"
@@ -49,8 +49,7 @@ static int parse_listen(const char *text, struct sockaddr_in *sa)
 {
   const char *colon = strrchr(text, ':');
   char host[64];
-  unsigned long port;
-  char *end;
+  unsigned port;
 
   memset(sa, 0, sizeof *sa);
   sa->sin_family = AF_INET;
@@ -58,9 +57,7 @@ static int parse_listen(const char *text, struct sockaddr_in *sa)
     goto bad;
   memcpy(host, text, (size_t)(colon - text));
   host[colon - text] = '\0';
-  errno = 0;
-  port = strtoul(colon + 1, &end, 10);
-  if (errno || *end || colon[1] == '\0' || port > 65535)
+  if (parse_uint("port", colon + 1, 0, 65535, &port) == -1)
     goto bad;
   if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
     goto bad;
@@ -81,22 +78,6 @@ static char *beside(const char *db, const char *name)
                slash ? "/" : "", name) == -1)
     return NULL;
   return p;
-}
-
-static int parse_uint(const char *opt, const char *text, unsigned lo,
-                      unsigned hi, unsigned *out)
-{
-  unsigned long v;
-  char *end;
-
-  errno = 0;
-  v = strtoul(text, &end, 10);
-  if (errno || *end || text[0] == '\0' || v < lo || v > hi) {
-    fprintf(stderr, "ferry-server: %s must be %u to %u\n", opt, lo, hi);
-    return -1;
-  }
-  *out = (unsigned)v;
-  return 0;
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap)
@@ -149,16 +130,16 @@ int main(int argc, char **argv)
     case 'w':
       if (parse_uint("--convert-workers", optarg, 1, 16,
                      &srv.convert_workers) == -1)
-        return EXIT_USAGE;
+        goto usage_error;
       break;
     case 'L':
       if (parse_uint("--lease", optarg, 2, 86400, &srv.lease_seconds) == -1)
-        return EXIT_USAGE;
+        goto usage_error;
       break;
     case 'A':
       if (parse_uint("--max-attempts", optarg, 1, 100,
                      &srv.max_attempts) == -1)
-        return EXIT_USAGE;
+        goto usage_error;
       break;
     case 'h': usage(stdout); return 0;
     default:
@@ -172,10 +153,8 @@ int main(int argc, char **argv)
             argv[optind]);
     return EXIT_USAGE;
   }
-  if (parse_listen(listen, &sa) == -1) {
-    fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-    return EXIT_USAGE;
-  }
+  if (parse_listen(listen, &sa) == -1)
+    goto usage_error;
   if (enroll_file == NULL)
     enroll_file = beside(dbpath, "enroll.token");
   if (operator_file == NULL)
@@ -263,4 +242,7 @@ int main(int argc, char **argv)
   free(operator_file);
   free(srv.convert_bin);
   return 0;
+usage_error:
+  fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
+  return EXIT_USAGE;
 }

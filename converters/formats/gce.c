@@ -587,7 +587,7 @@ static int gce_reader_end(struct format_reader *r)
   /* what libarchive left of the record must be zeros, and the gzip
    * stream must end (zlib checks its CRC-32 and length) */
   while ((n = tar_read(gr->a, gr, &b)) > 0)
-    if (!is_zero(b, (size_t)n)) {
+    if (!buf_is_zero(b, (size_t)n)) {
       ferry_error("%s: data after the end of the tar archive: the output "
                   "is damaged", instream_name(r->in));
       return -1;

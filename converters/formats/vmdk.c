@@ -295,7 +295,7 @@ static int compress_grain(void *arg, size_t i, unsigned worker)
            (size_t)(VMDK_GRAIN - (vw->src_len - off)));
     src = pad;
   }
-  if (is_zero(src, VMDK_GRAIN))
+  if (buf_is_zero(src, VMDK_GRAIN))
     return 0;
   if (vw->zc[worker] == NULL) {
     vw->zc[worker] = libdeflate_alloc_compressor(vw->w.opts.level);

@@ -13,6 +13,7 @@
 #include "image/chunkset.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/zero.h"
 #include "clone/ratelimit.h"
 #include "hash/sha256mb.h"
 #include "source/source.h"

@@ -16,6 +16,9 @@
 
 #include "util/error.h"
 #include "util/log.h"
+#include "util/vector.h"
+
+DEFINE_VECTOR_TYPE(string_vector, char *);
 
 #define QUIESCE_MAX 64
 
@@ -228,6 +231,7 @@ int quiesce_find_mounts(const char *dev, char ***mounts, size_t *n)
   const char *base = strrchr(dev, '/');
   dev_t seen[QUIESCE_MAX];
   size_t nseen = 0, k;
+  string_vector found = empty_vector;
   struct stat st;
   FILE *fp;
 
@@ -246,7 +250,7 @@ int quiesce_find_mounts(const char *dev, char ***mounts, size_t *n)
   }
   while (fgets(line, sizeof line, fp)) {
     unsigned ma, mi;
-    char mp[2048], *dst, *src, **grown;
+    char mp[2048], *dst, *src, *copy;
 
     /* id parent major:minor root mountpoint ... (proc(5)) */
     if (sscanf(line, "%*d %*d %u:%u %*s %2047s", &ma, &mi, mp) != 3)
@@ -274,16 +278,19 @@ int quiesce_find_mounts(const char *dev, char ***mounts, size_t *n)
       }
     }
     *dst = '\0';
-    grown = reallocarray(*mounts, *n + 1, sizeof **mounts);
-    if (grown == NULL || (grown[*n] = strdup(mp)) == NULL) {
-      free(grown ? grown : *mounts);
+    copy = strdup(mp);
+    if (copy == NULL || string_vector_append(&found, copy) == -1) {
+      free(copy);
+      for (k = 0; k < found.len; k++)
+        free(found.ptr[k]);
+      string_vector_reset(&found);
       fclose(fp);
       ferry_error("out of memory");
       return -1;
     }
-    *mounts = grown;
-    (*n)++;
   }
   fclose(fp);
+  *mounts = found.ptr;
+  *n = found.len;
   return 0;
 }

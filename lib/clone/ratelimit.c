@@ -66,33 +66,3 @@ void ratelimit_take(struct ratelimit *rl, uint64_t n)
       ;
   }
 }
-
-int parse_size(const char *text, uint64_t *out)
-{
-  char *end;
-  double v;
-
-  errno = 0;
-  v = strtod(text, &end);
-  if (errno != 0 || end == text || v < 0 || !isfinite(v))
-    goto bad;
-  switch (*end) {
-  case 'k': case 'K': v *= 1024; end++; break;
-  case 'm': case 'M': v *= 1024.0 * 1024; end++; break;
-  case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
-  case 't': case 'T': v *= 1024.0 * 1024 * 1024 * 1024; end++; break;
-  default: break;
-  }
-  if (*end == 'i' && end[-1] != *text)  /* "MiB" style */
-    end++;
-  if (*end == 'B' || *end == 'b')
-    end++;
-  if (*end != '\0' || v >= 18446744073709551616.0)
-    goto bad;
-  *out = (uint64_t)v;
-  return 0;
-bad:
-  ferry_error("'%s' is not a size: use a number with an optional k, M, G "
-              "or T suffix (powers of 1024)", text);
-  return -1;
-}

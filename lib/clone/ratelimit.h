@@ -14,8 +14,4 @@ void ratelimit_close(struct ratelimit *rl);
  * threads may call it at once; each reserves its own slot of time. */
 void ratelimit_take(struct ratelimit *rl, uint64_t n);
 
-/* Parse "100M", "1.5G", "800k" (bytes per second, powers of 1024) or a
- * plain number; -1 with an error if malformed. */
-int parse_size(const char *text, uint64_t *out);
-
 #endif

@@ -39,17 +39,3 @@ void source_close(struct source *src)
   if (src)
     src->ops->close(src);
 }
-
-int buf_is_zero(const void *buf, size_t len)
-{
-  const unsigned char *p = buf;
-  size_t head;
-
-  /* check a few bytes cheaply, then compare the buffer with itself shifted
-   * by 16: memcmp is vectorised and stops at the first difference */
-  head = len < 16 ? len : 16;
-  for (size_t i = 0; i < head; i++)
-    if (p[i])
-      return 0;
-  return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
-}

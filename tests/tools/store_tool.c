@@ -24,6 +24,7 @@
 
 #include "util/error.h"
 #include "util/log.h"
+#include "util/zero.h"
 #include "store/store.h"
 
 static int die(const char *what)
@@ -72,11 +73,6 @@ static int print_key(void *opaque, const char *key, uint64_t size)
   return 0;
 }
 
-static int is_zero(const char *p, size_t n)
-{
-  return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 static int cmd_write(struct store *s, int argc, char **argv)
 {
   struct store_writer_opts o = { 0 };
@@ -117,7 +113,7 @@ static int cmd_write(struct store *s, int argc, char **argv)
     goto out;
   }
   while ((n = fread(buf, 1, block, fp)) > 0) {
-    if ((is_zero(buf, n) ? store_writer_zero(w, n)
+    if ((buf_is_zero(buf, n) ? store_writer_zero(w, n)
                          : store_writer_write(w, buf, n)) == -1) {
       store_writer_abort(w);
       r = die("write");

@@ -1,6 +1,10 @@
-/* The file:// store: every operation, atomic puts and writers, keys that
- * would escape the store, and scheme lookup. */
+/* The file:// store: every operation, atomic puts and writers (no
+ * temporary file is left in the store after puts, commits, an aborted
+ * writer or failed writes), keys that would escape the store, and scheme
+ * lookup. */
 #include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,9 +22,55 @@ static int count_cb(void *opaque, const char *key, uint64_t size)
   return 0;
 }
 
+/* Every file under the store's root: "\nkey1\nkey2\n" (walk order). */
+static char walk_list[4096];
+static size_t walk_root_len;
+
+static int walk_cb(const char *path, const struct stat *st, int flag,
+                   struct FTW *ftw)
+{
+  size_t n = strlen(walk_list);
+
+  (void)st;
+  (void)ftw;
+  if (flag != FTW_D && flag != FTW_DP)
+    snprintf(walk_list + n, sizeof walk_list - n, "%s\n",
+             path + walk_root_len + 1);
+  return 0;
+}
+
+/* Exactly the files there are, whatever a temporary would be called. */
+static const char *files_in(const char *root)
+{
+  snprintf(walk_list, sizeof walk_list, "\n");
+  walk_root_len = strlen(root);
+  nftw(root, walk_cb, 16, FTW_PHYS);
+  return walk_list;
+}
+
+static int has_file(const char *list, const char *key)
+{
+  char line[256];
+
+  snprintf(line, sizeof line, "\n%s\n", key);
+  return strstr(list, line) != NULL;
+}
+
+static size_t count_files(const char *list)
+{
+  size_t n = 0;
+
+  for (; *list; list++)
+    n += *list == '\n';
+  return n - 1;
+}
+
 int main(void)
 {
-  char *dir = test_tmpdir(), *url, path[512], buf[64];
+  char *dir = test_tmpdir(), *url, path[512], buf[64], root[512];
+  static char big[256 << 10];
+  const char *files;
+  struct rlimit old_fsize, small_fsize;
   struct store_writer *w;
   struct store *s;
   uint64_t size;
@@ -79,8 +129,38 @@ int main(void)
   CHECK(store_writer_write(w, "abc", 3) == 0);
   store_writer_abort(w);
   CHECK(store_head(s, "out/partial.raw", &size) == 0);
-  n = 0;
-  CHECK(store_list(s, "out/", count_cb, &n) == 0);
+
+  /* failed writes (the file size limit: EFBIG, SIGXFSZ ignored) leave no
+   * temporary either: a put, a writer's write, a writer's commit */
+  CHECK(getrlimit(RLIMIT_FSIZE, &old_fsize) == 0);
+  small_fsize = old_fsize;
+  small_fsize.rlim_cur = 64 << 10;          /* the soft limit only */
+  signal(SIGXFSZ, SIG_IGN);
+  CHECK(setrlimit(RLIMIT_FSIZE, &small_fsize) == 0);
+  CHECK(store_put(s, "chunks/toobig", big, sizeof big) == -1);
+  CHECK(store_head(s, "chunks/toobig", &size) == 0);
+  w = store_writer_open(s, "out/toobig.raw", NULL);
+  CHECK(w != NULL);
+  CHECK(store_writer_write(w, big, sizeof big) == -1);
+  store_writer_abort(w);
+  w = store_writer_open(s, "out/toobig2.raw", NULL);
+  CHECK(w != NULL);
+  CHECK(store_writer_write(w, "abc", 3) == 0);
+  CHECK(store_writer_zero(w, sizeof big) == 0);
+  CHECK(store_writer_commit(w) == -1);
+  CHECK(setrlimit(RLIMIT_FSIZE, &old_fsize) == 0);
+  CHECK(store_head(s, "out/toobig2.raw", &size) == 0);
+
+  /* the directory holds the objects and nothing else */
+  snprintf(root, sizeof root, "%s/root", dir);
+  files = files_in(root);
+  CHECK(has_file(files, "chunks/aa"));
+  CHECK(has_file(files, "chunks/bb"));
+  CHECK(has_file(files, "other"));
+  CHECK(has_file(files, "out/disk.raw"));
+  if (count_files(files) != 4)
+    fprintf(stderr, "files in the store:\n%s", files);
+  CHECK_U64(count_files(files), 4);
 
   CHECK(store_del(s, "chunks/bb") == 0);
   CHECK(store_del(s, "chunks/bb") == 0);          /* absent is fine */
