@@ -151,7 +151,7 @@ int client_ensure_token(struct client *c, const char *hostname)
   }
   memcpy(c->token, tok, strlen(tok) + 1);
   json_decref(resp);
-  if (token_file_write(c->cfg->token_file, c->token) == -1) {
+  if (token_file_write(c->cfg->token_file, c->token, 1) == -1) {
     ferry_error_prefix("cannot save the agent token: ");
     return -1;
   }

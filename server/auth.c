@@ -46,11 +46,18 @@ int auth_token_file(const char *path, uint8_t hash[DIGEST_LEN], int *created)
   if (token_file_read(path, buf, sizeof buf) == -1) {
     if (errno != ENOENT)
       return -1;
-    if (auth_new_token(buf) == -1 || token_file_write(path, buf) == -1) {
+    if (auth_new_token(buf) == -1) {
       OPENSSL_cleanse(buf, sizeof buf);
       return -1;
     }
-    *created = 1;
+    if (token_file_write(path, buf, 0) == 0) {
+      *created = 1;
+    } else if (errno != EEXIST || token_file_read(path, buf, sizeof buf)
+               == -1) {
+      /* EEXIST: another process made it first; that token stands */
+      OPENSSL_cleanse(buf, sizeof buf);
+      return -1;
+    }
   }
   /* the server's own tokens guard every host: a short one is guessable */
   if (strlen(buf) < 16) {

@@ -94,7 +94,7 @@ static int sync_dir(const char *path)
   return r;
 }
 
-int token_file_write(const char *path, const char *token)
+int token_file_write(const char *path, const char *token, int replace)
 {
   CLEANUP_FREE char *tmp = NULL;
   size_t len = strlen(token);
@@ -118,11 +118,21 @@ int token_file_write(const char *path, const char *token)
     unlink(tmp);
     return -1;
   }
-  if (close(fd) == -1 || rename(tmp, path) == -1) {
-    ferry_error("cannot write token file %s: %m", path);
+  if (close(fd) == -1 ||
+      (replace ? rename(tmp, path) : link(tmp, path)) == -1) {
+    int e = errno;
+
+    if (e == EEXIST)
+      ferry_error("token file %s already exists: it was not replaced",
+                  path);
+    else
+      ferry_error("cannot write token file %s: %m", path);
     unlink(tmp);
+    errno = e;
     return -1;
   }
+  if (!replace)
+    unlink(tmp);
   if (sync_dir(path) == -1) {
     ferry_error("cannot sync the directory of token file %s: %m", path);
     return -1;

@@ -21,8 +21,10 @@
 int token_file_read(const char *path, char *buf, size_t size);
 
 /* Write token and a newline to path with mode 0600: into path.tmp, synced,
- * then renamed over path, so a crash never leaves a partial token.  -1 with
- * an error naming path. */
-int token_file_write(const char *path, const char *token);
+ * then moved to path, so a crash never leaves a partial token.  replace:
+ * renamed over an existing path; 0: linked, so a token someone else made
+ * first is never replaced (-1 with errno EEXIST).  -1 with an error naming
+ * path. */
+int token_file_write(const char *path, const char *token, int replace);
 
 #endif

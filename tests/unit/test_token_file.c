@@ -84,18 +84,24 @@ int main(void)
 
   /* written with mode 0600, no temporary left, read back */
   snprintf(fifo, sizeof fifo, "%s/written", dir);
-  CHECK(token_file_write(fifo, "new-token") == 0);
+  CHECK(token_file_write(fifo, "new-token", 0) == 0);
   CHECK(stat(fifo, &st) == 0);
   CHECK_U64(st.st_mode & 07777, 0600);
   CHECK(token_file_read(fifo, buf, sizeof buf) == 0);
   CHECK_STR(buf, "new-token");
-  CHECK(token_file_write(fifo, "replaced") == 0);
+  /* create-only never replaces a token someone else made first */
+  errno = 0;
+  CHECK(token_file_write(fifo, "second", 0) == -1);
+  CHECK(errno == EEXIST);
+  CHECK(token_file_read(fifo, buf, sizeof buf) == 0);
+  CHECK_STR(buf, "new-token");
+  CHECK(token_file_write(fifo, "replaced", 1) == 0);
   CHECK(token_file_read(fifo, buf, sizeof buf) == 0);
   CHECK_STR(buf, "replaced");
   snprintf(fifo, sizeof fifo, "%s/written.tmp", dir);
   CHECK(access(fifo, F_OK) == -1);
   snprintf(fifo, sizeof fifo, "%s/no/such/dir/t", dir);
-  CHECK(token_file_write(fifo, "x") == -1);
+  CHECK(token_file_write(fifo, "x", 1) == -1);
   CHECK_CONTAINS(ferry_errmsg(), "check that its directory exists");
 
   test_rmrf(dir);
