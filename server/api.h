@@ -77,6 +77,10 @@ const char *request_arg(struct request *r, const char *name);
 
 /* Wake the orchestrator, workers and long polls. */
 void server_wake(struct server *srv);
+/* 1 once the server is stopping. */
+int server_stopping(struct server *srv);
+/* Wait for server_wake(), at most a second (a loop's idle tick). */
+void server_nap(struct server *srv);
 
 /* MHD's access handler with the route table. */
 enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn,

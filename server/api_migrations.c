@@ -290,26 +290,41 @@ enum MHD_Result api_migration_cancel(struct request *r)
   if (id <= 0)
     return reply_error(r, 400, "id", "migration id '%s' is not a positive "
                        "integer", r->params[0]);
+  /* the migration and its tasks are canceled together or not at all;
+   * running server tasks see it at their keeper's next tick, agents at
+   * their next progress report */
   db_lock();
-  m = db_query_one(r->srv->db, "SELECT state, phase, host_id FROM "
-                   "migrations WHERE id = ?1", "i", id);
-  if (m && !json_is_null(m)) {
-    state = json_string_value(json_object_get(m, "state"));
-    if (strcmp(state, "active") == 0) {
-      db_run(r->srv->db, "UPDATE migrations SET state = 'canceled', "
-             "updated = ?2 WHERE id = ?1", "it", id, db_now(now));
-      db_run(r->srv->db, "UPDATE tasks SET state = 'canceled', updated = ?2 "
-             "WHERE migration_id = ?1 AND state IN ('queued', 'running')",
-             "it", id, now);
-      event_add(r->srv->db, id, json_integer_value(json_object_get(m,
-                "host_id")), "phase", json_string_value(json_object_get(m,
-                "phase")), "migration canceled by the operator");
-      changed = 1;
+  m = db_exec(r->srv->db, "BEGIN IMMEDIATE") == 0
+        ? db_query_one(r->srv->db, "SELECT state, phase, host_id FROM "
+                       "migrations WHERE id = ?1", "i", id)
+        : NULL;
+  if (m && !json_is_null(m) &&
+      strcmp(json_string_value(json_object_get(m, "state")), "active") == 0) {
+    if (db_run(r->srv->db, "UPDATE migrations SET state = 'canceled', "
+               "updated = ?2 WHERE id = ?1", "it", id, db_now(now)) == -1 ||
+        db_run(r->srv->db, "UPDATE tasks SET state = 'canceled', updated = "
+               "?2 WHERE migration_id = ?1 AND state IN ('queued', "
+               "'running')", "it", id, now) == -1 ||
+        event_add(r->srv->db, id, json_integer_value(json_object_get(m,
+                  "host_id")), "phase", json_string_value(json_object_get(m,
+                  "phase")), "migration canceled by the operator") == -1) {
+      json_decref(m);
+      m = NULL;
     }
+    changed = 1;
+  }
+  if (m == NULL || db_exec(r->srv->db, "COMMIT") == -1) {
+    char why[512];
+
+    snprintf(why, sizeof why, "%s", ferry_errmsg());
+    if (sqlite3_get_autocommit(r->srv->db) == 0)
+      db_exec(r->srv->db, "ROLLBACK");
+    db_unlock();
+    json_decref(m);
+    return reply_error(r, 500, NULL, "cannot cancel migration %lld: %s", id,
+                       why);
   }
   db_unlock();
-  if (m == NULL)
-    return reply_error(r, 500, NULL, "%s", ferry_errmsg());
   if (json_is_null(m))
     return reply_error(r, 404, "id", "no migration %lld", id);
   state = changed ? "canceled" : json_string_value(json_object_get(m,

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "util/error.h"
+#include "util/log.h"
 
 /* Each entry moves the schema from version i to i + 1; never edit one
  * that has shipped, append a new one. */
@@ -408,21 +409,51 @@ json_t *db_query_one(sqlite3 *db, const char *sql, const char *fmt, ...)
   return row;
 }
 
+static int vget_int(sqlite3 *db, long long *out, const char *sql,
+                    const char *fmt, va_list ap)
+{
+  sqlite3_stmt *st = vprepare(db, sql, fmt, ap);
+  int rc, r = 0;
+
+  if (st == NULL)
+    return -1;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+      *out = sqlite3_column_int64(st, 0);
+      r = 1;
+    }
+  } else if (rc != SQLITE_DONE) {
+    ferry_error("database: %s (in: %.80s)", sqlite3_errmsg(db), sql);
+    r = -1;
+  }
+  sqlite3_finalize(st);
+  return r;
+}
+
+int db_get_int(sqlite3 *db, long long *out, const char *sql,
+               const char *fmt, ...)
+{
+  va_list ap;
+  int r;
+
+  va_start(ap, fmt);
+  r = vget_int(db, out, sql, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
 long long db_int(sqlite3 *db, long long dflt, const char *sql,
                  const char *fmt, ...)
 {
-  sqlite3_stmt *st;
   long long v = dflt;
   va_list ap;
+  int r;
 
   va_start(ap, fmt);
-  st = vprepare(db, sql, fmt, ap);
+  r = vget_int(db, &v, sql, fmt, ap);
   va_end(ap);
-  if (st == NULL)
-    return dflt;
-  if (sqlite3_step(st) == SQLITE_ROW &&
-      sqlite3_column_type(st, 0) != SQLITE_NULL)
-    v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  if (r == -1)
+    log_warn("%s", ferry_errmsg());
   return v;
 }

@@ -42,7 +42,18 @@ json_t *db_query(sqlite3 *db, const char *sql, const char *fmt, ...);
 /* The first row as an object, json_null() if none, NULL on error. */
 json_t *db_query_one(sqlite3 *db, const char *sql, const char *fmt, ...);
 
-/* One integer from the first row's first column; dflt if no row. */
+/* One integer from the first row's first column into *out: 1 when there
+ * is one, 0 when there is no row or the value is NULL (*out untouched),
+ * -1 with the error when the query fails.  Use it wherever the answer
+ * decides what is written. */
+int db_get_int(sqlite3 *db, long long *out, const char *sql,
+               const char *fmt, ...);
+
+/* One integer from the first row's first column; dflt if there is no row
+ * or the value is NULL.  A failed query also gives dflt, and is logged
+ * with its error: only for reads where dflt is a safe answer (a lookup
+ * whose miss the caller reports); anything that changes state on the
+ * answer uses db_get_int. */
 long long db_int(sqlite3 *db, long long dflt, const char *sql,
                  const char *fmt, ...);
 

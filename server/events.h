@@ -6,8 +6,9 @@
 #include <sqlite3.h>
 
 /* Add an event (migration_id/host_id 0 = none); logs it too.  Caller holds
- * db_lock.  Failures are logged, never fatal. */
-void event_add(sqlite3 *db, long long migration_id, long long host_id,
+ * db_lock.  0, or -1 with the error (also logged): a caller inside a
+ * transaction that must record the event rolls back on -1. */
+int event_add(sqlite3 *db, long long migration_id, long long host_id,
                const char *kind, const char *phase, const char *fmt, ...)
   __attribute__((format(printf, 6, 7)));
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <strings.h>
 
@@ -166,6 +167,28 @@ void server_wake(struct server *srv)
   pthread_mutex_lock(&srv->lock);
   srv->wake_seq++;
   pthread_cond_broadcast(&srv->wake);
+  pthread_mutex_unlock(&srv->lock);
+}
+
+int server_stopping(struct server *srv)
+{
+  int s;
+
+  pthread_mutex_lock(&srv->lock);
+  s = srv->stopping;
+  pthread_mutex_unlock(&srv->lock);
+  return s;
+}
+
+void server_nap(struct server *srv)
+{
+  struct timespec ts;
+
+  pthread_mutex_lock(&srv->lock);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 1;
+  if (!srv->stopping)
+    pthread_cond_timedwait(&srv->wake, &srv->lock, &ts);
   pthread_mutex_unlock(&srv->lock);
 }
 

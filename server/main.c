@@ -229,8 +229,12 @@ int main(int argc, char **argv)
     return 1;
   }
 
+  /* the keepers of running tasks see stopping within a tick and stop
+   * their children (SIGTERM, then SIGKILL); the tasks stay running in
+   * the database and run again from the start at the next start */
   if (sigwait(&set, &sig) == 0)
-    log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    log_info("%s: stopping (running tasks run again at the next start)",
+             sig == SIGINT ? "SIGINT" : "SIGTERM");
   pthread_mutex_lock(&srv.lock);
   srv.stopping = 1;
   pthread_cond_broadcast(&srv.wake);

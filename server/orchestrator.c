@@ -3,21 +3,20 @@
  *   discovered -> preflight -> prepared -> cloning -> cloned
  *     -> converting -> converted -> creating -> done
  *
- * plus failed and canceled.  Every step is a database transaction and every
- * transition an event, so a server killed at any moment resumes where it
- * was: the phase says what to do next and tasks are created once. */
+ * plus ready/syncing/cutover for warm migrations, failed and canceled.
+ * Every step is one database transaction that happens whole or not at
+ * all: a step whose database work fails rolls back, is logged and runs
+ * again on the next tick, so a migration never advances with half its
+ * tasks, and a server killed at any moment resumes where it was (the phase
+ * says what to do next and tasks are created once).  A phase that waits
+ * for tasks and finds none fails the migration: missing tasks are never
+ * "done". */
 #include "orchestrator.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "util/cleanup.h"
 #include "db.h"
@@ -26,90 +25,137 @@
 #include "util/log.h"
 #include "preflight.h"
 #include "tasks.h"
-#include "targets/target.h"
-
-#define WORKERS_MAX 16
+#include "worker.h"
 
 static pthread_t orch_thread;
-static pthread_t workers[WORKERS_MAX];
-static unsigned n_workers;
 static int orch_started;
 
-static void set_phase(sqlite3 *db, long long id, long long host,
-                      const char *phase, const char *fmt, const char *arg)
+/* One step of one migration, inside its transaction. */
+struct step {
+  sqlite3 *db;
+  long long id, host, syncs, interval;
+  const char *phase;
+  json_t *m, *plan;                /* the migration's row and its plan */
+  int warm, cutover;
+  double next_sync;
+  int changed;                     /* phase or state written */
+};
+
+/* What the tasks of one kind and round say. */
+enum tasks_state { TASKS_NONE, TASKS_RUNNING, TASKS_DONE, TASKS_FAILED };
+
+static int set_phase(struct step *s, const char *phase, const char *fmt,
+                     const char *arg)
 {
   char now[32];
 
-  db_run(db, "UPDATE migrations SET phase = ?2, updated = ?3 WHERE id = ?1",
-         "itt", id, phase, db_now(now));
-  event_add(db, id, host, "phase", phase, fmt, arg ? arg : "");
+  if (db_run(s->db, "UPDATE migrations SET phase = ?2, updated = ?3 WHERE "
+             "id = ?1", "itt", s->id, phase, db_now(now)) == -1 ||
+      event_add(s->db, s->id, s->host, "phase", phase, fmt,
+                arg ? arg : "") == -1)
+    return -1;
+  s->changed = 1;
+  return 0;
 }
 
-static void fail(sqlite3 *db, long long id, long long host,
-                 const char *phase, const char *cause)
+/* Fail the migration; a retry resumes at resume_phase. */
+static int fail_at(struct step *s, const char *resume_phase,
+                   const char *cause)
 {
   char now[32];
 
-  db_run(db, "UPDATE migrations SET state = 'failed', failed_phase = ?2, "
-         "error = ?3, updated = ?4 WHERE id = ?1", "ittt", id, phase, cause,
-         db_now(now));
-  event_add(db, id, host, "error", phase, "migration failed in phase %s: %s",
-            phase, cause);
+  if (db_run(s->db, "UPDATE migrations SET state = 'failed', failed_phase "
+             "= ?2, error = ?3, updated = ?4 WHERE id = ?1", "ittt", s->id,
+             resume_phase, cause, db_now(now)) == -1 ||
+      event_add(s->db, s->id, s->host, "error", s->phase, "migration "
+                "failed in phase %s: %s", s->phase, cause) == -1)
+    return -1;
+  s->changed = 1;
+  return 0;
 }
 
-/* Create one task per disk of kind for round (once: a restart finds
- * them).  final marks the cutover sync, which quiesces the source. */
-static int create_disk_tasks(sqlite3 *db, long long id, long long host,
-                             json_t *plan, const char *kind,
+static int fail(struct step *s, const char *cause)
+{
+  return fail_at(s, s->phase, cause);
+}
+
+static json_t *disk_task_spec(json_t *plan, json_t *d, const char *kind,
+                              int final)
+{
+  if (strcmp(kind, "clone") == 0 || strcmp(kind, "sync") == 0)
+    return json_pack("{s:O, s:O, s:O, s:b, s:b}", "disk",
+                     json_object_get(d, "name"), "image",
+                     json_object_get(d, "image"), "options",
+                     json_object_get(plan, "options"), "final", final,
+                     "quiesce", final && !json_is_false(
+                       json_object_get(plan, "quiesce")));
+  return json_pack("{s:O, s:O, s:O, s:O}", "disk",
+                   json_object_get(d, "name"), "image",
+                   json_object_get(d, "image"), "format",
+                   json_object_get(plan, "format"), "output",
+                   json_object_get(d, "output"));
+}
+
+/* Create one task per disk of kind for round, once (a restart finds
+ * them); final marks the cutover sync, which quiesces the source.  0, or
+ * -1 with the error: the caller's transaction then rolls back, so either
+ * every disk has its task or none has. */
+static int create_disk_tasks(struct step *s, const char *kind,
                              const char *runner, long long round, int final)
 {
-  json_t *disks = json_object_get(plan, "disks"), *d;
+  json_t *disks = json_object_get(s->plan, "disks"), *d;
+  long long have = 0;
   char now[32];
   size_t i;
 
-  if (db_int(db, 0, "SELECT count(*) FROM tasks WHERE migration_id = ?1 "
-             "AND kind = ?2 AND round = ?3", "iti", id, kind, round) > 0)
+  if (db_get_int(s->db, &have, "SELECT count(*) FROM tasks WHERE "
+                 "migration_id = ?1 AND kind = ?2 AND round = ?3", "iti",
+                 s->id, kind, round) == -1)
+    return -1;
+  if (have > 0)
     return 0;
+  if (json_array_size(disks) == 0) {
+    ferry_error("the migration's plan lists no disks");
+    return -1;
+  }
   db_now(now);
   json_array_foreach(disks, i, d) {
-    CLEANUP_FREE char *spec_text = NULL;
-    json_t *spec;
+    json_t *spec = disk_task_spec(s->plan, d, kind, final);
+    CLEANUP_FREE char *text = spec ? json_dumps(spec, JSON_COMPACT |
+                                                JSON_PRESERVE_ORDER) : NULL;
 
-    if (strcmp(kind, "clone") == 0 || strcmp(kind, "sync") == 0)
-      spec = json_pack("{s:O, s:O, s:O, s:b, s:b}", "disk",
-                       json_object_get(d, "name"), "image",
-                       json_object_get(d, "image"), "options",
-                       json_object_get(plan, "options"), "final", final,
-                       "quiesce", final && !json_is_false(
-                         json_object_get(plan, "quiesce")));
-    else
-      spec = json_pack("{s:O, s:O, s:O, s:O}", "disk",
-                       json_object_get(d, "name"), "image",
-                       json_object_get(d, "image"), "format",
-                       json_object_get(plan, "format"), "output",
-                       json_object_get(d, "output"));
-    spec_text = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(spec);
-    if (db_insert(db, "INSERT INTO tasks (migration_id, host_id, kind, "
+    if (text == NULL) {
+      ferry_error("disk %zu of the plan lacks its name, image or output",
+                  i);
+      return -1;
+    }
+    if (db_insert(s->db, "INSERT INTO tasks (migration_id, host_id, kind, "
                   "runner, state, spec, round, created, updated) VALUES "
                   "(?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?7)", "iitttit",
-                  id, host, kind, runner, spec_text, round, now) == -1)
+                  s->id, s->host, kind, runner, text, round, now) == -1) {
+      ferry_error_prefix("%s task for disk %zu: ", kind, i);
       return -1;
+    }
   }
   return 0;
 }
 
-/* Are all tasks of kind in round done?  1 all succeeded, 0 still going,
- * -1 one failed (*error set to its message, caller frees). */
-static int tasks_done(sqlite3 *db, long long id, const char *kind,
-                      long long round, char **error)
+/* Where the tasks of kind in round are; -1 with the error.  On
+ * TASKS_FAILED *error is the first failed task's message (caller frees). */
+static int tasks_state(struct step *s, const char *kind, long long round,
+                       char **error)
 {
+  long long total = 0, open = 0;
   json_t *failed;
 
-  failed = db_query_one(db, "SELECT id, error FROM tasks WHERE migration_id "
-                        "= ?1 AND kind = ?2 AND round = ?3 AND state = "
-                        "'failed' LIMIT 1", "iti", id, kind, round);
-  if (failed && !json_is_null(failed)) {
+  failed = db_query_one(s->db, "SELECT id, error FROM tasks WHERE "
+                        "migration_id = ?1 AND kind = ?2 AND round = ?3 AND "
+                        "state = 'failed' ORDER BY id LIMIT 1", "iti", s->id,
+                        kind, round);
+  if (failed == NULL)
+    return -1;
+  if (!json_is_null(failed)) {
     const char *e = json_string_value(json_object_get(failed, "error"));
 
     if (asprintf(error, "%s task %lld: %s", kind,
@@ -117,466 +163,368 @@ static int tasks_done(sqlite3 *db, long long id, const char *kind,
                  e ? e : "failed") == -1)
       *error = NULL;
     json_decref(failed);
-    return -1;
+    return TASKS_FAILED;
   }
   json_decref(failed);
-  return db_int(db, 1, "SELECT count(*) = 0 FROM tasks WHERE migration_id = "
-                "?1 AND kind = ?2 AND round = ?3 AND state <> 'succeeded'",
-                "iti", id, kind, round) ? 1 : 0;
+  if (db_get_int(s->db, &total, "SELECT count(*) FROM tasks WHERE "
+                 "migration_id = ?1 AND kind = ?2 AND round = ?3", "iti",
+                 s->id, kind, round) == -1 ||
+      db_get_int(s->db, &open, "SELECT count(*) FROM tasks WHERE "
+                 "migration_id = ?1 AND kind = ?2 AND round = ?3 AND state "
+                 "<> 'succeeded'", "iti", s->id, kind, round) == -1)
+    return -1;
+  if (total == 0)
+    return TASKS_NONE;
+  return open ? TASKS_RUNNING : TASKS_DONE;
+}
+
+/* The phase waits for the tasks of kind in round: 1 when they all
+ * succeeded, 0 while they run or once the migration failed (a failed task,
+ * or none at all: resume_phase is where a retry makes them again), -1 on a
+ * database error. */
+static int wait_tasks(struct step *s, const char *kind, long long round,
+                      const char *resume_phase)
+{
+  CLEANUP_FREE char *error = NULL;
+  char cause[256];
+
+  switch (tasks_state(s, kind, round, &error)) {
+  case TASKS_DONE:
+    return 1;
+  case TASKS_RUNNING:
+    return 0;
+  case TASKS_FAILED:
+    return fail(s, error ? error : "a task failed");
+  case TASKS_NONE:
+    snprintf(cause, sizeof cause, "no %s tasks exist for round %lld of "
+             "this migration: they were never made or were removed; retry "
+             "to make them again", kind, round);
+    return fail_at(s, resume_phase, cause);
+  }
+  return -1;
 }
 
 /* A sync round finished: record its delta and schedule the next. */
-static void record_sync(sqlite3 *db, long long id, long long host,
-                        long long round, long long interval)
+static int record_sync(struct step *s)
 {
+  long long delta = 0, msecs = 0;
   char now[32];
-  long long delta = db_int(db, 0, "SELECT coalesce(sum(json_extract(result, "
-                           "'$.changed_bytes')), 0) + coalesce(sum(CASE WHEN "
-                           "json_extract(result, '$.incremental') THEN 0 "
-                           "ELSE json_extract(result, '$.data_bytes') END), "
-                           "0) FROM tasks WHERE migration_id = ?1 AND kind = "
-                           "'sync' AND round = ?2", "ii", id, round);
-  long long secs = db_int(db, 0, "SELECT coalesce(max(json_extract(result, "
-                          "'$.seconds')) * 1000, 0) FROM tasks WHERE "
-                          "migration_id = ?1 AND kind = 'sync' AND round = "
-                          "?2", "ii", id, round);
-  char msg[160];
 
-  db_run(db, "UPDATE migrations SET last_sync = ?2, last_delta_bytes = ?3, "
-         "last_sync_seconds = ?4, next_sync = ?5, updated = ?2 WHERE id = ?1",
-         "itidd", id, db_now(now), delta, (double)secs / 1000.0,
-         task_now() + (double)interval);
-  snprintf(msg, sizeof msg, "sync %lld done: %lld bytes changed, %.1f s",
-           round, delta, (double)secs / 1000.0);
-  event_add(db, id, host, "sync", NULL, "%s", msg);
+  if (db_get_int(s->db, &delta, "SELECT coalesce(sum(json_extract(result, "
+                 "'$.changed_bytes')), 0) + coalesce(sum(CASE WHEN "
+                 "json_extract(result, '$.incremental') THEN 0 ELSE "
+                 "json_extract(result, '$.data_bytes') END), 0) FROM tasks "
+                 "WHERE migration_id = ?1 AND kind = 'sync' AND round = ?2",
+                 "ii", s->id, s->syncs) == -1 ||
+      db_get_int(s->db, &msecs, "SELECT coalesce(max(json_extract(result, "
+                 "'$.seconds')) * 1000, 0) FROM tasks WHERE migration_id = "
+                 "?1 AND kind = 'sync' AND round = ?2", "ii", s->id,
+                 s->syncs) == -1 ||
+      db_run(s->db, "UPDATE migrations SET last_sync = ?2, "
+             "last_delta_bytes = ?3, last_sync_seconds = ?4, next_sync = ?5, "
+             "updated = ?2 WHERE id = ?1", "itidd", s->id, db_now(now), delta,
+             (double)msecs / 1000.0, task_now() + (double)s->interval) == -1)
+    return -1;
+  return event_add(s->db, s->id, s->host, "sync", NULL, "sync %lld done: "
+                   "%lld bytes changed, %.1f s", s->syncs, delta,
+                   (double)msecs / 1000.0);
+}
+
+static int step_discovered(struct step *s)
+{
+  return set_phase(s, "preflight", "checking the host against the "
+                   "target%s", NULL);
+}
+
+static int step_preflight(struct step *s)
+{
+  json_t *findings = json_array(), *f;
+  int errors = preflight_run(s->plan, json_object_get(s->m, "inv"),
+                             findings);
+  CLEANUP_FREE char *ptext = NULL, *error = NULL;
+  const char *first = NULL;
+  size_t i;
+  int r = -1;
+
+  json_array_foreach(findings, i, f) {
+    const char *sev = json_string_value(json_object_get(f, "severity"));
+
+    if (event_add(s->db, s->id, s->host, "preflight", "preflight", "%s: %s",
+                  sev, json_string_value(json_object_get(f, "message")))
+        == -1)
+      goto out;
+    if (first == NULL && strcmp(sev, "error") == 0)
+      first = json_string_value(json_object_get(f, "message"));
+  }
+  json_object_set(s->plan, "preflight", findings);
+  ptext = json_dumps(s->plan, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  if (ptext == NULL) {
+    ferry_error("cannot encode the plan");
+    goto out;
+  }
+  if (db_run(s->db, "UPDATE migrations SET plan = ?2 WHERE id = ?1", "it",
+             s->id, ptext) == -1)
+    goto out;
+  if (errors) {
+    if (asprintf(&error, "%d preflight error(s); first: %s", errors,
+                 first ? first : "?") == -1)
+      error = NULL;
+    r = fail(s, error ? error : "preflight failed");
+  } else {
+    r = set_phase(s, "prepared", "preflight passed%s; disks planned",
+                  json_array_size(findings) ? " with warnings" : "");
+  }
+out:
+  json_decref(findings);
+  return r;
+}
+
+static int step_prepared(struct step *s)
+{
+  /* a warm migration's first sync is its full clone (round 1) */
+  if (s->warm) {
+    if (create_disk_tasks(s, "sync", "agent", 1, 0) == -1 ||
+        db_run(s->db, "UPDATE migrations SET syncs = 1 WHERE id = ?1", "i",
+               s->id) == -1)
+      return -1;
+    return set_phase(s, "cloning", "%s queued for the agent",
+                     "the first full sync");
+  }
+  if (create_disk_tasks(s, "clone", "agent", 0, 0) == -1)
+    return -1;
+  return set_phase(s, "cloning", "%s queued for the agent", "clone tasks");
+}
+
+/* cloning, syncing and cutover wait for the round's clones or syncs. */
+static int step_cloning(struct step *s)
+{
+  int r = wait_tasks(s, s->warm ? "sync" : "clone", s->warm ? s->syncs : 0,
+                     s->warm ? s->phase : "prepared");
+
+  if (r <= 0)
+    return r;
+  if (!s->warm)
+    return set_phase(s, "cloned", "every disk is in the store%s", NULL);
+  if (record_sync(s) == -1)
+    return -1;
+  if (strcmp(s->phase, "cutover") == 0)
+    return set_phase(s, "cloned", "final sync done with the source "
+                     "quiesced: every disk is in the store%s", NULL);
+  return set_phase(s, "ready", "ready for cutover%s", NULL);
+}
+
+static int step_ready(struct step *s)
+{
+  if (!s->cutover && task_now() < s->next_sync)
+    return 0;
+  if (create_disk_tasks(s, "sync", "agent", s->syncs + 1, s->cutover) == -1
+      || db_run(s->db, "UPDATE migrations SET syncs = ?2 WHERE id = ?1",
+                "ii", s->id, s->syncs + 1) == -1)
+    return -1;
+  return set_phase(s, s->cutover ? "cutover" : "syncing",
+                   s->cutover ? "cutover: the final sync, with the source "
+                                "quiesced%s"
+                              : "incremental sync queued%s", NULL);
+}
+
+static int step_cloned(struct step *s)
+{
+  if (create_disk_tasks(s, "convert", "server", 0, 0) == -1)
+    return -1;
+  return set_phase(s, "converting", "conversions to %s queued",
+                   json_string_value(json_object_get(s->plan, "format")));
+}
+
+static int step_converting(struct step *s)
+{
+  int r = wait_tasks(s, "convert", 0, "cloned");
+
+  if (r <= 0)
+    return r;
+  return set_phase(s, "converted", "every disk is converted%s", NULL);
+}
+
+static int step_converted(struct step *s)
+{
+  CLEANUP_FREE char *spec = NULL;
+  long long have = 0;
+  char now[32];
+
+  if (db_get_int(s->db, &have, "SELECT count(*) FROM tasks WHERE "
+                 "migration_id = ?1 AND kind = 'create'", "i", s->id) == -1)
+    return -1;
+  if (have == 0) {
+    spec = json_dumps(s->plan, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (spec == NULL) {
+      ferry_error("cannot encode the plan");
+      return -1;
+    }
+    if (db_insert(s->db, "INSERT INTO tasks (migration_id, host_id, kind, "
+                  "runner, state, spec, created, updated) VALUES (?1, ?2, "
+                  "'create', 'server', 'queued', ?3, ?4, ?4)", "iitt", s->id,
+                  s->host, spec, db_now(now)) == -1)
+      return -1;
+  }
+  return set_phase(s, "creating", "creating the instance on %s",
+                   json_string_value(json_object_get(s->plan, "provider")));
+}
+
+static int step_creating(struct step *s)
+{
+  int r = wait_tasks(s, "create", 0, "converted");
+  char now[32];
+
+  if (r <= 0)
+    return r;
+  if (db_run(s->db, "UPDATE migrations SET phase = 'done', state = 'done', "
+             "updated = ?2 WHERE id = ?1", "it", s->id, db_now(now)) == -1 ||
+      event_add(s->db, s->id, s->host, "phase", "done", "migration done")
+      == -1)
+    return -1;
+  s->changed = 1;
+  return 0;
+}
+
+/* What each phase of an active migration does on a tick: 0 (whether or not
+ * it moved on), or -1 with the error to roll the step back. */
+static const struct phase {
+  const char *name;
+  int (*step)(struct step *s);
+} phases[] = {
+  { "discovered", step_discovered },
+  { "preflight", step_preflight },
+  { "prepared", step_prepared },
+  { "cloning", step_cloning },
+  { "syncing", step_cloning },
+  { "cutover", step_cloning },
+  { "ready", step_ready },
+  { "cloned", step_cloned },
+  { "converting", step_converting },
+  { "converted", step_converted },
+  { "creating", step_creating },
+};
+
+static const struct phase *phase_lookup(const char *name)
+{
+  size_t i;
+
+  for (i = 0; name && i < sizeof phases / sizeof phases[0]; i++)
+    if (strcmp(phases[i].name, name) == 0)
+      return &phases[i];
+  return NULL;
+}
+
+/* Read the migration into s: 1 active, 0 not (nothing to do), -1. */
+static int step_load(struct step *s)
+{
+  s->m = db_query_one(s->db, "SELECT m.phase, m.state, m.host_id, m.warm, "
+                      "m.syncs, m.sync_interval, m.cutover, "
+                      "coalesce(m.next_sync, 0.0) AS next_sync, m.plan AS "
+                      "plan_json, (SELECT body FROM inventories i WHERE "
+                      "i.host_id = m.host_id ORDER BY i.id DESC LIMIT 1) AS "
+                      "inv_json FROM migrations m WHERE m.id = ?1", "i",
+                      s->id);
+  if (s->m == NULL)
+    return -1;
+  if (json_is_null(s->m) || strcmp(json_string_value(json_object_get(s->m,
+                                   "state")), "active") != 0)
+    return 0;
+  s->phase = json_string_value(json_object_get(s->m, "phase"));
+  s->host = json_integer_value(json_object_get(s->m, "host_id"));
+  s->plan = json_object_get(s->m, "plan");
+  s->warm = json_integer_value(json_object_get(s->m, "warm")) != 0;
+  s->cutover = json_integer_value(json_object_get(s->m, "cutover")) != 0;
+  s->syncs = json_integer_value(json_object_get(s->m, "syncs"));
+  s->interval = json_integer_value(json_object_get(s->m, "sync_interval"));
+  s->next_sync = json_number_value(json_object_get(s->m, "next_sync"));
+  if (!json_is_object(s->plan)) {
+    ferry_error("its plan is not a JSON object");
+    return -1;
+  }
+  return 1;
 }
 
 int orchestrator_step(struct server *srv, long long id)
 {
-  sqlite3 *db = srv->db;
-  CLEANUP_FREE char *error = NULL;
-  json_t *m, *plan;
-  const char *phase;
-  long long host, syncs, interval;
-  int r, changed, warm;
+  struct step s = { .db = srv->db, .id = id };
+  const struct phase *p;
+  char why[512];
+  int r;
 
   db_lock();
-  m = db_query_one(db, "SELECT m.phase, m.state, m.host_id, m.warm, "
-                   "m.syncs, m.sync_interval, m.cutover, "
-                   "coalesce(m.next_sync, 0.0) AS next_sync, m.plan AS "
-                   "plan_json, (SELECT body FROM inventories i WHERE "
-                   "i.host_id = m.host_id ORDER BY i.id DESC LIMIT 1) AS "
-                   "inv_json FROM migrations m WHERE m.id = ?1", "i", id);
-  if (m == NULL || json_is_null(m) ||
-      strcmp(json_string_value(json_object_get(m, "state")), "active")) {
-    db_unlock();
-    json_decref(m);
-    return 0;
-  }
-  phase = json_string_value(json_object_get(m, "phase"));
-  host = json_integer_value(json_object_get(m, "host_id"));
-  plan = json_object_get(m, "plan");
-  warm = json_integer_value(json_object_get(m, "warm")) != 0;
-  syncs = json_integer_value(json_object_get(m, "syncs"));
-  interval = json_integer_value(json_object_get(m, "sync_interval"));
-  db_exec(db, "BEGIN IMMEDIATE");
-
-  if (strcmp(phase, "discovered") == 0) {
-    set_phase(db, id, host, "preflight", "checking the host against the "
-              "target%s", NULL);
-  } else if (strcmp(phase, "preflight") == 0) {
-    json_t *findings = json_array();
-    int errors = preflight_run(plan, json_object_get(m, "inv"), findings);
-    CLEANUP_FREE char *ftext = json_dumps(findings, JSON_COMPACT);
-    size_t i;
-    json_t *f;
-
-    json_array_foreach(findings, i, f)
-      event_add(db, id, host, "preflight", "preflight", "%s: %s",
-                json_string_value(json_object_get(f, "severity")),
-                json_string_value(json_object_get(f, "message")));
-    json_object_set(plan, "preflight", findings);
-    {
-      CLEANUP_FREE char *ptext = json_dumps(plan, JSON_COMPACT |
-                                            JSON_PRESERVE_ORDER);
-
-      db_run(db, "UPDATE migrations SET plan = ?2 WHERE id = ?1", "it", id,
-             ptext);
-    }
-    if (errors) {
-      const char *first = NULL;
-
-      json_array_foreach(findings, i, f)
-        if (first == NULL && strcmp(json_string_value(json_object_get(f,
-            "severity")), "error") == 0)
-          first = json_string_value(json_object_get(f, "message"));
-      if (asprintf(&error, "%d preflight error(s); first: %s", errors,
-                   first ? first : "?") == -1)
-        error = NULL;
-      fail(db, id, host, "preflight", error ? error : "preflight failed");
+  r = db_exec(s.db, "BEGIN IMMEDIATE");
+  if (r == 0 && (r = step_load(&s)) == 1) {
+    p = phase_lookup(s.phase);
+    if (p == NULL) {
+      ferry_error("unknown phase '%s'", s.phase);
+      r = -1;
     } else {
-      set_phase(db, id, host, "prepared", "preflight passed%s; disks "
-                "planned", json_array_size(findings) ? " with warnings" : "");
-    }
-    (void)ftext;
-    json_decref(findings);
-  } else if (strcmp(phase, "prepared") == 0) {
-    /* a warm migration's first sync is its full clone (round 1) */
-    if (warm ? create_disk_tasks(db, id, host, plan, "sync", "agent", 1, 0)
-                 == 0 &&
-               db_run(db, "UPDATE migrations SET syncs = 1 WHERE id = ?1",
-                      "i", id) >= 0
-             : create_disk_tasks(db, id, host, plan, "clone", "agent", 0, 0)
-                 == 0)
-      set_phase(db, id, host, "cloning", "%s queued for the agent",
-                warm ? "the first full sync" : "clone tasks");
-  } else if (strcmp(phase, "cloning") == 0 || strcmp(phase, "syncing") == 0
-             || strcmp(phase, "cutover") == 0) {
-    const char *kind = warm ? "sync" : "clone";
-
-    r = tasks_done(db, id, kind, warm ? syncs : 0, &error);
-    if (r < 0) {
-      fail(db, id, host, phase, error ? error : "a clone failed");
-    } else if (r > 0 && !warm) {
-      set_phase(db, id, host, "cloned", "every disk is in the store%s",
-                NULL);
-    } else if (r > 0) {
-      record_sync(db, id, host, syncs, interval);
-      if (strcmp(phase, "cutover") == 0)
-        set_phase(db, id, host, "cloned", "final sync done with the source "
-                  "quiesced: every disk is in the store%s", NULL);
-      else
-        set_phase(db, id, host, "ready", "ready for cutover%s", NULL);
-    }
-  } else if (strcmp(phase, "ready") == 0) {
-    int cut = json_integer_value(json_object_get(m, "cutover")) != 0;
-
-    if (cut || task_now() >= json_number_value(json_object_get(m,
-                                                             "next_sync"))) {
-      if (create_disk_tasks(db, id, host, plan, "sync", "agent", syncs + 1,
-                            cut) == 0 &&
-          db_run(db, "UPDATE migrations SET syncs = ?2 WHERE id = ?1", "ii",
-                 id, syncs + 1) >= 0)
-        set_phase(db, id, host, cut ? "cutover" : "syncing",
-                  cut ? "cutover: the final sync, with the source quiesced%s"
-                      : "incremental sync queued%s", NULL);
-    }
-  } else if (strcmp(phase, "cloned") == 0) {
-    if (create_disk_tasks(db, id, host, plan, "convert", "server", 0, 0)
-        == 0)
-      set_phase(db, id, host, "converting", "conversions to %s queued",
-                json_string_value(json_object_get(plan, "format")));
-  } else if (strcmp(phase, "converting") == 0) {
-    r = tasks_done(db, id, "convert", 0, &error);
-    if (r < 0)
-      fail(db, id, host, "converting", error ? error : "a convert failed");
-    else if (r > 0)
-      set_phase(db, id, host, "converted", "every disk is converted%s",
-                NULL);
-  } else if (strcmp(phase, "converted") == 0) {
-    if (db_int(db, 0, "SELECT count(*) FROM tasks WHERE migration_id = ?1 "
-               "AND kind = 'create'", "i", id) == 0) {
-      CLEANUP_FREE char *spec = json_dumps(plan, JSON_COMPACT |
-                                           JSON_PRESERVE_ORDER);
-      char now[32];
-
-      db_insert(db, "INSERT INTO tasks (migration_id, host_id, kind, runner, "
-                "state, spec, created, updated) VALUES (?1, ?2, 'create', "
-                "'server', 'queued', ?3, ?4, ?4)", "iitt", id, host, spec,
-                db_now(now));
-    }
-    set_phase(db, id, host, "creating", "creating the instance on %s",
-              json_string_value(json_object_get(plan, "provider")));
-  } else if (strcmp(phase, "creating") == 0) {
-    r = tasks_done(db, id, "create", 0, &error);
-    if (r < 0) {
-      fail(db, id, host, "creating", error ? error : "create failed");
-    } else if (r > 0) {
-      char now[32];
-
-      db_run(db, "UPDATE migrations SET phase = 'done', state = 'done', "
-             "updated = ?2 WHERE id = ?1", "it", id, db_now(now));
-      event_add(db, id, host, "phase", "done", "migration done");
+      r = p->step(&s);
     }
   }
-  changed = db_int(db, 0, "SELECT phase <> ?2 OR state <> 'active' FROM "
-                   "migrations WHERE id = ?1", "it", id, phase) != 0;
-  db_exec(db, "COMMIT");
+  if (r >= 0 && db_exec(s.db, "COMMIT") == 0) {
+    r = s.changed;
+  } else {
+    /* the error first: a failed ROLLBACK would replace it */
+    snprintf(why, sizeof why, "%s", ferry_errmsg());
+    if (sqlite3_get_autocommit(s.db) == 0 &&
+        db_exec(s.db, "ROLLBACK") == -1)
+      log_warn("migration %lld: rollback: %s", id, ferry_errmsg());
+    log_warn("migration %lld: the step in phase %s was rolled back and "
+             "runs again on the next tick: %s", id,
+             s.phase ? s.phase : "(unread)", why);
+    r = -1;
+  }
   db_unlock();
-  json_decref(m);
-  return changed;
+  json_decref(s.m);
+  return r;
 }
 
 static void *orchestrator_main(void *arg)
 {
   struct server *srv = arg;
 
-  for (;;) {
-    struct timespec ts;
+  while (!server_stopping(srv)) {
     json_t *ids, *v;
     size_t i;
-
-    pthread_mutex_lock(&srv->lock);
-    if (srv->stopping) {
-      pthread_mutex_unlock(&srv->lock);
-      break;
-    }
-    pthread_mutex_unlock(&srv->lock);
 
     db_lock();
     ids = db_query(srv->db, "SELECT id FROM migrations WHERE state = "
                    "'active' ORDER BY id", NULL);
     db_unlock();
+    if (ids == NULL)
+      log_warn("cannot list the active migrations (trying again in a "
+               "second): %s", ferry_errmsg());
     json_array_foreach(ids, i, v) {
       long long id = json_integer_value(json_object_get(v, "id"));
       int steps = 0;
 
-      /* go on while phases change (bounded: there are nine) */
-      while (steps++ < 16 && orchestrator_step(srv, id))
+      /* go on while phases change (bounded: there are eleven) */
+      while (steps++ < 16 && orchestrator_step(srv, id) == 1)
         server_wake(srv);        /* a new phase may have queued tasks */
     }
     json_decref(ids);
-
-    pthread_mutex_lock(&srv->lock);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 1;
-    if (!srv->stopping)
-      pthread_cond_timedwait(&srv->wake, &srv->lock, &ts);
-    pthread_mutex_unlock(&srv->lock);
-  }
-  return NULL;
-}
-
-/* ---- server tasks ------------------------------------------------------ */
-
-static int task_canceled(struct server *srv, long long task_id)
-{
-  int c;
-
-  db_lock();
-  c = db_int(srv->db, 0, "SELECT state = 'canceled' FROM tasks WHERE id = "
-             "?1", "i", task_id) != 0;
-  db_unlock();
-  return c;
-}
-
-/* Run ferry-convert for spec; result JSON or NULL with the error.  The
- * child dies with the server (PR_SET_PDEATHSIG); store credentials reach
- * it through the environment, never its command line. */
-static json_t *run_convert(struct server *srv, long long task_id,
-                           json_t *spec)
-{
-  const char *argv[] = {
-    srv->convert_bin, "--from",
-    json_string_value(json_object_get(spec, "image")), "--format",
-    json_string_value(json_object_get(spec, "format")), "--to",
-    json_string_value(json_object_get(spec, "output")), "--overwrite",
-    "--json", "--quiet", NULL,
-  };
-  char out[65536], err[4096];
-  size_t out_len = 0, err_len = 0;
-  int outp[2], errp[2], status = 0, r;
-  pid_t pid;
-
-  if (argv[2] == NULL || argv[4] == NULL || argv[6] == NULL) {
-    ferry_error("convert task %lld has an incomplete spec", task_id);
-    return NULL;
-  }
-  if (pipe2(outp, O_CLOEXEC) == -1 || pipe2(errp, O_CLOEXEC) == -1) {
-    ferry_error("cannot create pipes: %m");
-    return NULL;
-  }
-  pid = fork();
-  if (pid == -1) {
-    ferry_error("cannot start ferry-convert: %m");
-    close(outp[0]); close(outp[1]); close(errp[0]); close(errp[1]);
-    return NULL;
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    dup2(outp[1], STDOUT_FILENO);
-    dup2(errp[1], STDERR_FILENO);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  close(outp[1]);
-  close(errp[1]);
-  for (int open_fds = 2; open_fds > 0;) {
-    struct pollfd pfd[2] = { { outp[0], POLLIN, 0 }, { errp[0], POLLIN, 0 } };
-
-    r = poll(pfd, 2, 1000);
-    if (r == -1 && errno != EINTR)
-      break;
-    for (int k = 0; k < 2; k++) {
-      char buf[4096];
-      ssize_t n;
-
-      if (pfd[k].fd < 0 || !(pfd[k].revents & (POLLIN | POLLHUP)))
-        continue;
-      n = read(pfd[k].fd, buf, sizeof buf);
-      if (n <= 0) {
-        close(k == 0 ? outp[0] : errp[0]);
-        if (k == 0)
-          outp[0] = -1;
-        else
-          errp[0] = -1;
-        open_fds--;
-        continue;
-      }
-      if (k == 0) {
-        size_t c = (size_t)n < sizeof out - 1 - out_len
-                     ? (size_t)n : sizeof out - 1 - out_len;
-
-        memcpy(out + out_len, buf, c);
-        out_len += c;
-      } else {
-        /* keep the tail: the last line is the error */
-        if ((size_t)n >= sizeof err) {
-          memcpy(err, buf + n - (sizeof err - 1), sizeof err - 1);
-          err_len = sizeof err - 1;
-        } else {
-          if (err_len + (size_t)n >= sizeof err) {
-            size_t drop = err_len + (size_t)n - (sizeof err - 1);
-
-            memmove(err, err + drop, err_len - drop);
-            err_len -= drop;
-          }
-          memcpy(err + err_len, buf, (size_t)n);
-          err_len += (size_t)n;
-        }
-      }
-    }
-    if (r == 0) {
-      /* a second passed: keep the lease, honour a cancel */
-      db_lock();
-      db_run(srv->db, "UPDATE tasks SET lease_until = ?2 WHERE id = ?1",
-             "id", task_id, task_now() + srv->lease_seconds);
-      db_unlock();
-      if (task_canceled(srv, task_id))
-        kill(pid, SIGTERM);
-    }
-  }
-  if (outp[0] >= 0)
-    close(outp[0]);
-  if (errp[0] >= 0)
-    close(errp[0]);
-  while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-    ;
-  out[out_len] = '\0';
-  err[err_len] = '\0';
-  while (err_len > 0 && (err[err_len - 1] == '\n' || err[err_len - 1] == ' '))
-    err[--err_len] = '\0';
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    const char *last = strrchr(err, '\n');
-
-    ferry_error("%s", err_len ? (last ? last + 1 : err)
-                : WIFSIGNALED(status) ? "ferry-convert was killed"
-                : "ferry-convert failed without a message");
-    return NULL;
-  }
-  {
-    json_t *res = json_loads(out, 0, NULL);
-
-    if (res == NULL)
-      ferry_error("ferry-convert printed no JSON result");
-    return res;
-  }
-}
-
-static void *worker_main(void *arg)
-{
-  struct server *srv = arg;
-
-  for (;;) {
-    json_t *task, *result = NULL;
-    const char *kind, *state;
-    long long id;
-
-    pthread_mutex_lock(&srv->lock);
-    if (srv->stopping) {
-      pthread_mutex_unlock(&srv->lock);
-      break;
-    }
-    pthread_mutex_unlock(&srv->lock);
-
-    db_lock();
-    task = task_claim(srv->db, "server", 0, 0, srv->lease_seconds);
-    db_unlock();
-    if (task == NULL || json_is_null(task)) {
-      struct timespec ts;
-
-      json_decref(task);
-      pthread_mutex_lock(&srv->lock);
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_sec += 1;
-      if (!srv->stopping)
-        pthread_cond_timedwait(&srv->wake, &srv->lock, &ts);
-      pthread_mutex_unlock(&srv->lock);
-      continue;
-    }
-    id = json_integer_value(json_object_get(task, "id"));
-    kind = json_string_value(json_object_get(task, "kind"));
-    db_lock();
-    event_add(srv->db, json_integer_value(json_object_get(task,
-              "migration_id")), json_integer_value(json_object_get(task,
-              "host_id")), "task", NULL, "%s task %lld started", kind, id);
-    db_unlock();
-    if (strcmp(kind, "convert") == 0)
-      result = run_convert(srv, id, json_object_get(task, "spec"));
-    else if (strcmp(kind, "create") == 0)
-      result = target_create(NULL, json_object_get(task, "spec"));
-    else
-      ferry_error("unknown task kind '%s'", kind);
-    db_lock();
-    if (db_int(srv->db, 0, "SELECT state = 'running' FROM tasks WHERE "
-               "id = ?1", "i", id)) {
-      /* a boot check that timed out would only time out again */
-      state = task_finish(srv->db, id, result != NULL, ferry_errmsg(),
-                          result, strcmp(kind, "create") == 0
-                                    ? 1 : srv->max_attempts);
-      (void)state;
-    }
-    db_unlock();
-    json_decref(result);
-    json_decref(task);
-    server_wake(srv);
+    server_nap(srv);
   }
   return NULL;
 }
 
 int orchestrator_start(struct server *srv)
 {
-  unsigned i;
-
-  /* we are the only server: nothing of ours is still running */
-  db_lock();
-  db_run(srv->db, "UPDATE tasks SET state = 'queued', lease_until = NULL "
-         "WHERE runner = 'server' AND state = 'running'", NULL);
-  db_unlock();
+  if (workers_start(srv) == -1)
+    return -1;
   if ((errno = pthread_create(&orch_thread, NULL, orchestrator_main, srv))) {
     ferry_error("cannot start the orchestrator: %m");
     return -1;
   }
   orch_started = 1;
-  n_workers = srv->convert_workers < WORKERS_MAX ? srv->convert_workers
-                                                 : WORKERS_MAX;
-  for (i = 0; i < n_workers; i++)
-    if ((errno = pthread_create(&workers[i], NULL, worker_main, srv))) {
-      ferry_error("cannot start a worker: %m");
-      n_workers = i;
-      return -1;
-    }
   return 0;
 }
 
 void orchestrator_stop(void)
 {
-  unsigned i;
-
   if (orch_started)
     pthread_join(orch_thread, NULL);
-  for (i = 0; i < n_workers; i++)
-    pthread_join(workers[i], NULL);
   orch_started = 0;
-  n_workers = 0;
+  workers_stop();
 }

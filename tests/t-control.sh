@@ -96,13 +96,28 @@ api GET /v1/migrations/3 | jq -e '.events | any(.message | test("offered again")
   fail "the killed agent's task was not re-offered: $(ferry job show 3)"
 ok "SIGKILL of the agent and of the server mid-job: both restarted, the job completes, byte-identical"
 
-# cancel and retry
-dd if=/dev/urandom of="$T/app01.img" bs=1M count=20 conv=notrunc status=none
+# cancel and retry: 60 MiB changed, 5 s of clone at 12M/s to cancel in
+dd if=/dev/urandom of="$T/app01.img" bs=1M count=60 conv=notrunc status=none
 ferry migrate app01 --blueprint wave2 >/dev/null || fail "second migration of app01"
 wait_for 30 eval 'api GET /v1/migrations/4 | jq -e ".phase == \"cloning\"" >/dev/null' || fail "job 4 not cloning"
+# the agent reports progress: it is inside its clone
+wait_for 30 eval 'api GET /v1/migrations/4 | jq -e ".tasks | any(.kind == \"clone\" and .done_bytes > 0)" >/dev/null' ||
+  fail "job 4's clone reports no progress"
+tid=$(api GET /v1/migrations/4 | jq '[.tasks[] | select(.kind == "clone")][0].id')
+rchar() { awk '/^rchar:/ {print $2}' "/proc/$AGENT_PID_app01/io"; }
+r0=$(rchar); sleep 1; r1=$(rchar)
+[ $((r1 - r0)) -gt 4000000 ] || fail "the agent read only $((r1 - r0)) bytes in 1 s of its clone"
 ferry cancel 4 | grep -q canceled || fail "cancel"
 wait_for 10 eval 'api GET /v1/migrations/4 | jq -e ".tasks | all(.state != \"running\")" >/dev/null' ||
   fail "tasks still running after cancel"
+# what only the agent can show: it saw the cancel, its clone ended on it,
+# and it reads its disk no more
+wait_for 10 grep -q "task $tid failed: .*canceled" "$T/agent-app01.log" ||
+  fail "the agent's clone did not stop on the cancel: $(tail -n 5 "$T/agent-app01.log")"
+grep -q "task $tid is canceled on the server: stopping it" "$T/agent-app01.log" ||
+  fail "the agent did not see the cancel: $(tail -n 5 "$T/agent-app01.log")"
+r0=$(rchar); sleep 2; r1=$(rchar)
+[ $((r1 - r0)) -lt 1000000 ] || fail "the agent still read $((r1 - r0)) bytes in 2 s after its clone stopped"
 rc=0; ferry job watch 4 >/dev/null 2>"$T/w4.err" || rc=$?
 [ "$rc" = 1 ] && grep -q "canceled" "$T/w4.err" || fail "watch of a canceled job: rc=$rc $(cat "$T/w4.err")"
 ferry cancel 4 | grep -q canceled || fail "a second cancel is not idempotent"

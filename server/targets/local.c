@@ -26,6 +26,7 @@
 #include "source/source.h"
 #include "store/store.h"
 #include "target.h"
+#include "../tasks.h"
 
 #define BOOT_TIMEOUT_DEFAULT 600
 #define BOOT_MARKER_DEFAULT "login:"
@@ -257,7 +258,7 @@ static int console_watch_seen(struct console_watch *w)
   return found;
 }
 
-static json_t *boot_check(json_t *plan, json_t *host)
+static json_t *boot_check(struct task_ctx *t, json_t *plan, json_t *host)
 {
   const char *marker = json_string_value(json_object_get(host,
                                                          "boot_marker"));
@@ -269,7 +270,7 @@ static json_t *boot_check(json_t *plan, json_t *host)
   char *argv[64], drives[8][512], devs[8][96], mach[64], serial[96];
   struct console_watch watch = { .buf = NULL };
   struct timespec t0, t1;
-  int argc = 0, status = 0, booted = 0;
+  int argc = 0, status = 0, booted = 0, stopped = 0;
   size_t i;
   pid_t pid;
 
@@ -351,25 +352,35 @@ static json_t *boot_check(json_t *plan, json_t *host)
   }
   if (pid == 0) {
     int null = open("/dev/null", O_RDWR);
+    sigset_t none;
 
+    /* the server blocks SIGTERM and ignores SIGPIPE; qemu must not */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(null, STDIN_FILENO);
     dup2(null, STDOUT_FILENO);
     execvp(argv[0], argv);
     _exit(127);
   }
+  task_ctx_set_child(t, pid);
   for (;;) {
+    siginfo_t si = { .si_pid = 0 };
     double secs;
-    pid_t w = waitpid(pid, &status, WNOHANG);
 
     if (console_watch_seen(&watch)) {
       booted = 1;
       break;
     }
-    if (w == pid) {
-      pid = -1;
+    if (task_ctx_stopping(t)) {
+      stopped = 1;
       break;
     }
+    /* exited: reaped below, once the keeper no longer knows its pid */
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid == pid)
+      break;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     secs = (double)(t1.tv_sec - t0.tv_sec);
     if (secs > (double)timeout)
@@ -377,14 +388,23 @@ static json_t *boot_check(json_t *plan, json_t *host)
     poll(NULL, 0, 500);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  if (pid > 0) {
+  task_ctx_set_child(t, -1);
+  if (waitpid(pid, &status, WNOHANG) == pid) {
+    pid = -1;                   /* it exited by itself */
+  } else {
     /* the guest may power itself off; otherwise stop it */
-    for (int k = 0; k < 20 && waitpid(pid, &status, WNOHANG) == 0; k++)
+    for (int k = 0; !stopped && k < 20 &&
+         waitpid(pid, &status, WNOHANG) == 0; k++)
       poll(NULL, 0, 250);
     if (waitpid(pid, &status, WNOHANG) == 0) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
     }
+  }
+  if (stopped) {
+    ferry_error("the boot check was stopped: the migration was canceled or "
+                "the server is stopping");
+    goto out;
   }
   if (!booted) {
     console_tail(log, tail, sizeof tail);
@@ -415,7 +435,6 @@ static json_t *local_create(struct task_ctx *t, json_t *plan)
   json_t *host = json_object_get(plan, "host"), *boot = NULL;
   size_t i;
 
-  (void)t;
   json_array_foreach(disks, i, d) {
     const char *out = json_string_value(json_object_get(d, "output"));
     const char *key;
@@ -435,9 +454,11 @@ static json_t *local_create(struct task_ctx *t, json_t *plan)
     json_array_append_new(outs, json_pack("{s:s, s:I}", "output", out,
                                           "size", (json_int_t)size));
   }
-  if (json_is_true(json_object_get(host, "boot")) &&
-      (boot = boot_check(plan, host)) == NULL)
-    goto fail;
+  if (json_is_true(json_object_get(host, "boot"))) {
+    task_ctx_event(t, "boot-checking the migrated disks in qemu");
+    if ((boot = boot_check(t, plan, host)) == NULL)
+      goto fail;
+  }
   return json_pack("{s:s, s:o, s:o}", "instance", "local", "disks", outs,
                    "boot", boot ? boot : json_null());
 fail:

@@ -57,7 +57,14 @@ struct target_ops {
    * with their outputs, format, host entry): import the disks, create the
    * instance, wait until it runs.  Returns a result object (instance id,
    * addresses, what was done) or NULL with an error.  NULL op: this ferry
-   * has no driver for the provider yet. */
+   * has no driver for the provider yet.
+   * It may take any time (t's keeper holds the lease), reports each step
+   * with task_ctx_event(t, ...), stops with NULL once
+   * task_ctx_stopping(t) (its child, registered with
+   * task_ctx_set_child(), is signaled for it), and is run again from the
+   * start after a stop or a crash: it finds what an earlier run made.  A
+   * failure is final (the task is not retried): the operator retries the
+   * migration. */
   json_t *(*create)(struct task_ctx *t, json_t *plan);
 };
 
