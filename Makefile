@@ -151,7 +151,7 @@ check: deps
 # (clone pipeline, converter pool, multi-buffer hashing) and the shell
 # tests that drive ferry-server's request threads, orchestrator and
 # workers with agents and conversions.  A race fails the run.
-TSAN_TESTS := unit/ t-server t-control t-warmjob t-warm t-blueprint t-bootcheck \
+TSAN_TESTS := unit/ t-server t-control t-warm t-blueprint t-bootcheck t-steps t-lease \
               t-roundtrip t-resume t-convert-errors
 check-tsan: deps
 	@$(MAKE) --no-print-directory SANITIZE=thread all unit
