@@ -100,12 +100,27 @@ static int spec_options(json_t *opts, const struct agent_config *cfg,
     comp = json_string_value(v);
   if (comp && codec_parse(comp, &o->enc) == -1)
     return -1;
-  if ((v = json_object_get(opts, "jobs")) && json_is_integer(v))
-    o->jobs = (unsigned)json_integer_value(v);
+  if ((v = json_object_get(opts, "jobs")) && json_is_integer(v)) {
+    json_int_t j = json_integer_value(v);
+
+    if (j < 1 || j > CLONE_JOBS_MAX) {
+      ferry_error("jobs must be 1 to %d (not %" JSON_INTEGER_FORMAT ")",
+                  CLONE_JOBS_MAX, j);
+      return -1;
+    }
+    o->jobs = (unsigned)j;
+  }
   if ((v = json_object_get(opts, "chunk_size"))) {
-    if (json_is_integer(v))
-      o->chunk_size = (uint32_t)json_integer_value(v);
-    else if (json_is_string(v)) {
+    if (json_is_integer(v)) {
+      json_int_t c = json_integer_value(v);
+
+      if (c < IMAGE_CHUNK_MIN || c > IMAGE_CHUNK_MAX) {
+        ferry_error("chunk_size %" JSON_INTEGER_FORMAT " is not a power of "
+                    "two from 1M to 64M", c);
+        return -1;
+      }
+      o->chunk_size = (uint32_t)c;
+    } else if (json_is_string(v)) {
       if (parse_size(json_string_value(v), &n) == -1) {
         ferry_error_prefix("chunk_size: ");
         return -1;
