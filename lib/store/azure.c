@@ -288,8 +288,10 @@ struct az_call {
   size_t out_cap;
   size_t body_cap;
   /* after a dropped connection: when the blob has this Content-MD5
-   * (base64), the request completed unseen */
+   * (base64), the request completed unseen and is reported as
+   * done_status, what it answers on success */
   const char *done_md5;
+  long done_status;
 
   char *path;
   struct curl_slist *list;
@@ -316,7 +318,7 @@ static int az_prepare(void *opaque, struct http_request *req,
       strcmp(md5, c->done_md5) == 0) {
     log_info("%s: completed before the connection dropped; not sent "
              "again", c->what);
-    return 1;
+    return (int)c->done_status;
   }
   gmtime_r(&now, &tm);
   strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
@@ -511,6 +513,7 @@ static int az_put_blob(struct store_azure *s, const char *blob,
   struct az_call c = {
     .s = s, .method = "PUT", .blob = blob, .headers = h, .n_headers = 2,
     .body = buf, .body_len = len, .done_md5 = md5_b64,
+    .done_status = 201,           /* Put Blob: 201 Created */
   };
   struct http_response resp;
   int r = 0;
@@ -1245,6 +1248,7 @@ static int az_put_block_list(struct az_writer *aw)
       .s = aw->s, .method = "PUT", .blob = aw->blob, .query = q,
       .n_query = 1, .headers = h, .n_headers = 2, .body = xml,
       .body_len = len, .done_md5 = md5_b64,
+      .done_status = 201,         /* Put Block List: 201 Created */
     };
 
     if (az_call(&c, &resp) == -1)

@@ -75,9 +75,13 @@ int store_http_request(struct http_request *req, struct http_response *resp,
       memset(resp, 0, sizeof *resp);
       return -1;
     }
-    if (r == 1) {
+    if (r != 0) {
       memset(resp, 0, sizeof *resp);
-      resp->status = 200;
+      if (r < 200 || r > 299) {
+        ferry_error("%s: bad status %d for a request done unseen", what, r);
+        return -1;
+      }
+      resp->status = r;
       return 0;
     }
     rt.attempt++;

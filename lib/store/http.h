@@ -16,8 +16,11 @@
 /* Called before every attempt: (re)build req->headers (freeing the old
  * list) and maybe req->url.  after_drop is set when the previous attempt
  * got no response, so a request that may have completed unseen can check
- * first.  0 to send, 1 when the request is already done (the result is
- * then status 200 without a body), -1 with an error to give up. */
+ * first.  0 to send, -1 with an error to give up, or, when the request is
+ * already done, the 2xx status it answers on success (201 for an Azure
+ * Put Blob, 200 for an S3 PutObject): the result is then that status
+ * without a body, so that a caller checking for its success status sees
+ * success. */
 typedef int (*store_http_prepare_fn)(void *opaque, struct http_request *req,
                                      unsigned attempt, int after_drop);
 

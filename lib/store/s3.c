@@ -460,7 +460,7 @@ static int s3_prepare(void *opaque, struct http_request *req,
       strcmp(etag, c->done_etag) == 0) {
     log_info("%s: completed before the connection dropped; not sent "
              "again", c->what);
-    return 1;
+    return 200;       /* PutObject and CompleteMultipartUpload: 200 OK */
   }
   hdrs[r.n_headers++] = (struct sigv4_param){ "x-amz-content-sha256",
                                               c->payload_hash };
