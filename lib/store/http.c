@@ -97,6 +97,9 @@ int store_http_request(struct http_request *req, struct http_response *resp,
       http_response_free(resp);
     } else {
       if (!resp->transport_error || !resp->retryable) {
+        /* an answer over its cap, or a failure retrying cannot mend:
+         * what arrived of it is not the caller's to free */
+        http_response_free(resp);
         ferry_error_prefix("%s: ", what);
         return -1;
       }

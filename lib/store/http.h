@@ -28,7 +28,8 @@ typedef int (*store_http_prepare_fn)(void *opaque, struct http_request *req,
  * 0 with *resp (any status, for the caller to judge; a retryable status
  * only when the attempts or the time ran out, with resp->retryable set),
  * or -1 with an error naming what (e.g. "PUT 127.0.0.1:8080 chunks/ab")
- * when no response came.  Frees nothing of req; always free *resp. */
+ * when no response came (or one over its cap), *resp then holding
+ * nothing.  Frees nothing of req; after 0, free *resp. */
 int store_http_request(struct http_request *req, struct http_response *resp,
                        store_http_prepare_fn prepare, void *opaque,
                        const char *what);
