@@ -27,7 +27,6 @@
 #include "hash/digest.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "store/sigv4.h"
 #include "store/store.h"
 #include "store/http.h"
 #include "store/upload_pool.h"
@@ -362,7 +361,7 @@ static int az_call(struct az_call *c, struct http_response *resp)
   char hostbuf[128];
   int r;
 
-  if (c->blob && (enc = sigv4_uri_encode(c->blob, 1)) == NULL)
+  if (c->blob && (enc = http_escape(c->blob, 1)) == NULL)
     return -1;
   if (asprintf(&c->path, "%s/%s%s%s", s->base_path, s->container,
                enc ? "/" : "", enc ? enc : "") == -1) {
@@ -378,7 +377,7 @@ static int az_call(struct az_call *c, struct http_response *resp)
   }
   fprintf(fp, "%s%s", s->origin, c->path);
   for (i = 0; i < c->n_query; i++) {
-    CLEANUP_FREE char *v = sigv4_uri_encode(c->query[i].value, 0);
+    CLEANUP_FREE char *v = http_escape(c->query[i].value, 0);
 
     fprintf(fp, "%c%s=%s", i ? '&' : '?', c->query[i].name, v ? v : "");
   }
@@ -774,7 +773,7 @@ static char *az_presign(struct store *st, const char *key,
   }
   gmtime_r(&t, &tm);
   strftime(expiry, sizeof expiry, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  if (blob == NULL || (enc = sigv4_uri_encode(blob, 1)) == NULL)
+  if (blob == NULL || (enc = http_escape(blob, 1)) == NULL)
     return NULL;
   sas = azure_blob_sas(s->account, s->key, s->container, blob, perm, expiry,
                        AZ_VERSION);
@@ -1265,7 +1264,7 @@ static int az_put_block_list(struct az_writer *aw)
 static int az_copy_into_place(struct az_writer *aw)
 {
   struct store_azure *s = aw->s;
-  CLEANUP_FREE char *enc = sigv4_uri_encode(aw->partial, 1), *src = NULL;
+  CLEANUP_FREE char *enc = http_escape(aw->partial, 1), *src = NULL;
   struct azure_param h[1] = { { "x-ms-copy-source", NULL } };
   struct az_call c = {
     .s = s, .method = "PUT", .blob = aw->blob, .headers = h, .n_headers = 1,

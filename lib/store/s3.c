@@ -499,7 +499,7 @@ static int s3_call(struct s3_call *c, struct http_response *resp)
   int r;
 
   if (c->object) {
-    enc = sigv4_uri_encode(c->object, 1);
+    enc = http_escape(c->object, 1);
     if (enc == NULL)
       return -1;
   }
@@ -925,7 +925,7 @@ static char *s3_presign(struct store *st, const char *key,
                 method);
     return NULL;
   }
-  if (object == NULL || (enc = sigv4_uri_encode(object, 1)) == NULL)
+  if (object == NULL || (enc = http_escape(object, 1)) == NULL)
     return NULL;
   if (asprintf(&path, "%s/%s", s->base_path, enc) == -1) {
     path = NULL;
