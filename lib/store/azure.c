@@ -564,7 +564,7 @@ static int az_head(struct store *st, const char *key, uint64_t *size)
   CLEANUP_FREE char *blob = blob_name(s, key);
   struct az_call c = { .s = s, .method = "HEAD" };
   struct http_response resp;
-  char buf[96], *end;
+  char buf[96];
   int r;
 
   if (blob == NULL)
@@ -572,19 +572,13 @@ static int az_head(struct store *st, const char *key, uint64_t *size)
   c.blob = blob;
   if (az_call(&c, &resp) == -1)
     return -1;
-  if (resp.status == 200) {
-    r = 1;
-    if (http_header(&resp, "Content-Length", buf, sizeof buf) == NULL ||
-        (*size = strtoull(buf, &end, 10), *end != '\0')) {
-      ferry_error("%s: no size in the answer", c.what);
-      r = -1;
-    }
-  } else if (resp.status == 404 &&
-             strcmp(code_of(&resp, buf, sizeof buf), "ContainerNotFound")) {
+  if (resp.status == 200)
+    r = store_http_head_size(st, &resp, c.what, size);
+  else if (resp.status == 404 &&
+           strcmp(code_of(&resp, buf, sizeof buf), "ContainerNotFound"))
     r = 0;
-  } else {
+  else
     r = az_fail(s, &c, &resp);
-  }
   http_response_free(&resp);
   return r;
 }

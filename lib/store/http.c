@@ -217,6 +217,20 @@ int store_http_endpoint(const char *url, const char *check,
   return 0;
 }
 
+int store_http_head_size(const struct store *st,
+                         const struct http_response *resp, const char *what,
+                         uint64_t *size)
+{
+  char buf[32], *end;
+
+  if (http_header(resp, "Content-Length", buf, sizeof buf) == NULL ||
+      (*size = strtoull(buf, &end, 10), *end != '\0')) {
+    ferry_error("%s: no size in the answer of %s", what, st->url);
+    return -1;
+  }
+  return 1;
+}
+
 int store_http_get_nothing(struct store *st, const char *key, size_t *got)
 {
   uint64_t size;

@@ -93,6 +93,12 @@ struct store_http_endpoint {
 int store_http_endpoint(const char *url, const char *check,
                         struct store_http_endpoint *ep);
 
+/* The size of the object a HEAD answered 200 for (its Content-Length):
+ * 1, or -1 with an error naming what and the store. */
+int store_http_head_size(const struct store *st,
+                         const struct http_response *resp, const char *what,
+                         uint64_t *size);
+
 /* A GET of len 0 bytes: 0 when key exists (*got 0), -1 with an error
  * (ENOENT when it does not). */
 int store_http_get_nothing(struct store *st, const char *key, size_t *got);

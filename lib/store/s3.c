@@ -703,7 +703,7 @@ static int s3_head(struct store *st, const char *key, uint64_t *size)
   CLEANUP_FREE char *object = object_name(s, key);
   struct s3_call c = { .s = s, .method = "HEAD" };
   struct http_response resp;
-  char buf[32], *end;
+  char buf[32];
   int r;
 
   if (object == NULL)
@@ -712,12 +712,7 @@ static int s3_head(struct store *st, const char *key, uint64_t *size)
   if (s3_call(&c, &resp) == -1)
     return -1;
   if (resp.status == 200) {
-    r = 1;
-    if (http_header(&resp, "Content-Length", buf, sizeof buf) == NULL ||
-        (*size = strtoull(buf, &end, 10), *end != '\0')) {
-      ferry_error("%s: no size in the answer of %s", c.what, s->store.url);
-      r = -1;
-    }
+    r = store_http_head_size(st, &resp, c.what, size);
   } else {
     /* a HEAD answer has no body to say why (a missing object or a missing
      * bucket?): ask again with a GET of one byte, whose error document
