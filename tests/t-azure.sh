@@ -51,6 +51,34 @@ grep -q "3 blocks sent, 5 already uploaded before" "$T/resume.err" || fail "resu
 "$AZ" get ferry out/r30 | cmp - "$T/r30" || fail "resumed blob differs"
 ok "a crashed block-blob upload resumes sending only the 3 missing blocks of 8"
 
+# ---- the service did the work, then the connection dropped before its
+# answer arrived: the retry finds the blob committed, the write succeeds
+# and the request is not sent twice.  (tests/dropproxy.py loses the
+# answer to the first request matching a pattern.)
+dropproxy() {    # NAME PATTERN: sets DROP_ENDPOINT, logs to $T/NAME.requests
+  local port; port=$(free_port)
+  _spawn "$1" python3 "$TOP/tests/dropproxy.py" "$port" "$AZ_PORT" "$2" "$T/$1.requests"
+  _wait_http "$1" "http://127.0.0.1:$port/"
+  DROP_ENDPOINT=http://127.0.0.1:$port/$AZURITE_ACCOUNT
+}
+head -c 300000 /dev/urandom >"$T/small"
+dropproxy drop1 "^PUT /$AZURITE_ACCOUNT/ferry/drop/small\$"
+AZURE_STORAGE_BLOB_ENDPOINT=$DROP_ENDPOINT FERRY_LOG=info "$TOOL" put azure://ferry/drop small "$T/small" 2>"$T/drop1.err" ||
+  fail "Put Blob whose answer was lost: $(cat "$T/drop1.err")"
+grep -q "DROPPED" "$T/drop1.requests" || fail "the proxy lost no answer: $(cat "$T/drop1.requests")"
+[ "$(grep -c "^PUT /$AZURITE_ACCOUNT/ferry/drop/small " "$T/drop1.requests")" -eq 1 ] ||
+  fail "the Put Blob was sent again: $(cat "$T/drop1.requests")"
+"$AZ" get ferry drop/small | cmp - "$T/small" || fail "the blob whose Put Blob answer was lost differs"
+head -c 10M /dev/urandom >"$T/r10"
+dropproxy drop2 "^PUT /$AZURITE_ACCOUNT/ferry/drop/r10\\?.*comp=blocklist"
+AZURE_STORAGE_BLOB_ENDPOINT=$DROP_ENDPOINT "$TOOL" write azure://ferry/drop r10 "$T/r10" 2>"$T/drop2.err" ||
+  fail "Put Block List whose answer was lost: $(cat "$T/drop2.err")"
+grep -q "^PUT .*comp=blocklist DROPPED" "$T/drop2.requests" || fail "the proxy lost no answer: $(cat "$T/drop2.requests")"
+[ "$(grep -c "^PUT .*comp=blocklist" "$T/drop2.requests")" -eq 1 ] ||
+  fail "the Put Block List was sent again: $(cat "$T/drop2.requests")"
+"$AZ" get ferry drop/r10 | cmp - "$T/r10" || fail "the blob whose Put Block List answer was lost differs"
+ok "a Put Blob and a Put Block List whose answers are lost after they landed succeed, found by HEAD and not sent again"
+
 # ---- page blobs: only the non-zero pages are sent, 512-aligned
 truncate -s 24M "$T/sp"
 head -c 700000 /dev/urandom | dd of="$T/sp" bs=1 seek=5000 conv=notrunc status=none

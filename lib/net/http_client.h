@@ -62,7 +62,10 @@ const char *http_host(const char *url, char *buf, size_t size);
 int http_header_add(struct curl_slist **list, const char *fmt, ...)
   __attribute__((format(printf, 2, 3)));
 
-/* Percent-encode s (RFC 3986 unreserved kept; '/' kept when keep_slash). */
+/* Percent-encode s as URLs and the stores' signatures (SigV4's canonical
+ * URI and query, Azure's SAS) want it: RFC 3986 section 2.3 unreserved
+ * characters kept, every other byte %XX in upper case, '/' kept when
+ * keep_slash (object paths).  Caller frees; NULL with an error on OOM. */
 char *http_escape(const char *s, int keep_slash);
 
 /* Sleep for a retry: exponential backoff from base_ms with full jitter,

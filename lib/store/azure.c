@@ -27,7 +27,6 @@
 #include "hash/digest.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "store/sigv4.h"
 #include "store/store.h"
 #include "store/http.h"
 #include "store/upload_pool.h"
@@ -121,29 +120,13 @@ static void az_close(struct store *st)
 
 static int az_endpoint(struct store_azure *s, const char *url)
 {
-  const char *p = strstr(url, "://"), *hostp, *path;
-  size_t plen;
+  struct store_http_endpoint ep;
 
-  if (p == NULL || !((p == url + 5 && strncmp(url, "https", 5) == 0) ||
-                     (p == url + 4 && strncmp(url, "http", 4) == 0))) {
-    ferry_error("blob endpoint '%.128s' is not an http:// or https:// URL: "
-                "check AZURE_STORAGE_BLOB_ENDPOINT or the connection "
-                "string's BlobEndpoint", url);
+  if (store_http_endpoint(url, "AZURE_STORAGE_BLOB_ENDPOINT or the "
+                          "connection string's BlobEndpoint", &ep) == -1)
     return -1;
-  }
-  hostp = p + 3;
-  path = hostp + strcspn(hostp, "/?#");
-  if (path == hostp || memchr(hostp, '@', (size_t)(path - hostp)) ||
-      *path == '?' || *path == '#') {
-    ferry_error("blob endpoint '%.128s' must be scheme://host[:port][/path]",
-                url);
-    return -1;
-  }
-  plen = strlen(path);
-  while (plen > 0 && path[plen - 1] == '/')
-    plen--;
-  s->origin = strndup(url, (size_t)(path - url));
-  s->base_path = strndup(path, plen);
+  s->origin = strndup(url, (size_t)(ep.path - url));
+  s->base_path = strndup(ep.path, ep.path_len);
   if (s->origin == NULL || s->base_path == NULL) {
     ferry_error("out of memory");
     return -1;
@@ -154,7 +137,7 @@ static int az_endpoint(struct store_azure *s, const char *url)
 static struct store *az_open(const char *url)
 {
   const char *c = url + strlen("azure://"), *slash = strchr(c, '/');
-  size_t clen = slash ? (size_t)(slash - c) : strlen(c), i, n;
+  size_t clen = slash ? (size_t)(slash - c) : strlen(c), i;
   CLEANUP_FREE char *conn = env_dup("AZURE_STORAGE_CONNECTION_STRING");
   CLEANUP_FREE char *endpoint = NULL, *proto = NULL, *suffix = NULL;
   CLEANUP_FREE char *dev = NULL;
@@ -183,26 +166,12 @@ static struct store *az_open(const char *url)
     goto oom;
   s->store.ops = &store_azure_ops;
   s->container = strndup(c, clen);
-  {
-    const char *p = slash ? slash : "";
-
-    while (*p == '/')
-      p++;
-    n = strlen(p);
-    while (n > 0 && p[n - 1] == '/')
-      n--;
-    if (asprintf(&s->prefix, "%.*s%s", (int)n, p, n ? "/" : "") == -1)
-      s->prefix = NULL;
-    if (asprintf(&s->store.url, "azure://%.*s%s%.*s", (int)clen, c,
-                 n ? "/" : "", (int)n, p) == -1)
-      s->store.url = NULL;
-  }
-  if (s->container == NULL || s->prefix == NULL || s->store.url == NULL)
+  if (s->container == NULL)
     goto oom;
-  if (strstr(s->prefix, "//")) {
-    ferry_error("'%.128s' has an empty path component", url);
+  if (store_http_location("azure", store_azure_ops.usage, url, c, clen,
+                          slash ? slash : "", &s->prefix, &s->store.url)
+      == -1)
     goto fail;
-  }
 
   /* the environment's own variables win over the connection string */
   s->account = env_dup("AZURE_STORAGE_ACCOUNT");
@@ -288,8 +257,10 @@ struct az_call {
   size_t out_cap;
   size_t body_cap;
   /* after a dropped connection: when the blob has this Content-MD5
-   * (base64), the request completed unseen */
+   * (base64), the request completed unseen and is reported as
+   * done_status, what it answers on success */
   const char *done_md5;
+  long done_status;
 
   char *path;
   struct curl_slist *list;
@@ -316,7 +287,7 @@ static int az_prepare(void *opaque, struct http_request *req,
       strcmp(md5, c->done_md5) == 0) {
     log_info("%s: completed before the connection dropped; not sent "
              "again", c->what);
-    return 1;
+    return (int)c->done_status;
   }
   gmtime_r(&now, &tm);
   strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
@@ -360,7 +331,7 @@ static int az_call(struct az_call *c, struct http_response *resp)
   char hostbuf[128];
   int r;
 
-  if (c->blob && (enc = sigv4_uri_encode(c->blob, 1)) == NULL)
+  if (c->blob && (enc = http_escape(c->blob, 1)) == NULL)
     return -1;
   if (asprintf(&c->path, "%s/%s%s%s", s->base_path, s->container,
                enc ? "/" : "", enc ? enc : "") == -1) {
@@ -376,7 +347,7 @@ static int az_call(struct az_call *c, struct http_response *resp)
   }
   fprintf(fp, "%s%s", s->origin, c->path);
   for (i = 0; i < c->n_query; i++) {
-    CLEANUP_FREE char *v = sigv4_uri_encode(c->query[i].value, 0);
+    CLEANUP_FREE char *v = http_escape(c->query[i].value, 0);
 
     fprintf(fp, "%c%s=%s", i ? '&' : '?', c->query[i].name, v ? v : "");
   }
@@ -472,13 +443,7 @@ static int az_fail(struct store_azure *s, const struct az_call *c,
 
 static char *blob_name(struct store_azure *s, const char *key)
 {
-  char *b;
-
-  if (asprintf(&b, "%s%s", s->prefix, key) == -1) {
-    ferry_error("out of memory");
-    return NULL;
-  }
-  return b;
+  return store_http_name(s->prefix, key);
 }
 
 /* 1 with the blob's Content-MD5 (base64, "" if none), 0 absent, -1. */
@@ -511,6 +476,7 @@ static int az_put_blob(struct store_azure *s, const char *blob,
   struct az_call c = {
     .s = s, .method = "PUT", .blob = blob, .headers = h, .n_headers = 2,
     .body = buf, .body_len = len, .done_md5 = md5_b64,
+    .done_status = 201,           /* Put Blob: 201 Created */
   };
   struct http_response resp;
   int r = 0;
@@ -534,20 +500,6 @@ static int az_put(struct store *st, const char *key, const void *buf,
   return blob ? az_put_blob(s, blob, buf, len) : -1;
 }
 
-static int64_t range_total(const struct http_response *resp)
-{
-  char buf[96], *slash, *end;
-  long long v;
-
-  if (http_header(resp, "Content-Range", buf, sizeof buf) == NULL ||
-      (slash = strchr(buf, '/')) == NULL)
-    return -1;
-  v = strtoll(slash + 1, &end, 10);
-  return end == slash + 1 || *end || v < 0 ? -1 : (int64_t)v;
-}
-
-static int az_head(struct store *st, const char *key, uint64_t *size);
-
 static int az_get(struct store *st, const char *key, uint64_t off,
                   void *buf, size_t len, size_t *got)
 {
@@ -560,69 +512,47 @@ static int az_get(struct store *st, const char *key, uint64_t off,
     .out = buf, .out_cap = len,
   };
   struct http_response resp;
-  int64_t total;
   int r = 0;
 
   if (blob == NULL)
     return -1;
   c.blob = blob;
-  if (len == 0) {
-    uint64_t size;
-
-    *got = 0;
-    r = az_head(st, key, &size);
-    if (r == 0) {
-      ferry_error("%s not found in %s", key, s->store.url);
-      errno = ENOENT;
-    }
-    return r == 1 ? 0 : -1;
-  }
+  if (len == 0)
+    return store_http_get_nothing(st, key, got);
   snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off,
            off + len - 1);
   if (az_call(&c, &resp) == -1)
     return -1;
   code_of(&resp, code, sizeof code);
-  if (resp.status == 404 && strcmp(code, "ContainerNotFound") != 0) {
-    ferry_error("%s not found in %s", key, s->store.url);
-    http_response_free(&resp);
-    errno = ENOENT;
-    return -1;
-  }
-  if (resp.status == 416) {              /* off at or past the end */
-    *got = 0;
-    http_response_free(&resp);
-    return 0;
-  }
-  if (resp.status != 206 && !(resp.status == 200 && off == 0)) {
-    r = az_fail(s, &c, &resp);
-    http_response_free(&resp);
-    return r;
-  }
-  *got = resp.body_len;
-  total = resp.status == 200 ? (int64_t)resp.body_len : range_total(&resp);
-  if (*got < len && total >= 0 && off + *got != (uint64_t)total) {
-    ferry_error("%s in %s: the answer ended after %zu bytes of %zu: the "
-                "connection was cut; try again", key, s->store.url, *got,
-                len);
+  switch (store_http_got(st, key, off, len, &resp,
+                         strcmp(code, "ContainerNotFound") != 0, got)) {
+  case STORE_HTTP_GOT_FAIL:
     r = -1;
-  } else if (!s->store.verified_reads && off == 0 && total >= 0 &&
-             (uint64_t)total == *got &&
-             (http_header(&resp, "x-ms-blob-content-md5", md5h, sizeof md5h)
-              || (resp.status == 200 &&
-                  http_header(&resp, "Content-MD5", md5h, sizeof md5h)))) {
+    break;
+  case STORE_HTTP_GOT_STATUS:
+    r = az_fail(s, &c, &resp);
+    break;
+  case STORE_HTTP_GOT_WHOLE:
     /* the whole blob: check it against the MD5 the service keeps */
-    uint8_t md5[MD5_LEN];
-    char want[32];
+    if (http_header(&resp, "x-ms-blob-content-md5", md5h, sizeof md5h) ||
+        (resp.status == 200 &&
+         http_header(&resp, "Content-MD5", md5h, sizeof md5h))) {
+      uint8_t md5[MD5_LEN];
+      char want[32];
 
-    md5_buf(buf, *got, md5);
-    base64_encode(md5, MD5_LEN, want);
-    if (strcmp(want, md5h) != 0) {
-      ferry_error("%s in %s: the bytes read do not match the blob's MD5 "
-                  "(%s): it was damaged in the store or on the way; delete "
-                  "it and write it again", key, s->store.url, md5h);
-      errno = EIO;
-      r = -1;
+      md5_buf(buf, *got, md5);
+      base64_encode(md5, MD5_LEN, want);
+      if (strcmp(want, md5h) != 0) {
+        ferry_error("%s in %s: the bytes read do not match the blob's MD5 "
+                    "(%s): it was damaged in the store or on the way; "
+                    "delete it and write it again", key, s->store.url, md5h);
+        errno = EIO;
+        r = -1;
+      }
     }
+    break;
+  case STORE_HTTP_GOT_PART:
+    break;
   }
   http_response_free(&resp);
   return r;
@@ -634,7 +564,7 @@ static int az_head(struct store *st, const char *key, uint64_t *size)
   CLEANUP_FREE char *blob = blob_name(s, key);
   struct az_call c = { .s = s, .method = "HEAD" };
   struct http_response resp;
-  char buf[96], *end;
+  char buf[96];
   int r;
 
   if (blob == NULL)
@@ -642,19 +572,13 @@ static int az_head(struct store *st, const char *key, uint64_t *size)
   c.blob = blob;
   if (az_call(&c, &resp) == -1)
     return -1;
-  if (resp.status == 200) {
-    r = 1;
-    if (http_header(&resp, "Content-Length", buf, sizeof buf) == NULL ||
-        (*size = strtoull(buf, &end, 10), *end != '\0')) {
-      ferry_error("%s: no size in the answer", c.what);
-      r = -1;
-    }
-  } else if (resp.status == 404 &&
-             strcmp(code_of(&resp, buf, sizeof buf), "ContainerNotFound")) {
+  if (resp.status == 200)
+    r = store_http_head_size(st, &resp, c.what, size);
+  else if (resp.status == 404 &&
+           strcmp(code_of(&resp, buf, sizeof buf), "ContainerNotFound"))
     r = 0;
-  } else {
+  else
     r = az_fail(s, &c, &resp);
-  }
   http_response_free(&resp);
   return r;
 }
@@ -664,7 +588,6 @@ static int az_list(struct store *st, const char *prefix, store_list_cb cb,
 {
   struct store_azure *s = az_of(st);
   CLEANUP_FREE char *full = blob_name(s, prefix), *marker = NULL;
-  size_t plen = strlen(s->prefix);
   int r = 0;
 
   if (full == NULL)
@@ -679,8 +602,7 @@ static int az_list(struct store *st, const char *prefix, store_list_cb cb,
       .body_cap = AZ_LIST_CAP,
     };
     struct http_response resp;
-    struct xml_span body, item;
-    size_t pos = 0;
+    struct xml_span body;
 
     if (az_call(&c, &resp) == -1)
       return -1;
@@ -690,16 +612,9 @@ static int az_list(struct store *st, const char *prefix, store_list_cb cb,
       return r;
     }
     body = (struct xml_span){ resp.body, resp.body_len };
-    while (r == 0 && xml_next(body, &pos, "Blob", &item)) {
-      CLEANUP_FREE char *name = xml_get(item, "Name");
-      CLEANUP_FREE char *size = xml_get(item, "Content-Length");
-
-      if (name == NULL || size == NULL ||
-          strncmp(name, s->prefix, plen) != 0 ||
-          strstr(name, AZ_PARTIAL_SUFFIX))
-        continue;
-      r = cb(opaque, name + plen, strtoull(size, NULL, 10));
-    }
+    /* a page blob being written is not there yet */
+    r = store_http_list_page(body, "Blob", "Name", "Content-Length",
+                             s->prefix, AZ_PARTIAL_SUFFIX, cb, opaque);
     free(marker);
     marker = xml_get(body, "NextMarker");
     if (marker && *marker == '\0') {
@@ -771,7 +686,7 @@ static char *az_presign(struct store *st, const char *key,
   }
   gmtime_r(&t, &tm);
   strftime(expiry, sizeof expiry, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  if (blob == NULL || (enc = sigv4_uri_encode(blob, 1)) == NULL)
+  if (blob == NULL || (enc = http_escape(blob, 1)) == NULL)
     return NULL;
   sas = azure_blob_sas(s->account, s->key, s->container, blob, perm, expiry,
                        AZ_VERSION);
@@ -788,42 +703,23 @@ static char *az_presign(struct store *st, const char *key,
 /* ---- writers: block blobs and page blobs ---- */
 
 struct az_writer {
-  struct store_writer w;
+  struct store_http_writer hw;    /* first; its md5: block blobs only */
   struct store_azure *s;
   char *blob;                     /* where the object goes */
   int page;                       /* a page blob */
-  uint64_t size;                  /* page blob size */
+  uint64_t size;                  /* size hint; page blobs: the size */
   char *partial;                  /* page blob: the hidden temporary */
-  size_t block_size;
-  struct upload_pool *pool;
-  struct upload_job *cur;
-  uint32_t next_block;
-  uint64_t offset;                /* where cur starts */
-  int started;                    /* the first block/page went out */
   char (*ids)[64];                /* block ids, base64, by number */
   char **have;                    /* uncommitted block ids found */
   size_t n_have;
-  EVP_MD_CTX *md5;                /* block blobs: of all bytes, in order */
-  _Atomic unsigned reused, sent;
 };
 
 static size_t block_size_for(struct store_azure *s, uint64_t size,
                              uint32_t n)
 {
-  uint64_t bs = s->block_size ? s->block_size : AZ_BLOCK_DEFAULT;
-
-  if (size) {
-    uint64_t need = (size + AZ_BLOCKS_MAX - 1) / AZ_BLOCKS_MAX;
-
-    need = (need + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
-    if (need > bs)
-      bs = need;
-  } else {
-    unsigned shift = (n - 1) / 5000;
-
-    bs <<= shift > 9 ? 9 : shift;
-  }
-  return bs > AZ_BLOCK_MAX ? AZ_BLOCK_MAX : (size_t)bs;
+  return store_http_part_size(s->block_size ? s->block_size
+                                            : AZ_BLOCK_DEFAULT,
+                              size, n, AZ_BLOCKS_MAX, 5000, 9, AZ_BLOCK_MAX);
 }
 
 static int have_cmp(const void *a, const void *b)
@@ -887,7 +783,7 @@ static int az_list_uncommitted(struct az_writer *aw)
   qsort(aw->have, aw->n_have, sizeof *aw->have, have_cmp);
   if (aw->n_have)
     log_info("resuming the upload of %s/%s: %zu blocks are there already",
-             aw->s->store.url, aw->w.key, aw->n_have);
+             aw->s->store.url, aw->hw.w.key, aw->n_have);
   return 0;
 }
 
@@ -916,7 +812,7 @@ static int az_put_block(void *opaque, struct upload_job *j)
   base64_encode(md5, MD5_LEN, md5_b64);
   if (aw->n_have &&
       bsearch(&idp, aw->have, aw->n_have, sizeof *aw->have, have_cmp)) {
-    atomic_fetch_add(&aw->reused, 1);
+    atomic_fetch_add(&aw->hw.reused, 1);
     return 0;
   }
   if (az_call(&c, &resp) == -1)
@@ -924,7 +820,7 @@ static int az_put_block(void *opaque, struct upload_job *j)
   if (resp.status != 201)
     r = az_fail(aw->s, &c, &resp);
   else
-    atomic_fetch_add(&aw->sent, 1);
+    atomic_fetch_add(&aw->hw.sent, 1);
   http_response_free(&resp);
   return r;
 }
@@ -975,7 +871,7 @@ static int az_put_pages(void *opaque, struct upload_job *j)
       if (resp.status != 201)
         r = az_fail(aw->s, &c, &resp);
       else
-        atomic_fetch_add(&aw->sent, 1);
+        atomic_fetch_add(&aw->hw.sent, 1);
       http_response_free(&resp);
       if (r == -1)
         return -1;
@@ -984,25 +880,25 @@ static int az_put_pages(void *opaque, struct upload_job *j)
   return 0;
 }
 
-static void az_writer_free(struct az_writer *aw)
+static void az_writer_free(struct store_http_writer *hw)
 {
+  struct az_writer *aw = (struct az_writer *)hw;
   size_t i;
 
-  upload_pool_close(aw->pool);
-  EVP_MD_CTX_free(aw->md5);
+  store_http_writer_release(hw);
   for (i = 0; i < aw->n_have; i++)
     free(aw->have[i]);
   free(aw->have);
   free(aw->ids);
   free(aw->blob);
   free(aw->partial);
-  free(aw->w.key);
   free(aw);
 }
 
 /* Create the temporary page blob, all zeros, of the final size. */
-static int az_create_page_blob(struct az_writer *aw)
+static int az_create_page_blob(struct store_http_writer *hw)
 {
+  struct az_writer *aw = (struct az_writer *)hw;
   char size[24];
   struct azure_param h[2] = {
     { "x-ms-blob-type", "PageBlob" }, { "x-ms-blob-content-length", size },
@@ -1023,185 +919,32 @@ static int az_create_page_blob(struct az_writer *aw)
   return r;
 }
 
-static struct store_writer *az_writer_open(struct store *st, const char *key,
-                                           const struct store_writer_opts *o)
-{
-  struct store_azure *s = az_of(st);
-  struct az_writer *aw = calloc(1, sizeof *aw);
-  unsigned threads;
-
-  if (aw == NULL)
-    goto oom;
-  aw->w.store = st;
-  aw->s = s;
-  aw->next_block = 1;
-  aw->w.key = strdup(key);
-  aw->blob = blob_name(s, key);
-  if (aw->w.key == NULL || aw->blob == NULL)
-    goto oom;
-  if (o->page_blob) {
-    if (o->size == 0 || o->size % AZ_PAGE != 0) {
-      ferry_error("a page blob needs its size in advance, a multiple of "
-                  "512 bytes (%s/%s: %" PRIu64 ")", s->store.url, key,
-                  o->size);
-      az_writer_free(aw);
-      return NULL;
-    }
-    aw->page = 1;
-    aw->size = o->size;
-    aw->block_size = AZ_PAGE_WRITE_MAX;
-    if (asprintf(&aw->partial, "%s" AZ_PARTIAL_SUFFIX, aw->blob) == -1) {
-      aw->partial = NULL;
-      goto oom;
-    }
-  } else {
-    if (o->size > AZ_BLOCK_MAX * AZ_BLOCKS_MAX) {
-      ferry_error("%s/%s would be %" PRIu64 " bytes: more than a block blob "
-                  "holds", s->store.url, key, o->size);
-      az_writer_free(aw);
-      return NULL;
-    }
-    aw->size = o->size;
-    aw->block_size = block_size_for(s, o->size, 1);
-    aw->md5 = EVP_MD_CTX_new();
-    if (aw->md5 == NULL || !EVP_DigestInit_ex(aw->md5, EVP_md5(), NULL))
-      goto oom;
-  }
-  threads = (unsigned)(AZ_WRITER_MEMORY / aw->block_size);
-  threads = threads > AZ_WRITER_THREADS ? AZ_WRITER_THREADS
-            : threads < 1 ? 1 : threads;
-  aw->pool = upload_pool_create(threads,
-                                aw->page ? az_put_pages : az_put_block, aw);
-  if (aw->pool == NULL) {
-    az_writer_free(aw);
-    return NULL;
-  }
-  return &aw->w;
-oom:
-  ferry_error("out of memory");
-  if (aw)
-    az_writer_free(aw);
-  return NULL;
-}
-
-/* Before the first upload: create the page blob, or find the blocks an
- * earlier writer left. */
-static int az_start(struct az_writer *aw)
-{
-  if (aw->page) {
-    if (az_create_page_blob(aw) == -1)
-      return -1;
-  } else {
-    aw->ids = calloc(AZ_BLOCKS_MAX, sizeof *aw->ids);
-    if (aw->ids == NULL) {
-      ferry_error("out of memory");
-      return -1;
-    }
-    if (az_list_uncommitted(aw) == -1)
-      return -1;
-  }
-  aw->started = 1;
-  return 0;
-}
-
-static int az_flush(struct az_writer *aw)
-{
-  struct upload_job *j = aw->cur;
-
-  if (!aw->started && az_start(aw) == -1)
-    return -1;
-  aw->cur = NULL;
-  if (j->len == 0) {
-    upload_pool_put(aw->pool, j);
-    return 0;
-  }
-  if (!aw->page && aw->next_block > AZ_BLOCKS_MAX) {
-    upload_pool_put(aw->pool, j);
-    ferry_error("%s: more than %u blocks of %zu bytes: set "
-                "FERRY_PART_SIZE_MB higher", aw->blob, AZ_BLOCKS_MAX,
-                aw->block_size);
-    return -1;
-  }
-  j->number = aw->next_block++;
-  j->offset = aw->offset;
-  aw->offset += j->len;
-  if (upload_pool_submit(aw->pool, j) == -1)
-    return -1;
-  if (!aw->page)
-    aw->block_size = block_size_for(aw->s, aw->size, aw->next_block);
-  return 0;
-}
-
-static int az_append(struct az_writer *aw, const void *buf, uint64_t len)
-{
-  const char *p = buf;
-
-  if (aw->page && aw->offset + (aw->cur ? aw->cur->len : 0) + len > aw->size) {
-    ferry_error("%s: writing past the page blob's size (%" PRIu64 ")",
-                aw->blob, aw->size);
-    return -1;
-  }
-  while (len > 0) {
-    size_t n;
-
-    if (aw->cur == NULL &&
-        (aw->cur = upload_pool_get(aw->pool, aw->block_size)) == NULL)
-      return -1;
-    n = aw->block_size - aw->cur->len;
-    if (n > len)
-      n = (size_t)len;
-    if (p) {
-      memcpy((char *)aw->cur->buf + aw->cur->len, p, n);
-      p += n;
-    } else {
-      memset((char *)aw->cur->buf + aw->cur->len, 0, n);
-    }
-    if (aw->md5)
-      EVP_DigestUpdate(aw->md5, (char *)aw->cur->buf + aw->cur->len, n);
-    aw->cur->len += n;
-    len -= n;
-    if (aw->cur->len == aw->block_size && az_flush(aw) == -1)
-      return -1;
-  }
-  return 0;
-}
-
-static int az_writer_write(struct store_writer *w, const void *buf,
-                           size_t len)
-{
-  return az_append((struct az_writer *)w, buf, len);
-}
-
 static int az_writer_zero(struct store_writer *w, uint64_t len)
 {
   struct az_writer *aw = (struct az_writer *)w;
   uint64_t pos, head, skip;
 
   if (!aw->page)
-    return az_append(aw, NULL, len);     /* block blobs are not sparse */
+    return store_http_writer_zero(w, len);    /* block blobs: not sparse */
   /* a page blob is created all zeros: send nothing for whole pages, only
    * the zeros that share a page with data */
-  pos = aw->offset + (aw->cur ? aw->cur->len : 0);
+  pos = aw->hw.offset + (aw->hw.cur ? aw->hw.cur->len : 0);
   if (pos + len > aw->size) {
-    ferry_error("%s: writing past the page blob's size (%" PRIu64 ")",
-                aw->blob, aw->size);
+    ferry_error("%s: writing past its size (%" PRIu64 " bytes)", aw->blob,
+                aw->size);
     return -1;
   }
   head = (AZ_PAGE - pos % AZ_PAGE) % AZ_PAGE;
   if (head > len)
     head = len;
-  if (head && az_append(aw, NULL, head) == -1)
+  if (head && store_http_writer_append(&aw->hw, NULL, head) == -1)
     return -1;
   len -= head;
   skip = len / AZ_PAGE * AZ_PAGE;
-  if (skip) {
-    if (aw->cur && az_flush(aw) == -1)
-      return -1;
-    if (!aw->started && az_start(aw) == -1)
-      return -1;
-    aw->offset += skip;
-  }
-  return len > skip ? az_append(aw, NULL, len - skip) : 0;
+  if (skip && store_http_writer_skip(&aw->hw, skip) == -1)
+    return -1;
+  return len > skip ? store_http_writer_append(&aw->hw, NULL, len - skip)
+                    : 0;
 }
 
 /* Put Block List: the blocks in order, and the whole blob's MD5 so that
@@ -1222,7 +965,7 @@ static int az_put_block_list(struct az_writer *aw)
   FILE *fp;
   int r = 0;
 
-  if (!EVP_DigestFinal_ex(aw->md5, md5, &mlen))
+  if (!EVP_DigestFinal_ex(aw->hw.md5, md5, &mlen))
     abort();
   base64_encode(md5, MD5_LEN, md5_b64);
   fp = open_memstream(&xml, &len);
@@ -1231,7 +974,7 @@ static int az_put_block_list(struct az_writer *aw)
     return -1;
   }
   fputs("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>", fp);
-  for (i = 1; i < aw->next_block; i++)
+  for (i = 1; i < aw->hw.next_part; i++)
     fprintf(fp, "<Latest>%s</Latest>", aw->ids[i - 1]);
   fputs("</BlockList>", fp);
   if (fclose(fp) != 0) {
@@ -1245,6 +988,7 @@ static int az_put_block_list(struct az_writer *aw)
       .s = aw->s, .method = "PUT", .blob = aw->blob, .query = q,
       .n_query = 1, .headers = h, .n_headers = 2, .body = xml,
       .body_len = len, .done_md5 = md5_b64,
+      .done_status = 201,         /* Put Block List: 201 Created */
     };
 
     if (az_call(&c, &resp) == -1)
@@ -1261,7 +1005,7 @@ static int az_put_block_list(struct az_writer *aw)
 static int az_copy_into_place(struct az_writer *aw)
 {
   struct store_azure *s = aw->s;
-  CLEANUP_FREE char *enc = sigv4_uri_encode(aw->partial, 1), *src = NULL;
+  CLEANUP_FREE char *enc = http_escape(aw->partial, 1), *src = NULL;
   struct azure_param h[1] = { { "x-ms-copy-source", NULL } };
   struct az_call c = {
     .s = s, .method = "PUT", .blob = aw->blob, .headers = h, .n_headers = 1,
@@ -1320,68 +1064,148 @@ static int az_copy_into_place(struct az_writer *aw)
   return 0;
 }
 
+/* Before the first block: find the blocks an earlier writer left. */
+static int az_start_blocks(struct store_http_writer *hw)
+{
+  struct az_writer *aw = (struct az_writer *)hw;
+
+  aw->ids = calloc(AZ_BLOCKS_MAX, sizeof *aw->ids);
+  if (aw->ids == NULL) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  return az_list_uncommitted(aw);
+}
+
+static size_t az_block_size(struct store_http_writer *hw, uint32_t n)
+{
+  struct az_writer *aw = (struct az_writer *)hw;
+
+  return block_size_for(aw->s, aw->size, n);
+}
+
+static int az_put_whole(struct store_http_writer *hw, const void *buf,
+                        size_t len)
+{
+  struct az_writer *aw = (struct az_writer *)hw;
+
+  return az_put_blob(aw->s, aw->blob, buf, len);
+}
+
+static int az_commit_blocks(struct store_http_writer *hw)
+{
+  return az_put_block_list((struct az_writer *)hw);
+}
+
+static int az_commit_pages(struct store_http_writer *hw)
+{
+  struct az_writer *aw = (struct az_writer *)hw;
+
+  if (az_copy_into_place(aw) == -1)
+    return -1;
+  if (az_del_blob(aw->s, aw->partial) == -1)
+    log_warn("%s; remove %s by hand", ferry_errmsg(), aw->partial);
+  return 0;
+}
+
+/* Cancel a page blob: delete the temporary.  (A block blob's uncommitted
+ * blocks are dropped by the service, after a week or at the blob's next
+ * commit.) */
+static void az_abort_pages(struct store_http_writer *hw)
+{
+  struct az_writer *aw = (struct az_writer *)hw;
+
+  if (az_del_blob(aw->s, aw->partial) == -1)
+    log_warn("cannot remove %s: %s", aw->partial, ferry_errmsg());
+}
+
+static const struct store_http_writer_ops az_block_ops = {
+  .parts = "blocks",
+  .start = az_start_blocks,
+  .upload = az_put_block,
+  .part_size = az_block_size,
+  .put_whole = az_put_whole,
+  .complete = az_commit_blocks,
+  .free = az_writer_free,
+};
+
+static const struct store_http_writer_ops az_page_ops = {
+  .parts = "page writes",
+  .start = az_create_page_blob,
+  .upload = az_put_pages,
+  .complete = az_commit_pages,
+  .abort = az_abort_pages,
+  .free = az_writer_free,
+};
+
+static struct store_writer *az_writer_open(struct store *st, const char *key,
+                                           const struct store_writer_opts *o)
+{
+  struct store_azure *s = az_of(st);
+  struct az_writer *aw = calloc(1, sizeof *aw);
+  const struct store_http_writer_ops *ops = &az_block_ops;
+
+  if (aw == NULL || (aw->blob = blob_name(s, key)) == NULL) {
+    ferry_error("out of memory");
+    free(aw);
+    return NULL;
+  }
+  aw->s = s;
+  aw->size = o->size;
+  if (o->page_blob) {
+    if (o->size == 0 || o->size % AZ_PAGE != 0) {
+      ferry_error("a page blob needs its size in advance, a multiple of "
+                  "512 bytes (%s/%s: %" PRIu64 ")", s->store.url, key,
+                  o->size);
+      goto fail;
+    }
+    ops = &az_page_ops;
+    aw->page = 1;
+    aw->hw.limit = o->size;
+    aw->hw.part_size = AZ_PAGE_WRITE_MAX;
+    if (asprintf(&aw->partial, "%s" AZ_PARTIAL_SUFFIX, aw->blob) == -1) {
+      aw->partial = NULL;
+      ferry_error("out of memory");
+      goto fail;
+    }
+  } else {
+    if (o->size > AZ_BLOCK_MAX * AZ_BLOCKS_MAX) {
+      ferry_error("%s/%s would be %" PRIu64 " bytes: more than a block blob "
+                  "holds", s->store.url, key, o->size);
+      goto fail;
+    }
+    aw->hw.max_parts = AZ_BLOCKS_MAX;
+    aw->hw.part_size = block_size_for(s, o->size, 1);
+    aw->hw.md5 = EVP_MD_CTX_new();
+    if (aw->hw.md5 == NULL ||
+        !EVP_DigestInit_ex(aw->hw.md5, EVP_md5(), NULL)) {
+      ferry_error("out of memory");
+      goto fail;
+    }
+  }
+  if (store_http_writer_init(&aw->hw, st, key, aw->blob, ops,
+                             AZ_WRITER_MEMORY, AZ_WRITER_THREADS) == -1)
+    goto fail;
+  return &aw->hw.w;
+fail:
+  az_writer_free(&aw->hw);
+  return NULL;
+}
+
+/* Put Page takes whole pages: pad a last partial one (the blob's size is
+ * a multiple of 512, so the padding stays inside it). */
 static int az_writer_commit(struct store_writer *w)
 {
   struct az_writer *aw = (struct az_writer *)w;
-  int r = -1;
+  struct upload_job *cur = aw->hw.cur;
 
-  if (!aw->page && !aw->started) {
-    /* it fits in one block: a single Put Blob */
-    r = az_put_blob(aw->s, aw->blob, aw->cur ? aw->cur->buf : "",
-                    aw->cur ? aw->cur->len : 0);
-    upload_pool_put(aw->pool, aw->cur);
-    aw->cur = NULL;
-    az_writer_free(aw);
-    return r;
+  if (aw->page && cur && cur->len % AZ_PAGE &&
+      store_http_writer_append(&aw->hw, NULL,
+                               AZ_PAGE - cur->len % AZ_PAGE) == -1) {
+    az_writer_free(&aw->hw);
+    return -1;
   }
-  /* Put Page takes whole pages: pad a last partial one (the blob's size
-   * is a multiple of 512, so the padding stays inside it) */
-  if (aw->page && aw->cur && aw->cur->len % AZ_PAGE &&
-      az_append(aw, NULL, AZ_PAGE - aw->cur->len % AZ_PAGE) == -1)
-    goto out;
-  if (aw->cur && az_flush(aw) == -1)
-    goto out;
-  if (!aw->started && az_start(aw) == -1)
-    goto out;
-  if (upload_pool_finish(aw->pool) == -1)
-    goto out;
-  if (aw->page) {
-    if (az_copy_into_place(aw) == -1)
-      goto out;
-    if (az_del_blob(aw->s, aw->partial) == -1)
-      log_warn("%s; remove %s by hand", ferry_errmsg(), aw->partial);
-  } else if (az_put_block_list(aw) == -1) {
-    goto out;
-  }
-  if (aw->reused)
-    log_info("%s/%s: %u blocks sent, %u already uploaded before",
-             aw->s->store.url, w->key, aw->sent, aw->reused);
-  r = 0;
-out:
-  az_writer_free(aw);
-  return r;
-}
-
-/* Cancel: uncommitted blocks are dropped by the service (after a week, or
- * at the blob's next commit); a partial page blob is deleted. */
-static void az_writer_abort(struct store_writer *w)
-{
-  struct az_writer *aw = (struct az_writer *)w;
-  char saved[1024];
-
-  if (aw == NULL)
-    return;
-  upload_pool_put(aw->pool, aw->cur);
-  aw->cur = NULL;
-  upload_pool_close(aw->pool);
-  aw->pool = NULL;
-  if (aw->page && aw->started) {
-    snprintf(saved, sizeof saved, "%s", ferry_errmsg());
-    if (az_del_blob(aw->s, aw->partial) == -1)
-      log_warn("cannot remove %s: %s", aw->partial, ferry_errmsg());
-    ferry_error_set(saved);
-  }
-  az_writer_free(aw);
+  return store_http_writer_commit(w);
 }
 
 const struct store_ops store_azure_ops = {
@@ -1395,10 +1219,10 @@ const struct store_ops store_azure_ops = {
   .del = az_del,
   .flush = NULL,
   .writer_open = az_writer_open,
-  .writer_write = az_writer_write,
+  .writer_write = store_http_writer_write,
   .writer_zero = az_writer_zero,
   .writer_commit = az_writer_commit,
-  .writer_abort = az_writer_abort,
+  .writer_abort = store_http_writer_abort,
   .presign = az_presign,
   .close = az_close,
 };

@@ -11,7 +11,6 @@
 #include <openssl/hmac.h>
 
 #include "util/error.h"
-#include "store/sigv4.h"
 #include "store/http.h"
 
 /* The standard headers of the string to sign, in its order. */
@@ -160,8 +159,8 @@ char *azure_blob_sas(const char *account, const char *key,
   }
   if (sign(key, sts, sig) == -1)
     goto out;
-  esig = sigv4_uri_encode(sig, 0);
-  eexp = sigv4_uri_encode(expiry, 0);
+  esig = http_escape(sig, 0);
+  eexp = http_escape(expiry, 0);
   if (esig == NULL || eexp == NULL ||
       asprintf(&out, "sv=%s&sr=b&sp=%s&se=%s&sig=%s", version, permissions,
                eexp, esig) == -1) {

@@ -180,52 +180,26 @@ static int s3_config_aws(struct store_s3 *s)
 static int s3_endpoint(struct store_s3 *s, const char *url,
                        const char *virtual_bucket)
 {
-  const char *p = strstr(url, "://"), *hostp, *path;
-  int https;
+  struct store_http_endpoint ep;
   size_t hlen;
 
-  if (p == NULL || (!(https = strncmp(url, "https", 5) == 0 && p == url + 5)
-                    && !(strncmp(url, "http", 4) == 0 && p == url + 4))) {
-    ferry_error("endpoint '%.128s' is not an http:// or https:// URL: check "
-                "%s", url, s->fl->env_endpoint);
+  if (store_http_endpoint(url, s->fl->env_endpoint, &ep) == -1)
     return -1;
-  }
-  hostp = p + 3;
-  path = hostp + strcspn(hostp, "/?#");
-  hlen = (size_t)(path - hostp);
-  if (hlen == 0 || memchr(hostp, '@', hlen)) {
-    ferry_error("endpoint '%.128s' must be scheme://host[:port] without "
-                "credentials: check %s", url, s->fl->env_endpoint);
-    return -1;
-  }
+  hlen = ep.host_len;
   /* curl leaves a default port out of the Host header: so must SigV4 */
-  if (https && hlen > 4 && strncmp(path - 4, ":443", 4) == 0)
+  if (ep.https && hlen > 4 && strncmp(ep.path - 4, ":443", 4) == 0)
     hlen -= 4;
-  else if (!https && hlen > 3 && strncmp(path - 3, ":80", 3) == 0)
+  else if (!ep.https && hlen > 3 && strncmp(ep.path - 3, ":80", 3) == 0)
     hlen -= 3;
   if (asprintf(&s->host, "%s%s%.*s", virtual_bucket ? virtual_bucket : "",
-               virtual_bucket ? "." : "", (int)hlen, hostp) == -1 ||
-      asprintf(&s->origin, "%s://%s", https ? "https" : "http", s->host)
-        == -1) {
+               virtual_bucket ? "." : "", (int)hlen, ep.host) == -1 ||
+      asprintf(&s->origin, "%s://%s", ep.https ? "https" : "http", s->host)
+        == -1 ||
+      asprintf(&s->base_path, "%.*s%s%s", (int)ep.path_len, ep.path,
+               virtual_bucket ? "" : "/",
+               virtual_bucket ? "" : s->bucket) == -1) {
     ferry_error("out of memory");
     return -1;
-  }
-  if (*path == '?' || *path == '#') {
-    ferry_error("endpoint '%.128s' must not carry a query: check %s", url,
-                s->fl->env_endpoint);
-    return -1;
-  }
-  {
-    size_t plen = strlen(path);
-
-    while (plen > 0 && path[plen - 1] == '/')
-      plen--;
-    if (asprintf(&s->base_path, "%.*s%s%s", (int)plen, path,
-                 virtual_bucket ? "" : "/",
-                 virtual_bucket ? "" : s->bucket) == -1) {
-      ferry_error("out of memory");
-      return -1;
-    }
   }
   return 0;
 }
@@ -272,7 +246,7 @@ static struct store *s3_open_flavour(const char *url,
 {
   const char *scheme = fl->ops->scheme;
   const char *b = url + strlen(scheme) + 3, *slash = strchr(b, '/');
-  size_t blen = slash ? (size_t)(slash - b) : strlen(b), n;
+  size_t blen = slash ? (size_t)(slash - b) : strlen(b);
   CLEANUP_FREE char *endpoint = NULL;
   const char *addressing = getenv("FERRY_S3_ADDRESSING");
   const char *part = getenv("FERRY_PART_SIZE_MB");
@@ -296,28 +270,12 @@ static struct store *s3_open_flavour(const char *url,
   s->store.ops = fl->ops;
   s->fl = fl;
   s->bucket = strndup(b, blen);
-  /* the prefix, without slashes at either end, plus one '/' */
-  {
-    const char *p = slash ? slash : "";
-
-    while (*p == '/')
-      p++;
-    n = strlen(p);
-    while (n > 0 && p[n - 1] == '/')
-      n--;
-    if (asprintf(&s->prefix, "%.*s%s", (int)n, p, n ? "/" : "") == -1)
-      s->prefix = NULL;
-    if (asprintf(&s->store.url, "%s://%.*s%s%.*s", scheme, (int)blen, b,
-                 n ? "/" : "", (int)n, p) == -1)
-      s->store.url = NULL;
-  }
-  if (s->bucket == NULL || s->prefix == NULL || s->store.url == NULL)
+  if (s->bucket == NULL)
     goto oom;
-  if (strstr(s->prefix, "//")) {
-    ferry_error("'%.128s' has an empty path component: use %s", url,
-                fl->ops->usage);
+  if (store_http_location(scheme, fl->ops->usage, url, b, blen,
+                          slash ? slash : "", &s->prefix, &s->store.url)
+      == -1)
     goto fail;
-  }
 
   if (fl == &flavour_gs) {
     s->access_key = env_dup(fl->env_key);
@@ -460,7 +418,7 @@ static int s3_prepare(void *opaque, struct http_request *req,
       strcmp(etag, c->done_etag) == 0) {
     log_info("%s: completed before the connection dropped; not sent "
              "again", c->what);
-    return 1;
+    return 200;       /* PutObject and CompleteMultipartUpload: 200 OK */
   }
   hdrs[r.n_headers++] = (struct sigv4_param){ "x-amz-content-sha256",
                                               c->payload_hash };
@@ -499,7 +457,7 @@ static int s3_call(struct s3_call *c, struct http_response *resp)
   int r;
 
   if (c->object) {
-    enc = sigv4_uri_encode(c->object, 1);
+    enc = http_escape(c->object, 1);
     if (enc == NULL)
       return -1;
   }
@@ -605,16 +563,9 @@ static int s3_fail(struct store_s3 *s, const struct s3_call *c,
 
 static char *object_name(struct store_s3 *s, const char *key)
 {
-  char *o;
-
-  if (asprintf(&o, "%s%s", s->prefix, key) == -1) {
-    ferry_error("out of memory");
-    return NULL;
-  }
-  return o;
+  return store_http_name(s->prefix, key);
 }
 
-/* The ETag (with its quotes) of object: 1, 0 when absent, -1. */
 static int s3_head_etag(struct store_s3 *s, const char *object, char *etag,
                         size_t size)
 {
@@ -686,19 +637,6 @@ static int s3_put_hashed(struct store *st, const char *key, const void *buf,
   return s3_put_object(s, object, buf, len, sha256);
 }
 
-/* "bytes A-B/TOTAL" -> TOTAL, or -1. */
-static int64_t range_total(const struct http_response *resp)
-{
-  char buf[96], *slash, *end;
-  long long v;
-
-  if (http_header(resp, "Content-Range", buf, sizeof buf) == NULL ||
-      (slash = strchr(buf, '/')) == NULL)
-    return -1;
-  v = strtoll(slash + 1, &end, 10);
-  return end == slash + 1 || *end || v < 0 ? -1 : (int64_t)v;
-}
-
 static int s3_get(struct store *st, const char *key, uint64_t off,
                   void *buf, size_t len, size_t *got)
 {
@@ -711,69 +649,49 @@ static int s3_get(struct store *st, const char *key, uint64_t off,
     .out = buf, .out_cap = len,
   };
   struct http_response resp;
-  int64_t total;
+  int missing;
   int r = 0;
 
   if (object == NULL)
     return -1;
   c.object = object;
-  if (len == 0) {
-    uint64_t size;
-
-    r = st->ops->head(st, key, &size);
-    if (r == 0) {
-      ferry_error("%s not found in %s", key, s->store.url);
-      errno = ENOENT;
-    }
-    *got = 0;
-    return r == 1 ? 0 : -1;
-  }
+  if (len == 0)
+    return store_http_get_nothing(st, key, got);
   snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off,
            off + len - 1);
   if (s3_call(&c, &resp) == -1)
     return -1;
-  if (resp.status == 404 &&
-      strcmp(code_of(&resp, range, sizeof range), "NoSuchBucket") != 0) {
-    ferry_error("%s not found in %s", key, s->store.url);
-    http_response_free(&resp);
-    errno = ENOENT;
-    return -1;
-  }
-  if (resp.status == 416) {             /* off at or past the end */
-    *got = 0;
-    http_response_free(&resp);
-    return 0;
-  }
-  if (resp.status != 206 && !(resp.status == 200 && off == 0)) {
-    r = s3_fail(s, &c, &resp);
-    http_response_free(&resp);
-    return r;
-  }
-  *got = resp.body_len;
-  total = resp.status == 200 ? (int64_t)resp.body_len : range_total(&resp);
-  if (*got < len && total >= 0 && off + *got != (uint64_t)total) {
-    ferry_error("%s in %s: the answer ended after %zu bytes of %zu: the "
-                "connection was cut; try again", key, s->store.url, *got,
-                len);
+  missing = resp.status == 404 &&
+            strcmp(code_of(&resp, range, sizeof range), "NoSuchBucket");
+  switch (store_http_got(st, key, off, len, &resp, missing, got)) {
+  case STORE_HTTP_GOT_FAIL:
     r = -1;
-  } else if (!s->store.verified_reads && off == 0 && total >= 0 &&
-             (uint64_t)total == *got &&
-             http_header(&resp, "ETag", etag, sizeof etag) &&
-             strlen(etag) == 34 && etag[0] == '"') {
+    break;
+  case STORE_HTTP_GOT_STATUS:
+    r = s3_fail(s, &c, &resp);
+    break;
+  case STORE_HTTP_GOT_WHOLE:
     /* a whole object whose ETag is its MD5 (not multipart, not
      * encrypted with a customer key): check what arrived */
-    uint8_t md5[MD5_LEN];
-    char want[40];
+    if (http_header(&resp, "ETag", etag, sizeof etag) &&
+        strlen(etag) == 34 && etag[0] == '"') {
+      uint8_t md5[MD5_LEN];
+      char want[40];
 
-    md5_buf(buf, *got, md5);
-    md5_etag(md5, want);
-    if (strcasecmp(want, etag) != 0) {
-      ferry_error("%s in %s: the bytes read do not match the object's MD5 "
-                  "(ETag %s): it was damaged in the store or on the way; "
-                  "delete it and write it again", key, s->store.url, etag);
-      errno = EIO;
-      r = -1;
+      md5_buf(buf, *got, md5);
+      md5_etag(md5, want);
+      if (strcasecmp(want, etag) != 0) {
+        ferry_error("%s in %s: the bytes read do not match the object's "
+                    "MD5 (ETag %s): it was damaged in the store or on the "
+                    "way; delete it and write it again", key, s->store.url,
+                    etag);
+        errno = EIO;
+        r = -1;
+      }
     }
+    break;
+  case STORE_HTTP_GOT_PART:
+    break;
   }
   http_response_free(&resp);
   return r;
@@ -785,7 +703,7 @@ static int s3_head(struct store *st, const char *key, uint64_t *size)
   CLEANUP_FREE char *object = object_name(s, key);
   struct s3_call c = { .s = s, .method = "HEAD" };
   struct http_response resp;
-  char buf[32], *end;
+  char buf[32];
   int r;
 
   if (object == NULL)
@@ -794,12 +712,7 @@ static int s3_head(struct store *st, const char *key, uint64_t *size)
   if (s3_call(&c, &resp) == -1)
     return -1;
   if (resp.status == 200) {
-    r = 1;
-    if (http_header(&resp, "Content-Length", buf, sizeof buf) == NULL ||
-        (*size = strtoull(buf, &end, 10), *end != '\0')) {
-      ferry_error("%s: no size in the answer of %s", c.what, s->store.url);
-      r = -1;
-    }
+    r = store_http_head_size(st, &resp, c.what, size);
   } else {
     /* a HEAD answer has no body to say why (a missing object or a missing
      * bucket?): ask again with a GET of one byte, whose error document
@@ -833,7 +746,6 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb,
 {
   struct store_s3 *s = s3_of(st);
   CLEANUP_FREE char *full = object_name(s, prefix), *token = NULL;
-  size_t plen = strlen(s->prefix);
   int r = 0;
 
   if (full == NULL)
@@ -848,8 +760,7 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb,
       .body_cap = S3_LIST_CAP,
     };
     struct http_response resp;
-    struct xml_span body, item;
-    size_t pos = 0;
+    struct xml_span body;
     CLEANUP_FREE char *trunc = NULL;
 
     if (s3_call(&c, &resp) == -1)
@@ -860,14 +771,8 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb,
       return r;
     }
     body = (struct xml_span){ resp.body, resp.body_len };
-    while (r == 0 && xml_next(body, &pos, "Contents", &item)) {
-      CLEANUP_FREE char *k = xml_get(item, "Key");
-      CLEANUP_FREE char *sz = xml_get(item, "Size");
-
-      if (k == NULL || sz == NULL || strncmp(k, s->prefix, plen) != 0)
-        continue;
-      r = cb(opaque, k + plen, strtoull(sz, NULL, 10));
-    }
+    r = store_http_list_page(body, "Contents", "Key", "Size", s->prefix,
+                             NULL, cb, opaque);
     free(token);
     token = NULL;
     trunc = xml_get(body, "IsTruncated");
@@ -925,7 +830,7 @@ static char *s3_presign(struct store *st, const char *key,
                 method);
     return NULL;
   }
-  if (object == NULL || (enc = sigv4_uri_encode(object, 1)) == NULL)
+  if (object == NULL || (enc = http_escape(object, 1)) == NULL)
     return NULL;
   if (asprintf(&path, "%s/%s", s->base_path, enc) == -1) {
     path = NULL;
@@ -953,39 +858,21 @@ struct s3_part {
 };
 
 struct s3_writer {
-  struct store_writer w;
+  struct store_http_writer hw;     /* first */
   struct store_s3 *s;
   char *object;
   uint64_t size_hint;
-  size_t part_size;                /* of the part being filled */
-  struct upload_pool *pool;
-  struct upload_job *cur;
-  uint32_t next_part;              /* number of the part being filled */
-  uint64_t offset;                 /* where cur starts */
   char *upload_id;
   struct s3_part *parts;           /* [S3_PARTS_MAX], as uploaded */
   struct s3_part *old;             /* [S3_PARTS_MAX], found on resume */
-  _Atomic unsigned reused, sent;
 };
 
 /* Part size for an object of size bytes (0: unknown, then part n grows:
  * it doubles every 1000 parts, so 10,000 parts reach past 5 TiB). */
 static size_t part_size_for(struct store_s3 *s, uint64_t size, uint32_t n)
 {
-  uint64_t ps = s->part_size ? s->part_size : S3_PART_DEFAULT;
-
-  if (size) {
-    uint64_t need = (size + S3_PARTS_MAX - 1) / S3_PARTS_MAX;
-
-    need = (need + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
-    if (need > ps)
-      ps = need;
-  } else {
-    unsigned shift = (n - 1) / 1000;
-
-    ps <<= shift > 10 ? 10 : shift;
-  }
-  return ps > S3_PART_MAX ? S3_PART_MAX : (size_t)ps;
+  return store_http_part_size(s->part_size ? s->part_size : S3_PART_DEFAULT,
+                              size, n, S3_PARTS_MAX, 1000, 10, S3_PART_MAX);
 }
 
 /* Parse a quoted hex MD5 ETag; -1 if it is something else. */
@@ -1113,7 +1000,7 @@ static int s3_upload_begin(struct s3_writer *sw)
     for (i = 0; i < S3_PARTS_MAX; i++)
       n += sw->old[i].present;
     log_info("resuming the upload of %s/%s: %u parts are there already",
-             s->store.url, sw->w.key, n);
+             s->store.url, sw->hw.w.key, n);
     return 0;
   }
 
@@ -1166,7 +1053,7 @@ static int s3_upload_part(void *opaque, struct upload_job *j)
   p->present = 1;
   if (old->present && old->size == j->len &&
       memcmp(old->md5, p->md5, MD5_LEN) == 0) {
-    atomic_fetch_add(&sw->reused, 1);
+    atomic_fetch_add(&sw->hw.reused, 1);
     return 0;                        /* uploaded before with these bytes */
   }
   snprintf(num, sizeof num, "%" PRIu32, j->number);
@@ -1189,141 +1076,58 @@ static int s3_upload_part(void *opaque, struct upload_job *j)
                   j->number, etag);
       r = -1;
     }
-    atomic_fetch_add(&sw->sent, 1);
+    atomic_fetch_add(&sw->hw.sent, 1);
   }
   http_response_free(&resp);
   return r;
 }
 
-static void s3_writer_free(struct s3_writer *sw)
+static void s3_writer_free(struct store_http_writer *hw)
 {
-  upload_pool_close(sw->pool);
+  struct s3_writer *sw = (struct s3_writer *)hw;
+
+  store_http_writer_release(hw);
   free(sw->object);
   free(sw->upload_id);
   free(sw->parts);
   free(sw->old);
-  free(sw->w.key);
   free(sw);
 }
 
-static struct store_writer *s3_writer_open(struct store *st, const char *key,
-                                           const struct store_writer_opts *o)
+/* Before the first part: resume the newest upload of the object, or
+ * begin one. */
+static int s3_writer_start(struct store_http_writer *hw)
 {
-  struct store_s3 *s = s3_of(st);
-  struct s3_writer *sw = calloc(1, sizeof *sw);
-  unsigned threads;
+  struct s3_writer *sw = (struct s3_writer *)hw;
 
-  if (sw == NULL)
-    goto oom;
-  sw->w.store = st;
-  sw->s = s;
-  sw->size_hint = o->size;
-  sw->next_part = 1;
-  sw->w.key = strdup(key);
-  sw->object = object_name(s, key);
-  if (sw->w.key == NULL || sw->object == NULL)
-    goto oom;
-  if (o->size > S3_PART_MAX * S3_PARTS_MAX) {
-    ferry_error("%s/%s would be %" PRIu64 " bytes: more than an S3 object "
-                "can hold (10,000 parts of 5 GiB)", s->store.url, key,
-                o->size);
-    s3_writer_free(sw);
-    return NULL;
-  }
-  sw->part_size = part_size_for(s, o->size, 1);
-  threads = (unsigned)(S3_WRITER_MEMORY / sw->part_size);
-  if (threads > S3_WRITER_THREADS)
-    threads = S3_WRITER_THREADS;
-  if (threads < 1)
-    threads = 1;
-  sw->pool = upload_pool_create(threads, s3_upload_part, sw);
-  if (sw->pool == NULL) {
-    s3_writer_free(sw);
-    return NULL;
-  }
-  return &sw->w;
-oom:
-  ferry_error("out of memory");
-  if (sw)
-    s3_writer_free(sw);
-  return NULL;
-}
-
-/* Send the filled part and start the next. */
-static int s3_flush_part(struct s3_writer *sw)
-{
-  struct upload_job *j = sw->cur;
-
-  if (sw->upload_id == NULL) {
-    sw->parts = calloc(S3_PARTS_MAX, sizeof *sw->parts);
-    sw->old = calloc(S3_PARTS_MAX, sizeof *sw->old);
-    if (sw->parts == NULL || sw->old == NULL) {
-      ferry_error("out of memory");
-      return -1;
-    }
-    if (s3_upload_begin(sw) == -1)
-      return -1;
-  }
-  if (sw->next_part > S3_PARTS_MAX) {
-    ferry_error("%s: more than %u parts of %zu bytes: pass the output size "
-                "to the writer, or set FERRY_PART_SIZE_MB higher",
-                sw->object, S3_PARTS_MAX, sw->part_size);
+  sw->parts = calloc(S3_PARTS_MAX, sizeof *sw->parts);
+  sw->old = calloc(S3_PARTS_MAX, sizeof *sw->old);
+  if (sw->parts == NULL || sw->old == NULL) {
+    ferry_error("out of memory");
     return -1;
   }
-  j->number = sw->next_part++;
-  j->offset = sw->offset;
-  sw->offset += j->len;
-  sw->cur = NULL;
-  if (upload_pool_submit(sw->pool, j) == -1)
-    return -1;
-  sw->part_size = part_size_for(sw->s, sw->size_hint, sw->next_part);
-  return 0;
+  return s3_upload_begin(sw);
 }
 
-/* Append len bytes of buf (zeros when buf is NULL). */
-static int s3_append(struct s3_writer *sw, const void *buf, uint64_t len)
+static size_t s3_writer_part_size(struct store_http_writer *hw, uint32_t n)
 {
-  const char *p = buf;
+  struct s3_writer *sw = (struct s3_writer *)hw;
 
-  while (len > 0) {
-    size_t n;
-
-    if (sw->cur == NULL &&
-        (sw->cur = upload_pool_get(sw->pool, sw->part_size)) == NULL)
-      return -1;
-    n = sw->part_size - sw->cur->len;
-    if (n > len)
-      n = (size_t)len;
-    if (p) {
-      memcpy((char *)sw->cur->buf + sw->cur->len, p, n);
-      p += n;
-    } else {
-      memset((char *)sw->cur->buf + sw->cur->len, 0, n);
-    }
-    sw->cur->len += n;
-    len -= n;
-    if (sw->cur->len == sw->part_size && s3_flush_part(sw) == -1)
-      return -1;
-  }
-  return 0;
+  return part_size_for(sw->s, sw->size_hint, n);
 }
 
-static int s3_writer_write(struct store_writer *w, const void *buf,
-                           size_t len)
+static int s3_writer_put_whole(struct store_http_writer *hw, const void *buf,
+                               size_t len)
 {
-  return s3_append((struct s3_writer *)w, buf, len);
-}
+  struct s3_writer *sw = (struct s3_writer *)hw;
 
-static int s3_writer_zero(struct store_writer *w, uint64_t len)
-{
-  /* S3 objects are not sparse: the zeros are sent */
-  return s3_append((struct s3_writer *)w, NULL, len);
+  return s3_put_object(sw->s, sw->object, buf, len, NULL);
 }
 
 static int s3_complete(struct s3_writer *sw)
 {
   struct store_s3 *s = sw->s;
-  uint32_t n = sw->next_part - 1, i;
+  uint32_t n = sw->hw.next_part - 1, i;
   struct sigv4_param q[1] = { { "uploadId", sw->upload_id } };
   CLEANUP_FREE char *xml = NULL;
   uint8_t *all = malloc((size_t)n * MD5_LEN), md5[MD5_LEN];
@@ -1379,71 +1183,78 @@ static int s3_complete(struct s3_writer *sw)
   return r;
 }
 
-static int s3_writer_commit(struct store_writer *w)
+static int s3_writer_complete(struct store_http_writer *hw)
 {
-  struct s3_writer *sw = (struct s3_writer *)w;
-  int r;
-
-  if (sw->upload_id == NULL) {
-    /* it fits in one part: a single PUT */
-    r = s3_put_object(sw->s, sw->object, sw->cur ? sw->cur->buf : "",
-                      sw->cur ? sw->cur->len : 0, NULL);
-    upload_pool_put(sw->pool, sw->cur);
-    sw->cur = NULL;
-    s3_writer_free(sw);
-    return r;
-  }
-  if (sw->cur && sw->cur->len > 0 && s3_flush_part(sw) == -1)
-    goto fail;
-  if (upload_pool_finish(sw->pool) == -1 || s3_complete(sw) == -1)
-    goto fail;
-  if (sw->reused)
-    log_info("%s/%s: %u parts sent, %u already uploaded before",
-             sw->s->store.url, w->key, sw->sent, sw->reused);
-  s3_writer_free(sw);
-  return 0;
-fail:
-  /* keep the upload: running the same command again resumes it */
-  s3_writer_free(sw);
-  return -1;
+  return s3_complete((struct s3_writer *)hw);
 }
 
-/* Cancel: drop what is queued and abort the multipart upload, so its
- * parts stop costing storage. */
-static void s3_writer_abort(struct store_writer *w)
+/* Abort the multipart upload, so its parts stop costing storage.  A
+ * commit that failed keeps it instead: running the same command again
+ * resumes it. */
+static void s3_writer_cancel(struct store_http_writer *hw)
 {
-  struct s3_writer *sw = (struct s3_writer *)w;
+  struct s3_writer *sw = (struct s3_writer *)hw;
+  struct sigv4_param q[1] = { { "uploadId", sw->upload_id } };
+  struct s3_call c = {
+    .s = sw->s, .method = "DELETE", .object = sw->object, .query = q,
+    .n_query = 1,
+  };
+  struct http_response resp;
 
-  if (sw == NULL)
+  if (sw->upload_id == NULL)
     return;
-  upload_pool_put(sw->pool, sw->cur);
-  sw->cur = NULL;
-  upload_pool_close(sw->pool);
-  sw->pool = NULL;
-  if (sw->upload_id) {
-    struct sigv4_param q[1] = { { "uploadId", sw->upload_id } };
-    struct s3_call c = {
-      .s = sw->s, .method = "DELETE", .object = sw->object, .query = q,
-      .n_query = 1,
-    };
-    struct http_response resp;
-    char saved[1024];
-
-    snprintf(saved, sizeof saved, "%s", ferry_errmsg());
-    if (s3_call(&c, &resp) == 0) {
-      if (resp.status != 204 && resp.status != 200 && resp.status != 404) {
-        s3_fail(sw->s, &c, &resp);
-        log_warn("cannot abort the upload of %s: %s", sw->object,
-                 ferry_errmsg());
-      }
-      http_response_free(&resp);
-    } else {
+  if (s3_call(&c, &resp) == 0) {
+    if (resp.status != 204 && resp.status != 200 && resp.status != 404) {
+      s3_fail(sw->s, &c, &resp);
       log_warn("cannot abort the upload of %s: %s", sw->object,
                ferry_errmsg());
     }
-    ferry_error_set(saved);          /* the caller's error stays */
+    http_response_free(&resp);
+  } else {
+    log_warn("cannot abort the upload of %s: %s", sw->object,
+             ferry_errmsg());
   }
-  s3_writer_free(sw);
+}
+
+static const struct store_http_writer_ops s3_writer_ops = {
+  .parts = "parts",
+  .start = s3_writer_start,
+  .upload = s3_upload_part,
+  .part_size = s3_writer_part_size,
+  .put_whole = s3_writer_put_whole,
+  .complete = s3_writer_complete,
+  .abort = s3_writer_cancel,
+  .free = s3_writer_free,
+};
+
+static struct store_writer *s3_writer_open(struct store *st, const char *key,
+                                           const struct store_writer_opts *o)
+{
+  struct store_s3 *s = s3_of(st);
+  struct s3_writer *sw = calloc(1, sizeof *sw);
+
+  if (sw == NULL || (sw->object = object_name(s, key)) == NULL) {
+    ferry_error("out of memory");
+    free(sw);
+    return NULL;
+  }
+  sw->s = s;
+  sw->size_hint = o->size;
+  sw->hw.max_parts = S3_PARTS_MAX;
+  sw->hw.part_size = part_size_for(s, o->size, 1);
+  if (o->size > S3_PART_MAX * S3_PARTS_MAX) {
+    ferry_error("%s/%s would be %" PRIu64 " bytes: more than an S3 object "
+                "can hold (10,000 parts of 5 GiB)", s->store.url, key,
+                o->size);
+    s3_writer_free(&sw->hw);
+    return NULL;
+  }
+  if (store_http_writer_init(&sw->hw, st, key, sw->object, &s3_writer_ops,
+                             S3_WRITER_MEMORY, S3_WRITER_THREADS) == -1) {
+    s3_writer_free(&sw->hw);
+    return NULL;
+  }
+  return &sw->hw.w;
 }
 
 const struct store_ops store_s3_ops = {
@@ -1458,10 +1269,10 @@ const struct store_ops store_s3_ops = {
   .del = s3_del,
   .flush = NULL,
   .writer_open = s3_writer_open,
-  .writer_write = s3_writer_write,
-  .writer_zero = s3_writer_zero,
-  .writer_commit = s3_writer_commit,
-  .writer_abort = s3_writer_abort,
+  .writer_write = store_http_writer_write,
+  .writer_zero = store_http_writer_zero,
+  .writer_commit = store_http_writer_commit,
+  .writer_abort = store_http_writer_abort,
   .presign = s3_presign,
   .close = s3_close,
 };
@@ -1478,10 +1289,10 @@ const struct store_ops store_gs_ops = {
   .del = s3_del,
   .flush = NULL,
   .writer_open = s3_writer_open,
-  .writer_write = s3_writer_write,
-  .writer_zero = s3_writer_zero,
-  .writer_commit = s3_writer_commit,
-  .writer_abort = s3_writer_abort,
+  .writer_write = store_http_writer_write,
+  .writer_zero = store_http_writer_zero,
+  .writer_commit = store_http_writer_commit,
+  .writer_abort = store_http_writer_abort,
   .presign = s3_presign,
   .close = s3_close,
 };

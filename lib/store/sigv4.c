@@ -9,6 +9,7 @@
 #include <openssl/hmac.h>
 
 #include "hash/digest.h"
+#include "net/http_client.h"
 #include "util/error.h"
 
 struct hdr {
@@ -31,33 +32,6 @@ void sigv4_date(time_t t, char amz_date[SIGV4_DATE_LEN])
 
   gmtime_r(&t, &tm);
   strftime(amz_date, SIGV4_DATE_LEN, "%Y%m%dT%H%M%SZ", &tm);
-}
-
-char *sigv4_uri_encode(const char *s, int keep_slash)
-{
-  static const char hexdig[] = "0123456789ABCDEF";
-  char *out = malloc(strlen(s) * 3 + 1), *o = out;
-
-  if (out == NULL) {
-    ferry_error("out of memory");
-    return NULL;
-  }
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-
-    /* RFC 3986 section 2.3 unreserved characters */
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-        c == '~' || (keep_slash && c == '/')) {
-      *o++ = (char)c;
-    } else {
-      *o++ = '%';
-      *o++ = hexdig[c >> 4];
-      *o++ = hexdig[c & 15];
-    }
-  }
-  *o = '\0';
-  return out;
 }
 
 struct qpair {
@@ -86,8 +60,8 @@ static char *query_join(const struct sigv4_param *q, size_t n,
   for (i = 0; i < n + n_extra; i++) {
     const struct sigv4_param *src = i < n ? &q[i] : &extra[i - n];
 
-    p[i].name = sigv4_uri_encode(src->name, 0);
-    p[i].value = sigv4_uri_encode(src->value ? src->value : "", 0);
+    p[i].name = http_escape(src->name, 0);
+    p[i].value = http_escape(src->value ? src->value : "", 0);
     if (p[i].name == NULL || p[i].value == NULL)
       goto oom;
   }

@@ -50,11 +50,6 @@ struct sigv4_request {
 /* amz_date = "YYYYMMDDTHHMMSSZ" for t (UTC). */
 void sigv4_date(time_t t, char amz_date[SIGV4_DATE_LEN]);
 
-/* RFC 3986 encoding as SigV4 wants it: unreserved characters kept, every
- * other byte %XX in upper case; '/' kept when keep_slash (object paths).
- * Caller frees; NULL with an error on OOM. */
-char *sigv4_uri_encode(const char *s, int keep_slash);
-
 /* The canonical query string: names and values encoded, sorted by name
  * then value, joined by '&'.  Also the query string to send.  Caller
  * frees. */

@@ -6,6 +6,7 @@
  *   credentials AKIAIOSFODNN7EXAMPLE, 2013-05-24, examplebucket;
  * - the Signature Version 4 test suite (get-vanilla,
  *   get-vanilla-query-order-key-case), AKIDEXAMPLE, 2015-08-30. */
+#include "net/http_client.h"
 #include "store/sigv4.h"
 #include "test.h"
 
@@ -75,7 +76,7 @@ static void s3_put_object(void)
     { "x-amz-storage-class", "REDUCED_REDUNDANCY" },
     { "x-amz-content-sha256", hash },
   };
-  char *path = sigv4_uri_encode("/test$file.text", 1);
+  char *path = http_escape("/test$file.text", 1);
   struct sigv4_request r = {
     .method = "PUT", .host = S3_HOST, .path = path,
     .headers = h, .n_headers = 3, .payload_hash = hash,
@@ -178,7 +179,7 @@ static void suite_get_vanilla(void)
 
 static void encoding_and_tokens(void)
 {
-  char *e = sigv4_uri_encode("a b/c~d+e=f%", 1), date[SIGV4_DATE_LEN];
+  char *e = http_escape("a b/c~d+e=f%", 1), date[SIGV4_DATE_LEN];
   struct sigv4_key k = s3_key;
   struct sigv4_request r = {
     .method = "GET", .host = S3_HOST, .path = "/test.txt",
@@ -188,7 +189,7 @@ static void encoding_and_tokens(void)
 
   CHECK_STR(e, "a%20b/c~d%2Be%3Df%25");
   free(e);
-  e = sigv4_uri_encode("a/b", 0);
+  e = http_escape("a/b", 0);
   CHECK_STR(e, "a%2Fb");
   free(e);
   sigv4_date(1369353600, date);                 /* 2013-05-24T00:00:00Z */
