@@ -9,9 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* buf_is_zero was declared here; server/targets/local.c still finds it
- * through this header (util/zero.h is where it lives now) */
-#include "util/zero.h"
 
 struct source;
 

@@ -23,7 +23,7 @@
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "source/source.h"
+#include "util/zero.h"
 #include "store/store.h"
 #include "target.h"
 #include "../tasks.h"

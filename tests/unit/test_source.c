@@ -4,6 +4,7 @@
 
 #include "util/error.h"
 #include "source/source.h"
+#include "util/zero.h"
 #include "test.h"
 
 int main(void)
