@@ -39,6 +39,18 @@ expect_fail() {
   [ "$(grep -c . "$T/err")" -eq 1 ] || fail "stderr of '$*' is not one line: $(cat "$T/err")"
 }
 
+# flip_byte FILE OFFSET: invert every bit of one byte in place, so the file
+# surely changes (writing a fixed byte is a no-op where it was already there).
+flip_byte() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1)
+    if len(b) != 1: sys.exit("flip_byte: %s has no byte at %s" % (sys.argv[1], sys.argv[2]))
+    f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))
+PY
+}
+
 # json FILE-OR-STRING FILTER: jq -r on a JSON document.
 json() { if [ -f "$1" ]; then jq -r "$2" "$1"; else jq -r "$2" <<<"$1"; fi; }
 

@@ -165,7 +165,7 @@ tbl=$("$TOOL" ls azure://ferry/h1/sda tables/ | cut -d' ' -f1)
 line=$(sed -n 2p "$T/tbl"); idx=${line%% *}; hex=$(cut -d' ' -f2 <<<"$line")
 key=$("$TOOL" ls azure://ferry/h1/sda "chunks/$hex" | cut -d' ' -f1)
 "$AZ" get ferry "h1/sda/$key" >"$T/chunk"
-printf '\x5a' | dd of="$T/chunk" bs=1 seek=100 conv=notrunc status=none
+flip_byte "$T/chunk" 100
 "$AZ" put ferry "h1/sda/$key" "$T/chunk"
 expect_fail "chunk $idx (offset $((idx * 1048576)), $key)" \
   ferry-convert --from azure://ferry/h1/sda --format raw --to "$T/t.raw"

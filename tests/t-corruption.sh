@@ -17,7 +17,7 @@ mkdir "$T/outdir"
 fresh
 third=$(sed -n 3p "$T/s2/h/sda/"tables/*.tsv)
 idx=${third%% *}; hex=$(cut -d' ' -f2 <<<"$third")
-printf '\xff' | dd of="$T/s2/h/sda/chunks/$hex" bs=1 seek=1000 conv=notrunc status=none
+flip_byte "$T/s2/h/sda/chunks/$hex" 1000
 expect_fail "chunk $idx (offset $((idx * 1048576)), chunks/$hex)" \
   ferry-convert --from "$url2" --format raw --to "$T/outdir/x.raw"
 grep -q "does not match its digest" "$T/err" || fail "corruption message: $(cat "$T/err")"
@@ -69,7 +69,7 @@ ok "malformed, unknown-version, wrong-digest and missing manifests are refused c
 # stays unless --overwrite, and a failed overwrite keeps the old file whole
 echo old > "$T/outdir/keep.raw"
 expect_fail "already exists: pass --overwrite" ferry-convert --from "$url" --format raw --to "$T/outdir/keep.raw"
-fresh; printf '\xff' | dd of="$T/s2/h/sda/chunks/$hex" bs=1 seek=5 conv=notrunc status=none
+fresh; flip_byte "$T/s2/h/sda/chunks/$hex" 5
 expect_fail "chunk $idx" ferry-convert --from "$url2" --format raw --to "$T/outdir/keep.raw" --overwrite
 [ "$(cat "$T/outdir/keep.raw")" = old ] || fail "a failed overwrite damaged the existing file"
 [ "$(ls -A "$T/outdir")" = keep.raw ] || fail "temporary left: $(ls -A "$T/outdir")"

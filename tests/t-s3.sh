@@ -162,7 +162,7 @@ aws s3 cp --quiet "s3://test/h1/sda/tables/$tbl" "$T/tbl"
 line=$(sed -n 2p "$T/tbl"); idx=${line%% *}; hex=$(cut -d' ' -f2 <<<"$line")
 key=$(aws s3 ls "s3://test/h1/sda/chunks/$hex" | awk '{print $4}')
 aws s3 cp --quiet "s3://test/h1/sda/chunks/$key" "$T/chunk"
-printf '\x5a' | dd of="$T/chunk" bs=1 seek=100 conv=notrunc status=none
+flip_byte "$T/chunk" 100
 aws s3 cp --quiet "$T/chunk" "s3://test/h1/sda/chunks/$key"
 expect_fail "chunk $idx (offset $((idx * 1048576)), chunks/$key)" \
   ferry-convert --from s3://test/h1/sda --format raw --to "$T/t.raw"
