@@ -37,6 +37,26 @@ static long long resolve(sqlite3 *db, json_t *v, const char *by_id,
   return -1;
 }
 
+/* An active migration other than except_id whose plan writes one of the
+ * image prefixes plan_text names: two hosts of one hostname (another
+ * machine id, a reinstalled server) map to the same <store>/<host>/<disk>,
+ * and two writers of one image would corrupt it.  Its id, 0 when none,
+ * -1 on a database error. */
+static long long prefix_holder(sqlite3 *db, const char *plan_text,
+                               long long except_id)
+{
+  long long id = 0;
+
+  if (db_get_int(db, &id, "SELECT m.id FROM migrations m, "
+                 "json_each(m.plan, '$.disks') d, json_each(?1, '$.disks') n "
+                 "WHERE m.state = 'active' AND m.id != ?2 AND "
+                 "json_extract(d.value, '$.image') = "
+                 "json_extract(n.value, '$.image') LIMIT 1", "ti",
+                 plan_text, except_id) == -1)
+    return -1;
+  return id;
+}
+
 /* The plan: which disks, where their images and outputs go.  NULL with
  * *bad_disk set when a wanted disk is not in the inventory, or with an
  * error when a name cannot become a store key. */
@@ -112,7 +132,7 @@ enum MHD_Result api_migration_create(struct request *r)
   sqlite3 *db = r->srv->db;
   enum MHD_Result ret;
   json_t *body, *bprow = NULL, *inv = NULL, *plan = NULL, *entry, *v;
-  long long host_id, bp_id, id = -1;
+  long long host_id, bp_id, id = -1, holder;
   const char *hostname, *bad_disk = NULL;
   char now[32];
 
@@ -189,6 +209,16 @@ enum MHD_Result api_migration_create(struct request *r)
              "state = 'active'", "i", host_id) > 0) {
     ret = reply_error(r, 409, "host", "host '%s' already has an active "
                       "migration: cancel it or wait for it", hostname);
+    goto out;
+  }
+  holder = prefix_holder(db, plan_text, 0);
+  if (holder != 0) {
+    ret = holder < 0
+      ? reply_error(r, 500, NULL, "%s", ferry_errmsg())
+      : reply_error(r, 409, "host", "active migration %lld writes the same "
+                    "images (another host named '%s' in this store): "
+                    "cancel it or wait for it, or give one of the hosts "
+                    "another store", holder, hostname);
     goto out;
   }
   id = db_insert(db, "INSERT INTO migrations (host_id, blueprint_id, phase, "
@@ -372,12 +402,12 @@ static json_t *locked_migration(struct request *r, const char *sql,
 
 enum MHD_Result api_migration_retry(struct request *r)
 {
-  long long id, host_id;
+  long long id, host_id, holder;
   const char *state, *phase;
   char now[32];
   enum MHD_Result ret;
   json_t *m = locked_migration(r, "SELECT state, phase, failed_phase, "
-                               "host_id FROM migrations WHERE id = ?1",
+                               "host_id, plan FROM migrations WHERE id = ?1",
                                &id, &ret);
 
   if (m == NULL)
@@ -397,6 +427,17 @@ enum MHD_Result api_migration_retry(struct request *r)
     json_decref(m);
     return reply_error(r, 409, NULL, "the host has another active "
                        "migration");
+  }
+  holder = prefix_holder(r->srv->db, json_string_value(json_object_get(m,
+                         "plan")), id);
+  if (holder != 0) {
+    db_unlock();
+    json_decref(m);
+    if (holder < 0)
+      return reply_error(r, 500, NULL, "%s", ferry_errmsg());
+    return reply_error(r, 409, NULL, "active migration %lld writes the same "
+                       "images (another host of this name in this store): "
+                       "cancel it or wait for it", holder);
   }
   phase = json_string_value(json_object_get(m, "failed_phase"));
   if (phase == NULL)

@@ -101,3 +101,33 @@ grep -qF "the task's disk 'sdz' is not one this agent discovered or has in its c
   fail "the agent did not refuse disk sdz: $(cat "$T/mc-error")"
 [ ! -e "$T/store/hostc/sdz/manifest.json" ] || fail "an image of sdz was written"
 ok "the agent refuses a task for a disk it neither discovered nor has configured"
+
+# ---- two machines of one hostname (a reinstalled server, a clone) map
+# to the same <store>/<host>/<disk>: only one migration may write it
+for i in 1 2; do
+  make_root "$T/root-twin$i" twin sda=$((4 << 20))
+  echo "machine-$i" >"$T/root-twin$i/etc/machine-id"
+  make_agent "twin$i" "$T/root-twin$i" >/dev/null
+  ferry-agent discover --root "$T/root-twin$i" --config "$T/agent-twin$i/agent.conf" --post >"$T/twin$i.post" ||
+    fail "discover --post twin$i"
+done
+t1=$(jq -r .host_id "$T/twin1.post"); t2=$(jq -r .host_id "$T/twin2.post")
+[ "$t1" != "$t2" ] || fail "the two machines named twin became one host ($t1)"
+cat >"$T/bpt.json" <<EOF
+{"name": "twins", "provider": "local", "store": "file://$T/store", "hosts": [{"name": "twin"}]}
+EOF
+api POST /v1/blueprints --data-binary "@$T/bpt.json" >/dev/null
+api POST /v1/migrations --data "{\"host\": $t1, \"blueprint\": \"twins\"}" >"$T/mt1.json"
+[ "$HTTP_STATUS" = 201 ] || fail "migrate twin 1: $(cat "$T/api.body")"
+n0=$(api GET /v1/migrations | jq '.migrations | length')
+api POST /v1/migrations --data "{\"host\": $t2, \"blueprint\": \"twins\"}" >/dev/null
+[ "$HTTP_STATUS" = 409 ] || fail "a second writer of twin's images was accepted: HTTP $HTTP_STATUS $(cat "$T/api.body")"
+grep -qF "active migration $(jq -r .id "$T/mt1.json") writes the same images" "$T/api.body" ||
+  fail "the refusal does not name the migration holding the images: $(cat "$T/api.body")"
+[ "$(api GET /v1/migrations | jq '.migrations | length')" = "$n0" ] || fail "a migration was stored anyway"
+api POST "/v1/migrations/$(jq -r .id "$T/mt1.json")/cancel" >/dev/null
+api POST /v1/migrations --data "{\"host\": $t2, \"blueprint\": \"twins\"}" >/dev/null
+[ "$HTTP_STATUS" = 201 ] || fail "twin 2 could not migrate once twin 1's migration was canceled: $(cat "$T/api.body")"
+api POST "/v1/migrations/$(jq -r .id "$T/mt1.json")/retry" >/dev/null
+[ "$HTTP_STATUS" = 409 ] || fail "twin 1's retry beside twin 2's active migration was accepted: HTTP $HTTP_STATUS $(cat "$T/api.body")"
+ok "two machines named twin never have active migrations writing the same images at once"
