@@ -20,37 +20,6 @@ azurite_start
 mkdir -p "$T/state"
 start_server "$T/state/ferry.db" --lease 10
 
-# an agent as a source server runs it under Ansible's unit: no cloud
-# variables, a HOME without ~/.aws
-start_clean_agent() {
-  local name=$1 conf=$2 pid
-  mkdir -p "$T/home-$name"
-  env -i PATH="$PATH" HOME="$T/home-$name" \
-    ferry-agent run --config "$conf" >>"$T/agent-$name.log" 2>&1 &
-  pid=$!
-  at_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
-  printf -v "AGENT_PID_$name" '%s' "$pid"
-}
-
-# no_credentials NAME: neither the agent's environment nor its files hold
-# a cloud variable or secret
-no_credentials() {
-  local name=$1 pid var
-  var="AGENT_PID_$name"; pid=${!var}
-  kill -0 "$pid" || fail "agent $name is not running: $(tail -5 "$T/agent-$name.log")"
-  if tr '\0' '\n' <"/proc/$pid/environ" | grep -E '^(AWS_|AZURE_|GS_|GOOGLE_)'; then
-    fail "agent $name has cloud variables in its environment"
-  fi
-  for s in "$AWS_SECRET_ACCESS_KEY" "$AZURE_STORAGE_KEY"; do
-    ! tr '\0' '\n' <"/proc/$pid/environ" | grep -qF -- "$s" ||
-      fail "agent $name's environment holds a cloud secret"
-    ! grep -rqwF -- "$s" "$T/agent-$name" "$T/home-$name" ||
-      fail "agent $name's files hold a cloud secret"
-  done
-  ! grep -rqE 'AWS_|AZURE_|GS_' "$T/agent-$name" "$T/home-$name" ||
-    fail "agent $name's files name cloud variables"
-}
-
 make_disk "$T/web01.img" 24M random
 make_disk "$T/db01.img" 20M sparse
 make_root "$T/root-web01" web01 sda=$((24 << 20))
@@ -59,8 +28,8 @@ start_clean_agent web01 "$(make_agent web01 "$T/root-web01" "sda=$T/web01.img")"
 start_clean_agent db01 "$(make_agent db01 "$T/root-db01" "sda=$T/db01.img")"
 wait_for 20 eval '[ "$(api GET /v1/hosts | jq ".hosts | length")" = 2 ]' ||
   fail "agents did not enroll and post discovery: $(cat "$T"/agent-*.log)"
-no_credentials web01
-no_credentials db01
+no_cloud_credentials web01
+no_cloud_credentials db01
 
 cat > "$T/s3.yaml" <<YAML
 name: s3wave
@@ -98,8 +67,8 @@ n=$(grep -cE 'PUT /test/g/web01/sda/chunks/[0-9a-f]{64}' "$S3_ACCESS_LOG" || tru
 [ "$n" -ge 24 ] || fail "only $n chunk PUTs of web01 in the S3 access log"
 grep -E 'PUT /test/g/web01/sda/chunks/' "$S3_ACCESS_LOG" | grep -v 'X-Amz-Signature' &&
   fail "a chunk PUT of web01 without a grant"
-no_credentials web01
-no_credentials db01
+no_cloud_credentials web01
+no_cloud_credentials db01
 ok "two agents without any cloud credential migrate a host each through S3 (Swift) and Azure (azurite) with grants: byte-identical"
 
 # agent_api NAME METHOD PATH [curl args]: a call with agent NAME's token
@@ -256,5 +225,5 @@ n_403=$(awk '$2 == 403' "$T/puts" | wc -l)
 [ "$n_ok" = 32 ] || fail "$n_ok successful chunk PUTs for 32 chunks: something was sent twice"
 [ "$n_403" -ge 1 ] || fail "no chunk PUT was refused as expired: the test proved nothing"
 secs=$(api GET /v1/migrations/3 | jq '[.tasks[] | select(.kind == "clone")][0].result.seconds')
-no_credentials app01
+no_cloud_credentials app01
 ok "a clone of ${secs}s on grants of 2 s: the expired grant ($n_403 refused PUT) was renewed, 32 chunks each stored once"

@@ -262,16 +262,30 @@ static int grant_get(struct store_grantee *gs, const char *method,
 
 struct grant_req {
   struct curl_slist *list;
+  struct store_grantee *gs;
+  const char *key;
 };
+
+static int gs_head(struct store *st, const char *key, uint64_t *size);
 
 static int grant_prepare(void *opaque, struct http_request *req,
                          unsigned attempt, int after_drop)
 {
   struct grant_req *g = opaque;
+  uint64_t size;
 
   (void)attempt;
-  (void)after_drop;              /* chunk keys name their bytes: resending
-                                  * one whose answer was lost is harmless */
+  /* a PUT whose answer was lost may have landed: a chunk or a table is
+   * named by its content, so one of the same size there is this one (a
+   * manifest is not: it is sent again) */
+  if (after_drop && strcmp(req->method, "PUT") == 0 &&
+      (strncmp(g->key, "chunks/", 7) == 0 ||
+       strncmp(g->key, "tables/", 7) == 0) &&
+      gs_head(&g->gs->store, g->key, &size) == 1 && size == req->body_len) {
+    log_info("PUT %s: completed before the connection dropped; not sent "
+             "again", g->key);
+    return 200;
+  }
   req->headers = g->list;
   return 0;
 }
@@ -304,7 +318,7 @@ static int grant_do(struct store_grantee *gs, struct http_request *req,
 
   for (attempt = 0; attempt < 2; attempt++) {
     struct store_grant g;
-    struct grant_req gr = { NULL };
+    struct grant_req gr = { NULL, gs, key };
 
     if (grant_get(gs, req->method, key, sha256, size, attempt > 0, &g)
         == -1)
