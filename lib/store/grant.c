@@ -230,11 +230,13 @@ static int grant_get(struct store_grantee *gs, const char *method,
       if (c->key == NULL || strcmp(c->method, method) ||
           strcmp(c->key, key))
         continue;
-      if (!fresh && c->deadline - now > c->margin)
+      if (!fresh && c->deadline - now > c->margin) {
         r = grant_dup(&c->g, g);
-      else
-        c->deadline = 0;            /* stale: never handed out again */
-      break;
+        break;
+      }
+      free(c->key);                 /* stale or refused: dropped */
+      c->key = NULL;
+      store_grant_free(&c->g);
     }
     pthread_mutex_unlock(&gs->lock);
     if (r <= 0)
