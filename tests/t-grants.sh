@@ -51,6 +51,10 @@ hosts:
   - name: db01
     format: raw
 YAML
+sed 's/^  chunk_size: 1M$/  chunk_size: 1M\n  store_access: bogus/' "$T/s3.yaml" >"$T/bad.yaml"
+rc=0; ferry blueprint validate "$T/bad.yaml" >"$T/bad.out" 2>&1 || rc=$?
+[ "$rc" != 0 ] && grep -q "options.store_access" "$T/bad.out" ||
+  fail "a blueprint with store_access: bogus was not refused: $(cat "$T/bad.out")"
 ferry blueprint apply "$T/s3.yaml" >/dev/null || fail "apply s3wave"
 ferry blueprint apply "$T/az.yaml" >/dev/null || fail "apply azwave"
 ferry migrate web01 --blueprint s3wave >/dev/null || fail "migrate web01"
