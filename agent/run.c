@@ -24,6 +24,7 @@
 #include "util/log.h"
 #include "util/parse.h"
 #include "source/source.h"
+#include "store/grant.h"
 #include "store/store.h"
 
 /* Set by the signal handler and read by the main loop, the heartbeat and
@@ -85,6 +86,39 @@ static void on_progress(void *opaque, const struct clone_stats *st)
     t->cancel = 1;
   }
   json_decref(resp);
+}
+
+/* The grant store's way to the server: path is relative to the task. */
+static long grant_call(void *opaque, const char *method, const char *path,
+                       json_t *body, json_t **resp)
+{
+  struct task_run *t = opaque;
+  char full[4200];
+
+  if ((size_t)snprintf(full, sizeof full, "/v1/agent/tasks/%lld/%s", t->id,
+                       path) >= sizeof full) {
+    ferry_error("grant request path too long");
+    return -1;
+  }
+  return client_call(t->c, method, full, body, resp, 3, 60);
+}
+
+/* The task's store: through grants from the server (no credentials on
+ * this machine) when the spec says store_access "grant", else opened
+ * directly with this machine's own credentials. */
+static struct store *task_store(struct task_run *t, json_t *spec,
+                                const char *image)
+{
+  const char *access = json_string_value(json_object_get(spec,
+                                                         "store_access"));
+
+  if (access == NULL || strcmp(access, "direct") == 0)
+    return store_open(image);
+  if (strcmp(access, "grant") == 0)
+    return store_grant_open(image, grant_call, t);
+  ferry_error("the task's store_access '%.16s' is neither grant nor direct",
+              access);
+  return NULL;
 }
 
 static int spec_options(json_t *opts, const struct agent_config *cfg,
@@ -204,7 +238,7 @@ static json_t *run_clone(struct task_run *t, json_t *spec,
     goto out;
   so.bitmap = sync ? config_disk_bitmap(cfg, disk) : NULL;
   if ((src = source_open_opts(source, &so)) == NULL ||
-      (store = store_open(image)) == NULL)
+      (store = task_store(t, spec, image)) == NULL)
     goto out;
   if (quiesce && (stat(source, &sst) == -1 || !S_ISBLK(sst.st_mode))) {
     log_warn("task %lld: %s is not a local block device: not freezing "

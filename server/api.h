@@ -14,6 +14,8 @@
 
 #define API_BODY_MAX (4u << 20)        /* larger bodies get 413 */
 #define API_MAX_PARAMS 4
+#define GRANT_TTL_DEFAULT 900            /* 15 minutes */
+#define GRANT_TTL_MAX 3600
 
 struct server {
   sqlite3 *db;
@@ -23,6 +25,7 @@ struct server {
   unsigned convert_workers;            /* bounded pool of conversions */
   unsigned lease_seconds;              /* re-offer a silent agent's task */
   unsigned max_attempts;               /* per task, before the job fails */
+  unsigned grant_ttl;                  /* seconds a store grant lasts */
 
   pthread_mutex_t lock;                /* guards wake_seq and stopping */
   pthread_cond_t wake;                 /* something to do: tasks, jobs */
@@ -96,6 +99,8 @@ enum MHD_Result api_agent_discovery(struct request *r);
 enum MHD_Result api_agent_task_poll(struct request *r);
 enum MHD_Result api_agent_task_progress(struct request *r);
 enum MHD_Result api_agent_task_result(struct request *r);
+enum MHD_Result api_agent_grants(struct request *r);        /* api_grants.c */
+enum MHD_Result api_agent_objects(struct request *r);
 enum MHD_Result api_hosts_list(struct request *r);          /* api_hosts.c */
 enum MHD_Result api_host_get(struct request *r);
 enum MHD_Result api_blueprints_list(struct request *r);  /* api_blueprints */

@@ -561,10 +561,22 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
   } else if (json_object_get(bp, "options")) {
     static const char *const opt_keys[] = { "chunk_size", "compress", "jobs",
                                             "max_rate", "sync_interval",
-                                            NULL };
+                                            "store_access", NULL };
+    json_t *access = json_object_get(json_object_get(bp, "options"),
+                                     "store_access");
 
     errors += check_keys(json_object_get(bp, "options"), opt_keys,
                          "options", lines, findings);
+    if (access && (!json_is_string(access) ||
+                   (strcmp(json_string_value(access), "grant") &&
+                    strcmp(json_string_value(access), "direct")))) {
+      finding_add(findings, lines, "error", "options.store_access",
+                  "'store_access' must be grant (agents get short-lived "
+                  "grants from the server: no cloud credentials on "
+                  "sources, the default) or direct (agents use credentials "
+                  "of their own)");
+      errors++;
+    }
     if (json_object_get(json_object_get(bp, "options"), "sync_interval") &&
         blueprint_sync_interval(bp) <= 0) {
       finding_add(findings, lines, "error", "options.sync_interval",

@@ -21,6 +21,8 @@ static const struct route routes[] = {
     api_agent_task_progress },
   { "POST", "/v1/agent/tasks/{id}/result", SCOPE_AGENT,
     api_agent_task_result },
+  { "POST", "/v1/agent/tasks/{id}/grants", SCOPE_AGENT, api_agent_grants },
+  { "GET", "/v1/agent/tasks/{id}/objects", SCOPE_AGENT, api_agent_objects },
   { "GET", "/v1/hosts", SCOPE_OPERATOR, api_hosts_list },
   { "GET", "/v1/hosts/{id}", SCOPE_OPERATOR, api_host_get },
   { "GET", "/v1/blueprints", SCOPE_OPERATOR, api_blueprints_list },

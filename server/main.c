@@ -41,6 +41,8 @@ static void usage(FILE *fp)
     "                             long (default 60)\n"
     "  --max-attempts N           tries per task before the job fails "
     "(default 3)\n"
+    "  --grant-ttl SECONDS        life of the store grants agents get "
+    "(default 900)\n"
     "  --convert-bin PATH         ferry-convert (default: beside this "
     "program)\n");
 }
@@ -100,6 +102,7 @@ int main(int argc, char **argv)
     { "convert-workers", required_argument, NULL, 'w' },
     { "lease", required_argument, NULL, 'L' },
     { "max-attempts", required_argument, NULL, 'A' },
+    { "grant-ttl", required_argument, NULL, 'G' },
     { "convert-bin", required_argument, NULL, 'C' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -108,6 +111,7 @@ int main(int argc, char **argv)
   char *enroll_file = NULL, *operator_file = NULL;
   struct server srv = {
     .convert_workers = 2, .lease_seconds = 60, .max_attempts = 3,
+    .grant_ttl = GRANT_TTL_DEFAULT,
     .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
   };
   int created;
@@ -139,6 +143,11 @@ int main(int argc, char **argv)
     case 'A':
       if (parse_uint("--max-attempts", optarg, 1, 100,
                      &srv.max_attempts) == -1)
+        goto usage_error;
+      break;
+    case 'G':
+      if (parse_uint("--grant-ttl", optarg, 1, GRANT_TTL_MAX,
+                     &srv.grant_ttl) == -1)
         goto usage_error;
       break;
     case 'h': usage(stdout); return 0;

@@ -79,15 +79,32 @@ static int fail(struct step *s, const char *cause)
   return fail_at(s, s->phase, cause);
 }
 
+/* How the agent reaches the store of image: "grant" (it holds no
+ * credentials and asks the server for each object: api_grants.c) for
+ * every store with an HTTP endpoint unless the blueprint says
+ * store_access: direct; "direct" for file://, a path the agent itself
+ * must reach. */
+static const char *store_access(json_t *plan, json_t *image)
+{
+  const char *opt = json_string_value(json_object_get(
+    json_object_get(plan, "options"), "store_access"));
+  const char *url = json_string_value(image);
+
+  if (url == NULL || strncmp(url, "file://", 7) == 0)
+    return "direct";
+  return opt && strcmp(opt, "direct") == 0 ? "direct" : "grant";
+}
+
 static json_t *disk_task_spec(json_t *plan, json_t *d, const char *kind,
                               int final)
 {
   if (strcmp(kind, "clone") == 0 || strcmp(kind, "sync") == 0)
-    return json_pack("{s:O, s:O, s:O, s:b, s:b}", "disk",
+    return json_pack("{s:O, s:O, s:s, s:O, s:b, s:b}", "disk",
                      json_object_get(d, "name"), "image",
-                     json_object_get(d, "image"), "options",
-                     json_object_get(plan, "options"), "final", final,
-                     "quiesce", final && !json_is_false(
+                     json_object_get(d, "image"), "store_access",
+                     store_access(plan, json_object_get(d, "image")),
+                     "options", json_object_get(plan, "options"), "final",
+                     final, "quiesce", final && !json_is_false(
                        json_object_get(plan, "quiesce")));
   return json_pack("{s:O, s:O, s:O, s:O}", "disk",
                    json_object_get(d, "name"), "image",

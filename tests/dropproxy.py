@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""dropproxy.py PORT UPSTREAM_PORT PATTERN LOG
+"""dropproxy.py PORT UPSTREAM_PORT PATTERN LOG [DELAY]
 
 An HTTP/1.1 proxy on 127.0.0.1:PORT in front of 127.0.0.1:UPSTREAM_PORT
 that loses one answer: the first request whose "METHOD /path?query" matches
@@ -8,7 +8,11 @@ server in full, then the client's connection is closed without a byte of
 that answer, as when a connection drops after the server did the work.
 Every other request is relayed unchanged.  Each request is logged to LOG,
 one line "METHOD /path?query STATUS" ("DROPPED" for the lost answer).
+With DELAY (seconds), the first matching request is not dropped but held
+that long before it is forwarded (a slow network), then answered in full
+("DELAYED" is logged when it goes on).
 """
+import time
 import http.client
 import http.server
 import re
@@ -17,6 +21,7 @@ import threading
 
 PORT, UPSTREAM, PATTERN, LOG = (int(sys.argv[1]), int(sys.argv[2]),
                                 re.compile(sys.argv[3]), sys.argv[4])
+DELAY = float(sys.argv[5]) if len(sys.argv) > 5 else None
 BODY_CAP = 1 << 30             # requests larger than this are refused
 HOP = {"connection", "keep-alive", "transfer-encoding", "expect",
        "proxy-connection", "te", "upgrade"}
@@ -44,6 +49,14 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else None
         headers = {k: v for k, v in self.headers.items()
                    if k.lower() not in HOP}
+        if DELAY is not None:
+            line = "%s %s" % (self.command, self.path)
+            with lock:
+                hold = not dropped and PATTERN.search(line) is not None
+                dropped = dropped or hold
+            if hold:
+                time.sleep(DELAY)
+                log(line + " DELAYED")
         up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=60)
         up.request(self.command, self.path, body=body, headers=headers)
         resp = up.getresponse()
@@ -51,7 +64,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         up.close()
         line = "%s %s" % (self.command, self.path)
         with lock:
-            drop = not dropped and PATTERN.search(line) is not None
+            drop = (DELAY is None and not dropped and
+                    PATTERN.search(line) is not None)
             dropped = dropped or drop
         if drop:
             log(line + " DROPPED")

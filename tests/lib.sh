@@ -121,6 +121,40 @@ start_agent() {
   printf -v "AGENT_PID_$name" '%s' "$pid"
 }
 
+# start_clean_agent NAME CONFIG: start_agent as a source server runs it
+# (Ansible's unit): an empty environment but PATH and an empty HOME, so no
+# cloud variable or ~/.aws; the agent uses grants from the server.
+start_clean_agent() {
+  local name=$1 conf=$2 pid
+  mkdir -p "$T/home-$name"
+  env -i PATH="$PATH" HOME="$T/home-$name" \
+    ferry-agent run --config "$conf" >>"$T/agent-$name.log" 2>&1 &
+  pid=$!
+  at_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+  printf -v "AGENT_PID_$name" '%s' "$pid"
+}
+
+# no_cloud_credentials NAME: fail unless agent NAME (started with
+# start_clean_agent) is running with neither a cloud variable nor a cloud
+# secret of this test in its environment or its files.
+no_cloud_credentials() {
+  local name=$1 pid var s
+  var="AGENT_PID_$name"; pid=${!var}
+  kill -0 "$pid" 2>/dev/null || fail "agent $name is not running: $(tail -5 "$T/agent-$name.log")"
+  if tr '\0' '\n' <"/proc/$pid/environ" | grep -E '^(AWS_|AZURE_|GS_|GOOGLE_)'; then
+    fail "agent $name has cloud variables in its environment"
+  fi
+  for s in "${AWS_SECRET_ACCESS_KEY:-}" "${AZURE_STORAGE_KEY:-}" "${GS_SECRET_ACCESS_KEY:-}"; do
+    [ -n "$s" ] || continue
+    ! tr '\0' '\n' <"/proc/$pid/environ" | grep -qF -- "$s" ||
+      fail "agent $name's environment holds a cloud secret"
+    ! grep -rqwF -- "$s" "$T/agent-$name" "$T/home-$name" ||
+      fail "agent $name's files hold a cloud secret"
+  done
+  ! grep -rqE 'AWS_|AZURE_|GS_' "$T/agent-$name" "$T/home-$name" ||
+    fail "agent $name's files name cloud variables"
+}
+
 # make_root DIR HOSTNAME DISK=SIZE...: a minimal system root for discovery.
 make_root() {
   local dir=$1 host=$2 d; shift 2

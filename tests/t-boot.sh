@@ -5,7 +5,8 @@
 # console) are migrated through ferry-server with a provider: local
 # blueprint: cloned into the S3 server, converted to every format, and
 # booted by the local target driver in qemu-system-x86_64 (TCG), which
-# reports the migration done only when the marker appears.
+# reports the migration done only when the marker appears.  The agents
+# hold no cloud credentials: they write with the server's grants.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/servers.sh"
 requires qemu-system-x86_64 qemu-img sfdisk mke2fs grub-mkimage busybox cpio jq curl
@@ -25,7 +26,8 @@ start_server "$T/state/ferry.db" --convert-workers 2
 for h in bootmbr bootgpt; do
   make_root "$T/root-$h" "$h" sda=$((160 << 20))
   conf=$(make_agent "$h" "$T/root-$h" "sda=$T/$h.img")
-  start_agent "$h" "$conf"
+  # as on a real source: no cloud credentials, grants from the server
+  start_clean_agent "$h" "$conf"
 done
 wait_for 20 eval '[ "$(api GET /v1/hosts | jq ".hosts | length")" = 2 ]' || fail "agents did not register"
 
@@ -60,7 +62,9 @@ YAML
     secs=$(api GET "/v1/migrations/$n" | jq '.tasks[] | select(.kind == "create") | .result.boot.seconds')
     echo "  $h as $f: booted in ${secs}s"
   done
-  ok "the MBR and the GPT server, migrated as $f through S3, boot and print their marker"
+  no_cloud_credentials bootmbr
+  no_cloud_credentials bootgpt
+  ok "the MBR and the GPT server, migrated as $f through S3 by agents without cloud credentials (grants), boot and print their marker"
 done
 
 # /usr/bin/aws reads an output ferry wrote in S3: it is a real object
@@ -72,7 +76,7 @@ cp "$T/bootmbr.img" "$T/broken.img"
 dd if=/dev/zero of="$T/broken.img" bs=446 count=1 conv=notrunc status=none   # no boot code
 make_root "$T/root-broken" broken sda=$((160 << 20))
 conf=$(make_agent broken "$T/root-broken" "sda=$T/broken.img")
-start_agent broken "$conf"
+start_clean_agent broken "$conf"
 wait_for 20 eval 'api GET /v1/hosts | jq -e ".hosts | any(.hostname == \"broken\")" >/dev/null' || fail "broken host"
 sed "s/bootmbr/broken/g; s/boot_timeout: 240/boot_timeout: 20/; s/name: boot-[a-z0-9-]*/name: broken/; s/format: .*/format: raw/" "$T/bp-$f.yaml" |
   sed '/bootgpt/,$d' > "$T/broken.yaml"

@@ -136,3 +136,56 @@ char *image_url(const char *store, const char *host, const char *disk,
   }
   return url;
 }
+
+/* 1 if the n bytes at s are lower-case hex digits. */
+static int all_hex(const char *s, size_t n)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return 0;
+  return 1;
+}
+
+int image_key_check(const char *s, size_t len, char hex[65])
+{
+  static const char chunks[] = "chunks/", tables[] = "tables/";
+  static const char gens[] = "generations/";
+  size_t c = sizeof chunks - 1, t = sizeof tables - 1, g = sizeof gens - 1;
+  size_t i;
+
+  if (s && memchr(s, '\0', len) == NULL) {
+    if (len == 13 && memcmp(s, "manifest.json", 13) == 0)
+      return IMAGE_KEY_MANIFEST;
+    if (len > g + 5 && len <= g + 20 + 5 && memcmp(s, gens, g) == 0 &&
+        memcmp(s + len - 5, ".json", 5) == 0) {
+      for (i = g; i < len - 5 && s[i] >= '0' && s[i] <= '9'; i++)
+        ;
+      if (i == len - 5)
+        return IMAGE_KEY_GENERATION;
+    }
+    if (len == t + 64 + 4 && memcmp(s, tables, t) == 0 &&
+        all_hex(s + t, 64) && memcmp(s + t + 64, ".tsv", 4) == 0) {
+      if (hex) {
+        memcpy(hex, s + t, 64);
+        hex[64] = '\0';
+      }
+      return IMAGE_KEY_TABLE;
+    }
+    if (len >= c + 64 && memcmp(s, chunks, c) == 0 && all_hex(s + c, 64) &&
+        (len == c + 64 ||
+         (len == c + 64 + 3 && memcmp(s + c + 64, ".gz", 3) == 0) ||
+         (len == c + 64 + 4 && memcmp(s + c + 64, ".zst", 4) == 0))) {
+      if (hex) {
+        memcpy(hex, s + c, 64);
+        hex[64] = '\0';
+      }
+      return len == c + 64 ? IMAGE_KEY_CHUNK : IMAGE_KEY_CHUNK_ENCODED;
+    }
+  }
+  ferry_error("is not a key of a chunked image: use manifest.json, "
+              "generations/<N>.json, tables/<sha256>.tsv or "
+              "chunks/<sha256>[.gz|.zst]");
+  return -1;
+}

@@ -33,4 +33,19 @@ int diskname_check(const char *s, size_t len);
 char *image_url(const char *store, const char *host, const char *disk,
                 const char *suffix);
 
+/* The keys of one image, relative to its prefix (image.h's layout). */
+enum image_key {
+  IMAGE_KEY_MANIFEST,        /* manifest.json */
+  IMAGE_KEY_GENERATION,      /* generations/<1 to 20 digits>.json */
+  IMAGE_KEY_TABLE,           /* tables/<64 hex>.tsv */
+  IMAGE_KEY_CHUNK,           /* chunks/<64 hex>[.gz|.zst] */
+  IMAGE_KEY_CHUNK_ENCODED,   /* the same with a suffix: a compressed chunk */
+};
+
+/* Which of an image's own keys the len bytes at s are, or -1 with an
+ * error for anything else (no "..", no leading '/', no other shape).
+ * For a table or chunk, hex gets its 64 lower-case hex digits and a
+ * NUL when not NULL.  The server grants access to these keys only. */
+int image_key_check(const char *s, size_t len, char hex[65]);
+
 #endif

@@ -583,46 +583,60 @@ static int az_head(struct store *st, const char *key, uint64_t *size)
   return r;
 }
 
+/* One List Blobs page from marker (NULL: the first). */
+static int az_list_page(struct store *st, const char *prefix,
+                        const char *marker, store_list_cb cb, void *opaque,
+                        char **next)
+{
+  struct store_azure *s = az_of(st);
+  CLEANUP_FREE char *full = blob_name(s, prefix);
+  struct azure_param q[5] = {
+    { "restype", "container" }, { "comp", "list" }, { "prefix", full },
+    { "maxresults", "5000" }, { "marker", marker },
+  };
+  struct az_call c = {
+    .s = s, .method = "GET", .query = q, .n_query = marker ? 5 : 4,
+    .body_cap = AZ_LIST_CAP,
+  };
+  struct http_response resp;
+  struct xml_span body;
+  int r;
+
+  *next = NULL;
+  if (full == NULL)
+    return -1;
+  if (az_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 200) {
+    r = az_fail(s, &c, &resp);
+    http_response_free(&resp);
+    return r;
+  }
+  body = (struct xml_span){ resp.body, resp.body_len };
+  /* a page blob being written is not there yet */
+  r = store_http_list_page(body, "Blob", "Name", "Content-Length",
+                           s->prefix, AZ_PARTIAL_SUFFIX, cb, opaque);
+  *next = r == 0 ? xml_get(body, "NextMarker") : NULL;
+  if (*next && **next == '\0') {
+    free(*next);
+    *next = NULL;
+  }
+  http_response_free(&resp);
+  return r;
+}
+
 static int az_list(struct store *st, const char *prefix, store_list_cb cb,
                    void *opaque)
 {
-  struct store_azure *s = az_of(st);
-  CLEANUP_FREE char *full = blob_name(s, prefix), *marker = NULL;
-  int r = 0;
+  char *marker = NULL, *next;
+  int r;
 
-  if (full == NULL)
-    return -1;
   do {
-    struct azure_param q[5] = {
-      { "restype", "container" }, { "comp", "list" }, { "prefix", full },
-      { "maxresults", "5000" }, { "marker", marker },
-    };
-    struct az_call c = {
-      .s = s, .method = "GET", .query = q, .n_query = marker ? 5 : 4,
-      .body_cap = AZ_LIST_CAP,
-    };
-    struct http_response resp;
-    struct xml_span body;
-
-    if (az_call(&c, &resp) == -1)
-      return -1;
-    if (resp.status != 200) {
-      r = az_fail(s, &c, &resp);
-      http_response_free(&resp);
-      return r;
-    }
-    body = (struct xml_span){ resp.body, resp.body_len };
-    /* a page blob being written is not there yet */
-    r = store_http_list_page(body, "Blob", "Name", "Content-Length",
-                             s->prefix, AZ_PARTIAL_SUFFIX, cb, opaque);
+    r = az_list_page(st, prefix, marker, cb, opaque, &next);
     free(marker);
-    marker = xml_get(body, "NextMarker");
-    if (marker && *marker == '\0') {
-      free(marker);
-      marker = NULL;
-    }
-    http_response_free(&resp);
+    marker = next;
   } while (r == 0 && marker);
+  free(marker);
   return r;
 }
 
@@ -688,7 +702,12 @@ static char *az_presign(struct store *st, const char *key,
   strftime(expiry, sizeof expiry, "%Y-%m-%dT%H:%M:%SZ", &tm);
   if (blob == NULL || (enc = http_escape(blob, 1)) == NULL)
     return NULL;
+  /* over an https:// endpoint the SAS says so (spr=https): a URL that
+   * leaks is still refused over plain HTTP; a loopback emulator on
+   * http:// gets none */
   sas = azure_blob_sas(s->account, s->key, s->container, blob, perm, expiry,
+                       strncmp(s->origin, "https://", 8) == 0 ? "https"
+                                                              : NULL,
                        AZ_VERSION);
   if (sas == NULL)
     return NULL;
@@ -698,6 +717,34 @@ static char *az_presign(struct store *st, const char *key,
     return NULL;
   }
   return url;
+}
+
+/* A service SAS for the one blob: read (GET, HEAD) or create and write
+ * (PUT: sp=cw, no read, no delete), never longer than expires.  A SAS
+ * cannot bind the payload (Azure signs no request header): the
+ * converter's digest check of every chunk is what catches other bytes. */
+static int az_grant(struct store *st, const char *key, const char *method,
+                    unsigned expires, const char *sha256, uint64_t size,
+                    struct store_grant *g)
+{
+  int put = strcmp(method, "PUT") == 0;
+
+  (void)sha256;
+  (void)size;
+  if (!put && strcmp(method, "GET") && strcmp(method, "HEAD")) {
+    ferry_error("a grant is for GET, HEAD or PUT, not %.16s", method);
+    return -1;
+  }
+  g->url = az_presign(st, key, method, expires);
+  if (g->url == NULL)
+    return -1;
+  if (asprintf(&g->headers[0], "x-ms-version: %s", AZ_VERSION) == -1 ||
+      (put && asprintf(&g->headers[1], "x-ms-blob-type: BlockBlob") == -1)) {
+    store_grant_free(g);
+    ferry_error("out of memory");
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- writers: block blobs and page blobs ---- */
@@ -1224,5 +1271,7 @@ const struct store_ops store_azure_ops = {
   .writer_commit = az_writer_commit,
   .writer_abort = store_http_writer_abort,
   .presign = az_presign,
+  .grant = az_grant,
+  .list_page = az_list_page,
   .close = az_close,
 };

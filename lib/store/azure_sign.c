@@ -143,7 +143,7 @@ char *azure_shared_key(const char *account, const char *key,
 char *azure_blob_sas(const char *account, const char *key,
                      const char *container, const char *blob,
                      const char *permissions, const char *expiry,
-                     const char *version)
+                     const char *protocol, const char *version)
 {
   char *sts = NULL, *out = NULL, *esig = NULL, *eexp = NULL, sig[45];
 
@@ -151,9 +151,9 @@ char *azure_blob_sas(const char *account, const char *key,
    * start, expiry, canonicalized resource, identifier, IP, protocol,
    * version, resource, snapshot time, encryption scope, then the five
    * response header overrides */
-  if (asprintf(&sts, "%s\n\n%s\n/blob/%s/%s/%s\n\n\n\n%s\nb\n\n\n\n\n\n\n",
-               permissions, expiry, account, container, blob, version)
-      == -1) {
+  if (asprintf(&sts, "%s\n\n%s\n/blob/%s/%s/%s\n\n\n%s\n%s\nb\n\n\n\n\n\n\n",
+               permissions, expiry, account, container, blob,
+               protocol ? protocol : "", version) == -1) {
     ferry_error("out of memory");
     return NULL;
   }
@@ -162,8 +162,9 @@ char *azure_blob_sas(const char *account, const char *key,
   esig = http_escape(sig, 0);
   eexp = http_escape(expiry, 0);
   if (esig == NULL || eexp == NULL ||
-      asprintf(&out, "sv=%s&sr=b&sp=%s&se=%s&sig=%s", version, permissions,
-               eexp, esig) == -1) {
+      asprintf(&out, "sv=%s&sr=b&sp=%s&se=%s%s%s&sig=%s", version,
+               permissions, eexp, protocol ? "&spr=" : "",
+               protocol ? protocol : "", esig) == -1) {
     out = NULL;
     ferry_error("out of memory");
   }

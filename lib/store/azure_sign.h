@@ -33,10 +33,11 @@ char *azure_shared_key(const char *account, const char *key,
 
 /* A service SAS query string for one blob ("sv=...&sr=b&sp=...&se=...&
  * sig=..."): permissions such as "r" or "cw", expiry as
- * "YYYY-MM-DDTHH:MM:SSZ".  Caller frees. */
+ * "YYYY-MM-DDTHH:MM:SSZ", protocol "https" (spr: the SAS is refused over
+ * plain HTTP) or NULL (any).  Caller frees. */
 char *azure_blob_sas(const char *account, const char *key,
                      const char *container, const char *blob,
                      const char *permissions, const char *expiry,
-                     const char *version);
+                     const char *protocol, const char *version);
 
 #endif

@@ -741,51 +741,65 @@ static int s3_head(struct store *st, const char *key, uint64_t *size)
   return r;
 }
 
+/* One ListObjectsV2 page from token (NULL: the first). */
+static int s3_list_page(struct store *st, const char *prefix,
+                        const char *token, store_list_cb cb, void *opaque,
+                        char **next)
+{
+  struct store_s3 *s = s3_of(st);
+  CLEANUP_FREE char *full = object_name(s, prefix), *trunc = NULL;
+  struct sigv4_param q[4] = {
+    { "list-type", "2" }, { "prefix", full }, { "max-keys", "1000" },
+    { "continuation-token", token },
+  };
+  struct s3_call c = {
+    .s = s, .method = "GET", .query = q, .n_query = token ? 4 : 3,
+    .body_cap = S3_LIST_CAP,
+  };
+  struct http_response resp;
+  struct xml_span body;
+  int r;
+
+  *next = NULL;
+  if (full == NULL)
+    return -1;
+  if (s3_call(&c, &resp) == -1)
+    return -1;
+  if (resp.status != 200) {
+    r = s3_fail(s, &c, &resp);
+    http_response_free(&resp);
+    return r;
+  }
+  body = (struct xml_span){ resp.body, resp.body_len };
+  r = store_http_list_page(body, "Contents", "Key", "Size", s->prefix,
+                           NULL, cb, opaque);
+  trunc = xml_get(body, "IsTruncated");
+  if (r == 0 && trunc && strcmp(trunc, "true") == 0) {
+    *next = xml_get(body, "NextContinuationToken");
+    if (*next == NULL || **next == '\0') {
+      ferry_error("%s: a truncated listing without a continuation token",
+                  c.what);
+      free(*next);
+      *next = NULL;
+      r = -1;
+    }
+  }
+  http_response_free(&resp);
+  return r;
+}
+
 static int s3_list(struct store *st, const char *prefix, store_list_cb cb,
                    void *opaque)
 {
-  struct store_s3 *s = s3_of(st);
-  CLEANUP_FREE char *full = object_name(s, prefix), *token = NULL;
-  int r = 0;
+  char *token = NULL, *next;
+  int r;
 
-  if (full == NULL)
-    return -1;
   do {
-    struct sigv4_param q[4] = {
-      { "list-type", "2" }, { "prefix", full }, { "max-keys", "1000" },
-      { "continuation-token", token },
-    };
-    struct s3_call c = {
-      .s = s, .method = "GET", .query = q, .n_query = token ? 4 : 3,
-      .body_cap = S3_LIST_CAP,
-    };
-    struct http_response resp;
-    struct xml_span body;
-    CLEANUP_FREE char *trunc = NULL;
-
-    if (s3_call(&c, &resp) == -1)
-      return -1;
-    if (resp.status != 200) {
-      r = s3_fail(s, &c, &resp);
-      http_response_free(&resp);
-      return r;
-    }
-    body = (struct xml_span){ resp.body, resp.body_len };
-    r = store_http_list_page(body, "Contents", "Key", "Size", s->prefix,
-                             NULL, cb, opaque);
+    r = s3_list_page(st, prefix, token, cb, opaque, &next);
     free(token);
-    token = NULL;
-    trunc = xml_get(body, "IsTruncated");
-    if (r == 0 && trunc && strcmp(trunc, "true") == 0) {
-      token = xml_get(body, "NextContinuationToken");
-      if (token == NULL || *token == '\0') {
-        ferry_error("%s: a truncated listing without a continuation token",
-                    c.what);
-        r = -1;
-      }
-    }
-    http_response_free(&resp);
+    token = next;
   } while (r == 0 && token);
+  free(token);
   return r;
 }
 
@@ -808,10 +822,12 @@ static int s3_del(struct store *st, const char *key)
   return r;
 }
 
-static char *s3_presign(struct store *st, const char *key,
-                        const char *method, unsigned expires)
+/* A presigned URL for method on key; the request must send hdrs (signed
+ * too).  Caller frees. */
+static char *s3_sign_url(struct store_s3 *s, const char *key,
+                         const char *method, unsigned expires,
+                         const struct sigv4_param *hdrs, size_t n_hdrs)
 {
-  struct store_s3 *s = s3_of(st);
   CLEANUP_FREE char *object = object_name(s, key), *enc = NULL;
   CLEANUP_FREE char *path = NULL, *query = NULL;
   struct sigv4_key k = {
@@ -819,8 +835,13 @@ static char *s3_presign(struct store *st, const char *key,
     .session_token = s->session_token, .region = s->region,
     .service = "s3",
   };
+  /* a presigned request's payload line is UNSIGNED-PAYLOAD (S3 API
+   * reference, "Authenticating Requests: Using Query Parameters"); the
+   * payload is bound by signing its x-amz-content-sha256 header, which
+   * the service then checks the body against */
   struct sigv4_request r = {
     .method = method, .host = s->host, .payload_hash = SIGV4_UNSIGNED,
+    .headers = hdrs, .n_headers = n_hdrs,
   };
   char date[SIGV4_DATE_LEN], *url;
 
@@ -847,6 +868,49 @@ static char *s3_presign(struct store *st, const char *key,
     return NULL;
   }
   return url;
+}
+
+static char *s3_presign(struct store *st, const char *key,
+                        const char *method, unsigned expires)
+{
+  return s3_sign_url(s3_of(st), key, method, expires, NULL, 0);
+}
+
+/* GET, HEAD or PUT on key alone; a PUT's payload SHA-256 and length are
+ * signed headers, so the grant writes that payload and no other (a
+ * different body fails the service's x-amz-content-sha256 check, a
+ * different header the signature). */
+static int s3_grant(struct store *st, const char *key, const char *method,
+                    unsigned expires, const char *sha256, uint64_t size,
+                    struct store_grant *g)
+{
+  struct store_s3 *s = s3_of(st);
+  char len[24];
+  struct sigv4_param h[2] = {
+    { "content-length", len }, { "x-amz-content-sha256", sha256 },
+  };
+  int put = strcmp(method, "PUT") == 0;
+
+  if (!put && strcmp(method, "GET") && strcmp(method, "HEAD")) {
+    ferry_error("a grant is for GET, HEAD or PUT, not %.16s", method);
+    return -1;
+  }
+  if (put && (sha256 == NULL || strlen(sha256) != DIGEST_HEX_LEN)) {
+    ferry_error("a PUT grant needs the payload's SHA-256");
+    return -1;
+  }
+  snprintf(len, sizeof len, "%" PRIu64, size);
+  g->url = s3_sign_url(s, key, method, expires, h, put ? 2 : 0);
+  if (g->url == NULL)
+    return -1;
+  if (put && (asprintf(&g->headers[0], "x-amz-content-sha256: %s",
+                       sha256) == -1)) {
+    g->headers[0] = NULL;
+    store_grant_free(g);
+    ferry_error("out of memory");
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- multipart writer ---- */
@@ -1274,6 +1338,8 @@ const struct store_ops store_s3_ops = {
   .writer_commit = store_http_writer_commit,
   .writer_abort = store_http_writer_abort,
   .presign = s3_presign,
+  .grant = s3_grant,
+  .list_page = s3_list_page,
   .close = s3_close,
 };
 
@@ -1294,5 +1360,7 @@ const struct store_ops store_gs_ops = {
   .writer_commit = store_http_writer_commit,
   .writer_abort = store_http_writer_abort,
   .presign = s3_presign,
+  .grant = s3_grant,
+  .list_page = s3_list_page,
   .close = s3_close,
 };

@@ -160,6 +160,49 @@ char *store_presign(struct store *s, const char *key, const char *method,
   return s->ops->presign(s, key, method, expires);
 }
 
+int store_grant(struct store *s, const char *key, const char *method,
+                unsigned expires, const char *sha256, uint64_t size,
+                struct store_grant *g)
+{
+  memset(g, 0, sizeof *g);
+  if (key_ok(s, key) == -1)
+    return -1;
+  if (s->ops->grant == NULL) {
+    ferry_error("store %s cannot grant access to its objects (%s:// has "
+                "no HTTP endpoint): the agent needs direct access to it",
+                s->url, s->ops->scheme);
+    return -1;
+  }
+  return s->ops->grant(s, key, method, expires, sha256, size, g);
+}
+
+void store_grant_free(struct store_grant *g)
+{
+  size_t i;
+
+  if (g == NULL)
+    return;
+  if (g->url)
+    explicit_bzero(g->url, strlen(g->url));   /* it is a bearer secret */
+  free(g->url);
+  for (i = 0; i < STORE_GRANT_HEADERS; i++)
+    free(g->headers[i]);
+  memset(g, 0, sizeof *g);
+}
+
+int store_list_page(struct store *s, const char *prefix, const char *token,
+                    store_list_cb cb, void *opaque, char **next)
+{
+  *next = NULL;
+  if (s->ops->list_page)
+    return s->ops->list_page(s, prefix, token, cb, opaque, next);
+  if (token) {
+    ferry_error("store %s has no pages to continue", s->url);
+    return -1;
+  }
+  return s->ops->list(s, prefix, cb, opaque);
+}
+
 int store_get_all(struct store *s, const char *key, size_t cap, char **bufp,
                   size_t *lenp)
 {

@@ -20,6 +20,15 @@ struct store_writer;
 /* Listing callback: 0 to go on, -1 (with ferry_error) to stop the listing. */
 typedef int (*store_list_cb)(void *opaque, const char *key, uint64_t size);
 
+/* What a grant lets a client without credentials do: send method to url
+ * with exactly these headers ("Name: value", covered by the signature
+ * where the service signs headers).  store_grant_free frees it. */
+#define STORE_GRANT_HEADERS 4
+struct store_grant {
+  char *url;
+  char *headers[STORE_GRANT_HEADERS];       /* NULL after the last */
+};
+
 struct store_writer_opts {
   uint64_t size;    /* final size if known in advance, else 0 */
   int page_blob;    /* azure: write a page blob (size required, 512-aligned) */
@@ -77,6 +86,22 @@ struct store_ops {
   char *(*presign)(struct store *s, const char *key, const char *method,
                    unsigned expires);
 
+  /* A grant for method (GET, HEAD or PUT) on key alone, for expires
+   * seconds, signed with the store's own credentials.  For PUT, sha256
+   * (64 lower-case hex) and size are the exact payload's: where the
+   * service checks signed headers (S3, GCS) the grant carries them, so
+   * it writes that payload only.  NULL where there is none (file://). */
+  int (*grant)(struct store *s, const char *key, const char *method,
+               unsigned expires, const char *sha256, uint64_t size,
+               struct store_grant *g);
+
+  /* One page of list: cb for each object of the page, and *next (caller
+   * frees) the token of the next page, NULL after the last.  token NULL
+   * asks for the first page; a token is opaque, the service's own. NULL
+   * where listings are not paged. */
+  int (*list_page)(struct store *s, const char *prefix, const char *token,
+                   store_list_cb cb, void *opaque, char **next);
+
   void (*close)(struct store *s);          /* NULL ok */
 };
 
@@ -117,6 +142,18 @@ int store_del(struct store *s, const char *key);
 int store_flush(struct store *s);
 char *store_presign(struct store *s, const char *key, const char *method,
                     unsigned expires);
+
+/* store's grant op (docs/STORES.md, "Grants"); -1 with an error for a
+ * store that has none.  0 with *g filled (store_grant_free it). */
+int store_grant(struct store *s, const char *key, const char *method,
+                unsigned expires, const char *sha256, uint64_t size,
+                struct store_grant *g);
+void store_grant_free(struct store_grant *g);
+
+/* store's list_page op; a store without one lists everything at once
+ * (*next NULL). */
+int store_list_page(struct store *s, const char *prefix, const char *token,
+                    store_list_cb cb, void *opaque, char **next);
 
 /* Read a whole object of at most cap bytes into a new NUL-terminated
  * buffer (caller frees).  Larger objects are an error. */

@@ -6,6 +6,8 @@
  *   store-tool ls URL [PREFIX]            "KEY SIZE" lines
  *   store-tool rm URL KEY
  *   store-tool presign URL KEY METHOD SECONDS
+ *   store-tool grant URL KEY METHOD SECONDS [SHA256 SIZE]
+ *       the URL, then each header to send, one a line
  *   store-tool write URL KEY FILE [--size N] [--page-blob] [--block N]
  *                    [--die-after N] [--abort-after N]
  *       stream FILE through a store writer in blocks (all-zero blocks as
@@ -146,7 +148,7 @@ int main(int argc, char **argv)
 
   log_init("store-tool", 0);
   if (argc < 3) {
-    fprintf(stderr, "usage: store-tool put|get|head|ls|rm|presign|write "
+    fprintf(stderr, "usage: store-tool put|get|head|ls|rm|presign|grant|write "
             "URL ...\n");
     return 2;
   }
@@ -206,6 +208,21 @@ int main(int argc, char **argv)
     else
       puts(u);
     free(u);
+  } else if (strcmp(cmd, "grant") == 0 && (argc == 4 || argc == 6)) {
+    struct store_grant g;
+    size_t i;
+
+    if (store_grant(s, argv[1], argv[2],
+                    (unsigned)strtoul(argv[3], NULL, 10),
+                    argc == 6 ? argv[4] : NULL,
+                    argc == 6 ? strtoull(argv[5], NULL, 10) : 0, &g) == -1) {
+      r = die("grant");
+    } else {
+      puts(g.url);
+      for (i = 0; i < STORE_GRANT_HEADERS && g.headers[i]; i++)
+        puts(g.headers[i]);
+      store_grant_free(&g);
+    }
   } else if (strcmp(cmd, "write") == 0 && argc >= 3) {
     r = cmd_write(s, argc, argv);
   } else {

@@ -80,11 +80,18 @@ static void delete_blob(void)
 static void blob_sas(void)
 {
   char *sas = azure_blob_sas(ACCOUNT, KEY, "ferry", "out/disk.vhd", "r",
-                             "2026-11-23T00:00:00Z", "2021-08-06");
+                             "2026-11-23T00:00:00Z", NULL, "2021-08-06");
 
   /* sig pN+PSvu2SiyTFD8LTnVLTTm77uqQnAIr675nkItcjvo= URL-encoded */
   CHECK_STR(sas, "sv=2021-08-06&sr=b&sp=r&se=2026-11-23T00%3A00%3A00Z&sig="
             "pN%2BPSvu2SiyTFD8LTnVLTTm77uqQnAIr675nkItcjvo%3D");
+  free(sas);
+  /* a grant's write-only SAS, HTTPS only: the protocol is signed (the
+   * signature computed independently with Python's hmac) */
+  sas = azure_blob_sas(ACCOUNT, KEY, "ferry", "out/disk.vhd", "cw",
+                       "2026-11-23T00:00:00Z", "https", "2021-08-06");
+  CHECK_STR(sas, "sv=2021-08-06&sr=b&sp=cw&se=2026-11-23T00%3A00%3A00Z"
+            "&spr=https&sig=bT8AExak1WtwLT7AdKdlB9xP9RkpGRaDMr4HhRLilok%3D");
   free(sas);
 }
 

@@ -115,5 +115,37 @@ int main(void)
   CHECK(image_url("file:///s", NULL, "sda", NULL) == NULL);
   CHECK(image_url("file:///s", "web01", "sda", "/../x") == NULL);
   CHECK(image_url("", "web01", "sda", NULL) == NULL);
+
+  /* the keys of an image, the only ones the server grants access to */
+  {
+#define H64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define KEY(s) image_key_check(s, strlen(s), hex)
+    char hex[65];
+
+    CHECK(KEY("manifest.json") == IMAGE_KEY_MANIFEST);
+    CHECK(KEY("generations/000001.json") == IMAGE_KEY_GENERATION);
+    CHECK(KEY("tables/" H64 ".tsv") == IMAGE_KEY_TABLE);
+    CHECK_STR(hex, H64);
+    CHECK(KEY("chunks/" H64) == IMAGE_KEY_CHUNK);
+    CHECK(KEY("chunks/" H64 ".zst") == IMAGE_KEY_CHUNK_ENCODED);
+    CHECK(KEY("chunks/" H64 ".gz") == IMAGE_KEY_CHUNK_ENCODED);
+    CHECK(KEY("chunks/" H64 ".bz2") == -1);
+    CHECK_CONTAINS(ferry_errmsg(), "is not a key of a chunked image");
+    CHECK(KEY("../web02/sda/manifest.json") == -1);
+    CHECK(KEY("/manifest.json") == -1);
+    CHECK(KEY("chunks/../manifest.json") == -1);
+    CHECK(KEY("chunks/" H64 "/../../x") == -1);
+    CHECK(KEY("chunks/0123456789ABCDEF0123456789abcdef0123456789abcdef"
+              "0123456789abcdef") == -1);       /* upper case */
+    CHECK(KEY("generations/.json") == -1);
+    CHECK(KEY("generations/1.json/x") == -1);
+    CHECK(KEY("tables/" H64 ".tsv.x") == -1);
+    CHECK(KEY("manifest.json.bak") == -1);
+    CHECK(KEY("") == -1);
+    CHECK(image_key_check("manifest.json\0x", 15, hex) == -1);
+    CHECK(image_key_check("manifest.json", 12, hex) == -1);
+#undef KEY
+#undef H64
+  }
   TEST_MAIN_END();
 }
