@@ -294,10 +294,21 @@ enum MHD_Result api_agent_task_poll(struct request *r)
     db_lock();
     db_run(srv->db, "UPDATE agents SET last_seen = ?2 WHERE id = ?1", "it",
            r->agent_id, db_now(now));
-    /* an admin asked for a new token (ferry agent rotate): the agent
-     * trades its token before it takes more work */
-    if (db_int(srv->db, 0, "SELECT rotate FROM agents WHERE id = ?1", "i",
-               r->agent_id)) {
+    /* revoked while it waited: it takes nothing more.  An admin asked
+     * for a new token (ferry agent rotate): the agent trades its token
+     * before it takes more work. */
+    switch (db_int(srv->db, 0, "SELECT CASE WHEN revoked IS NOT NULL THEN "
+                   "2 ELSE rotate END FROM agents WHERE id = ?1", "i",
+                   r->agent_id)) {
+    case 0:
+      break;
+    case 2:
+      db_unlock();
+      return reply_json(r, 401, json_pack("{s:{s:i, s:s, s:s}}", "error",
+                        "status", 401, "message", "this agent's token was "
+                        "revoked by an admin (ferry agent revoke)", "code",
+                        "token_revoked"));
+    default:
       db_unlock();
       return reply_json(r, 200, json_pack("{s:b}", "rotate_token", 1));
     }
