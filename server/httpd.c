@@ -126,11 +126,14 @@ static int api_token(struct request *r, const char *hex,
     rc = r->scope == SCOPE_NONE ? 0 : 1;
   }
   sqlite3_finalize(st);
+  /* to the minute: not a database write for each call of a job watch */
   if (rc == 1 && r->scope >= SCOPE_VIEWER) {
     char now[32];
 
-    db_run(r->srv->db, "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
-           "it", r->token_id, db_now(now));
+    db_run(r->srv->db, "UPDATE tokens SET last_used = ?2 WHERE id = ?1 AND "
+           "(last_used IS NULL OR last_used < strftime("
+           "'%Y-%m-%dT%H:%M:%fZ', 'now', '-60 seconds'))", "it",
+           r->token_id, db_now(now));
   }
   return rc;
 }
