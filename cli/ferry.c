@@ -49,7 +49,8 @@ static int load_token(void)
   return 0;
 }
 
-/* One API call; the status (and parsed body) or -1 with an error. */
+/* One API call; the status (and parsed body: on an error status only a
+ * 422's) or -1 with an error. */
 static long call(const char *method, const char *path, const char *body,
                  const char *content_type, json_t **out)
 {
@@ -93,6 +94,11 @@ static long call(const char *method, const char *path, const char *body,
 
     ferry_error("%s %s: HTTP %ld: %s", method, path, status,
                 m ? m : "no message");
+    /* the error is in the message; only a blueprint's 422 has more */
+    if (status != 422) {
+      json_decref(*out);
+      *out = NULL;
+    }
   }
   return status;
 }
