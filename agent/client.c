@@ -95,7 +95,12 @@ long client_call(struct client *c, const char *method, const char *path,
       json_t *e = json_loads(r.body, 0, NULL);
       const char *m = json_string_value(json_object_get(
         json_object_get(e, "error"), "message"));
+      const char *code = json_string_value(json_object_get(
+        json_object_get(e, "error"), "code"));
 
+      if (status == 401 && code && strcmp(code, "token_revoked") == 0 &&
+          c->token[0])
+        c->revoked = 1;
       ferry_error("%s %s%s: HTTP %ld: %s", method,
                   http_host(url, host, sizeof host), path, status,
                   m ? m : "(no message)");
@@ -162,10 +167,50 @@ int client_ensure_token(struct client *c, const char *hostname)
 
 int client_reenroll(struct client *c, const char *hostname)
 {
+  if (c->revoked) {
+    ferry_error("the server revoked this agent's token (an admin ran ferry "
+                "agent revoke): the agent stops and does not enroll again "
+                "on its own; to bring it back, remove %s and start it "
+                "again", c->cfg->token_file);
+    return -1;
+  }
   memset(c->token, 0, sizeof c->token);
   if (unlink(c->cfg->token_file) == -1 && errno != ENOENT) {
     ferry_error("cannot remove %s: %m", c->cfg->token_file);
     return -1;
   }
   return client_ensure_token(c, hostname);
+}
+
+int client_rotate(struct client *c)
+{
+  json_t *resp = NULL;
+  const char *tok;
+  long status;
+
+  status = client_call(c, "POST", "/v1/agent/token/rotate", NULL, &resp, 3,
+                       30);
+  tok = json_string_value(json_object_get(resp, "token"));
+  if (status != 200 || tok == NULL || strlen(tok) >= sizeof c->token) {
+    if (status == 200)
+      ferry_error("the server's rotation answer has no token");
+    ferry_error_prefix("token rotation: ");
+    json_decref(resp);
+    return -1;
+  }
+  /* the old token is dead already: the new one is kept on disk first,
+   * so a crash after this point restarts with a working token */
+  if (token_file_write(c->cfg->token_file, tok, 1) == -1) {
+    ferry_error_prefix("token rotation: cannot save the new token (this "
+                       "run uses it; a restart enrolls again): ");
+    memcpy(c->token, tok, strlen(tok) + 1);
+    json_decref(resp);
+    return -1;
+  }
+  memset(c->token, 0, sizeof c->token);
+  memcpy(c->token, tok, strlen(tok) + 1);
+  json_decref(resp);
+  log_info("agent token rotated; the new one is saved in %s",
+           c->cfg->token_file);
+  return 0;
 }

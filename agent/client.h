@@ -11,6 +11,7 @@ struct client {
   const struct agent_config *cfg;
   char *server;                  /* base URL, no trailing slash */
   char token[256];               /* the agent token, once known */
+  int revoked;                   /* the server said: token_revoked */
 };
 
 int client_init(struct client *c, const struct agent_config *cfg,
@@ -21,8 +22,16 @@ void client_free(struct client *c);
  * save the new token in cfg->token_file with mode 0600. */
 int client_ensure_token(struct client *c, const char *hostname);
 
-/* Drop the token file and enroll again (after the server forgot us). */
+/* Drop the token file and enroll again (after the server forgot us).
+ * Refused (-1) once the server said this agent's token was revoked: an
+ * admin shut it out, and it does not let itself back in. */
 int client_reenroll(struct client *c, const char *hostname);
+
+/* Trade the agent token for a new one (POST /v1/agent/token/rotate): the
+ * new one is saved in cfg->token_file (written aside, mode 0600, renamed
+ * over) before it is used; the old one stops working on the server at
+ * once.  -1 with an error. */
+int client_rotate(struct client *c);
 
 /* method path with an optional JSON body.  Returns the HTTP status (the
  * parsed body in *resp when not NULL and there is one), or -1 when the

@@ -80,6 +80,11 @@ static void on_progress(void *opaque, const struct clone_stats *st)
                               rate : 0.0);
   status = client_call(t->c, "POST", path, body, &resp, 1, 20);
   json_decref(body);
+  if (t->c->revoked) {
+    log_error("task %lld: this agent's token was revoked: stopping the "
+              "task", t->id);
+    t->cancel = 1;
+  }
   state = json_string_value(json_object_get(resp, "state"));
   if (status == 200 && state && strcmp(state, "running") != 0) {
     log_info("task %lld is %s on the server: stopping it", t->id, state);
@@ -353,7 +358,7 @@ int cmd_run(int argc, char **argv)
   json_t *inv = NULL;
   const char *hn;
   unsigned failures = 0;
-  int c;
+  int c, rc = 0;
 
   log_init("ferry-agent", 1);
   opterr = 0;
@@ -388,6 +393,8 @@ int cmd_run(int argc, char **argv)
   /* enroll and announce ourselves, waiting out an absent server */
   while (!stopping && (client_ensure_token(&cl, hn) == -1 ||
                        post_discovery(&cl, inv) == -1)) {
+    if (cl.revoked)
+      goto revoked;
     log_warn("%s; retrying", ferry_errmsg());
     http_backoff(++failures, 1000, 30000);
   }
@@ -415,13 +422,20 @@ int cmd_run(int argc, char **argv)
       json_decref(resp);
       if ((status == 401 && client_reenroll(&cl, hn) == -1) ||
           post_discovery(&cl, inv) == -1) {
+        if (cl.revoked)
+          goto revoked;
         log_warn("%s; retrying", ferry_errmsg());
         http_backoff(++failures, 1000, 30000);
       }
       continue;
     }
     task = json_object_get(resp, "task");
-    if (status == 200 && json_is_object(task)) {
+    if (status == 200 && json_is_true(json_object_get(resp,
+                                                      "rotate_token"))) {
+      /* an admin asked for it (ferry agent rotate) */
+      if (client_rotate(&cl) == -1)
+        log_warn("%s", ferry_errmsg());
+    } else if (status == 200 && json_is_object(task)) {
       struct task_run t = {
         .c = &cl, .id = json_integer_value(json_object_get(task, "id")),
       };
@@ -457,5 +471,9 @@ out:
   json_decref(inv);
   client_free(&cl);
   config_free(&cfg);
-  return 0;
+  return rc;
+revoked:
+  log_error("%s", ferry_errmsg());
+  rc = 1;
+  goto out;
 }

@@ -3,6 +3,7 @@
  * The operator token comes from $FERRY_TOKEN_FILE (a file of mode 0600,
  * default ./operator.token) or $FERRY_TOKEN; never from the command line,
  * where ps would show it.  The server from --server or $FERRY_SERVER. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -24,6 +25,7 @@
 #define EXIT_USAGE 2
 
 static const char *server_url;
+static const char *project;          /* --project or $FERRY_PROJECT */
 static char token[256];
 static int json_out;
 
@@ -47,7 +49,8 @@ static int load_token(void)
   return 0;
 }
 
-/* One API call; the status (and parsed body) or -1 with an error. */
+/* One API call; the status (and parsed body: on an error status only a
+ * 422's) or -1 with an error. */
 static long call(const char *method, const char *path, const char *body,
                  const char *content_type, json_t **out)
 {
@@ -64,7 +67,9 @@ static long call(const char *method, const char *path, const char *body,
   if (asprintf(&url, "%s%s", server_url, path) == -1 ||
       http_header_add(&hdrs, "Authorization: Bearer %s", token) == -1 ||
       (content_type &&
-       http_header_add(&hdrs, "Content-Type: %s", content_type) == -1)) {
+       http_header_add(&hdrs, "Content-Type: %s", content_type) == -1) ||
+      (project &&
+       http_header_add(&hdrs, "X-Ferry-Project: %s", project) == -1)) {
     curl_slist_free_all(hdrs);
     ferry_error("out of memory");
     return -1;
@@ -89,6 +94,11 @@ static long call(const char *method, const char *path, const char *body,
 
     ferry_error("%s %s: HTTP %ld: %s", method, path, status,
                 m ? m : "no message");
+    /* the error is in the message; only a blueprint's 422 has more */
+    if (status != 422) {
+      json_decref(*out);
+      *out = NULL;
+    }
   }
   return status;
 }
@@ -469,6 +479,313 @@ static int cmd_action(int argc, char **argv)
   return 0;
 }
 
+static int cmd_project(int argc, char **argv)
+{
+  CLEANUP_FREE char *body = NULL;
+  json_t *r, *p;
+  size_t i;
+
+  if (argc == 2 && strcmp(argv[1], "list") == 0) {
+    if (call("GET", "/v1/projects", NULL, NULL, &r) != 200)
+      return 1;
+    if (json_out) {
+      print_json(r);
+    } else {
+      printf("%-4s %-24s %-6s %-10s %s\n", "ID", "NAME", "HOSTS",
+             "MIGRATIONS", "CREATED");
+      json_array_foreach(json_object_get(r, "projects"), i, p)
+        printf("%-4lld %-24s %-6lld %-10lld %s\n", n(p, "id"), s(p, "name"),
+               n(p, "hosts"), n(p, "migrations"), s(p, "created"));
+    }
+    json_decref(r);
+    return 0;
+  }
+  if (argc == 3 && strcmp(argv[1], "create") == 0) {
+    json_t *req = json_pack("{s:s}", "name", argv[2]);
+
+    body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (call("POST", "/v1/projects", body, "application/json", &r) != 201) {
+      json_decref(r);
+      return 1;
+    }
+    printf("project %s created (id %lld)\n", s(r, "name"), n(r, "id"));
+    json_decref(r);
+    return 0;
+  }
+  fprintf(stderr, "ferry: usage: ferry project list | ferry project create "
+          "NAME\n");
+  return EXIT_USAGE;
+}
+
+/* A duration: N, Ns, Nm, Nh or Nd, in seconds; -1 with an error. */
+static long long parse_duration(const char *what, const char *text)
+{
+  static const struct { char unit; long long secs; } units[] = {
+    { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+  };
+  char *end;
+  long long v;
+  size_t i;
+
+  errno = 0;
+  v = strtoll(text, &end, 10);
+  if (errno == 0 && end != text && v > 0 && v <= 366LL * 86400) {
+    if (*end == '\0')
+      return v;
+    for (i = 0; i < sizeof units / sizeof units[0]; i++)
+      if (end[0] == units[i].unit && end[1] == '\0' &&
+          v <= 366LL * 86400 / units[i].secs)
+        return v * units[i].secs;
+  }
+  ferry_error("%s '%s' is not a duration up to a year (such as 90s, 30m, "
+              "1h or 7d)", what, text);
+  return -1;
+}
+
+/* Hand a new token to the operator: into out (mode 0600, never over an
+ * existing file) or on stdout, alone on its line. */
+static int show_token(json_t *r, const char *out)
+{
+  const char *tok = json_string_value(json_object_get(r, "token"));
+
+  if (tok == NULL) {
+    ferry_error("the server's answer holds no token");
+    return 1;
+  }
+  if (out && token_file_write(out, tok, 0) == -1)
+    return 1;
+  fprintf(stderr, "%s token %lld%s%s in project %s%s%s%s%s\n",
+          s(r, "kind"), n(r, "id"), json_is_string(json_object_get(r, "role"))
+          ? ", role " : "", json_is_string(json_object_get(r, "role"))
+          ? s(r, "role") : "", s(r, "project"),
+          json_is_string(json_object_get(r, "expires")) ? ", expires " : "",
+          json_is_string(json_object_get(r, "expires")) ? s(r, "expires")
+                                                        : "",
+          out ? ": written to " : " (shown once; it is not stored):",
+          out ? out : "");
+  if (out == NULL)
+    printf("%s\n", tok);
+  return 0;
+}
+
+static int token_create(int argc, char **argv, const char *role_dflt,
+                        const char *name_dflt, int enroll_dflt)
+{
+  const char *role = role_dflt, *name = name_dflt, *out = NULL;
+  CLEANUP_FREE char *body = NULL;
+  long long ttl = 0;
+  unsigned uses = 0;
+  int enroll = enroll_dflt, i, rc;
+  json_t *req, *r;
+
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+    if (strcmp(a, "--enroll") == 0) {
+      enroll = 1;
+      continue;
+    }
+    if (v == NULL)
+      goto usage;
+    i++;
+    if (strcmp(a, "--role") == 0) {
+      role = v;
+    } else if (strcmp(a, "--name") == 0) {
+      name = v;
+    } else if (strcmp(a, "--out") == 0) {
+      out = v;
+    } else if (strcmp(a, "--project") == 0) {
+      project = v;
+    } else if (strcmp(a, "--ttl") == 0) {
+      if ((ttl = parse_duration("--ttl", v)) == -1)
+        goto bad_value;
+    } else if (strcmp(a, "--uses") == 0) {
+      if (parse_uint("--uses", v, 1, 1000000, &uses) == -1)
+        goto bad_value;
+    } else {
+      goto usage;
+    }
+  }
+  if (enroll == (role != NULL) || (uses && !enroll))
+    goto usage;
+  req = json_pack("{s:s}", "kind", enroll ? "enroll" : "operator");
+  if (role)
+    json_object_set_new(req, "role", json_string(role));
+  if (name)
+    json_object_set_new(req, "name", json_string(name));
+  if (ttl)
+    json_object_set_new(req, "ttl", json_integer(ttl));
+  if (uses)
+    json_object_set_new(req, "uses", json_integer(uses));
+  body = json_dumps(req, JSON_COMPACT);
+  json_decref(req);
+  if (call("POST", "/v1/tokens", body, "application/json", &r) != 201) {
+    json_decref(r);
+    return 1;
+  }
+  rc = show_token(r, out);
+  json_decref(r);
+  return rc;
+bad_value:
+  fprintf(stderr, "ferry: %s\n", ferry_errmsg());
+  return EXIT_USAGE;
+usage:
+  fprintf(stderr, "ferry: usage: ferry token create --role "
+          "viewer|operator|admin [--name N] [--ttl 8h] [--out FILE], or "
+          "ferry token create --enroll [--uses N] [--ttl 1h] [--out FILE]\n");
+  return EXIT_USAGE;
+}
+
+/* An operator token is rotated by making its successor (same kind, role
+ * and name) and then revoking it: the old one stops working at once. */
+static int token_rotate(int argc, char **argv)
+{
+  char path[128], *id;
+  const char *role = NULL, *name = NULL, *kind = NULL;
+  json_t *r, *t, *found = NULL;
+  char *args[5];
+  int nargs = 1, rc;
+  size_t i;
+
+  if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--out") == 0)) {
+    fprintf(stderr, "ferry: usage: ferry token rotate ID [--out FILE]\n");
+    return EXIT_USAGE;
+  }
+  id = argv[1];
+  if (call("GET", "/v1/tokens", NULL, NULL, &r) != 200)
+    return 1;
+  json_array_foreach(json_object_get(r, "tokens"), i, t) {
+    char buf[24];
+
+    snprintf(buf, sizeof buf, "%lld", n(t, "id"));
+    if (strcmp(buf, id) == 0)
+      found = t;
+  }
+  if (found == NULL || strcmp(s(found, "state"), "valid") != 0) {
+    ferry_error("no valid token %s in this project (ferry token list)", id);
+    json_decref(r);
+    return 1;
+  }
+  kind = s(found, "kind");
+  role = json_string_value(json_object_get(found, "role"));
+  name = json_string_value(json_object_get(found, "name"));
+  args[0] = "create";
+  if (argc == 4) {
+    args[nargs++] = "--out";
+    args[nargs++] = argv[3];
+  }
+  rc = token_create(nargs, args, role, name, strcmp(kind, "enroll") == 0);
+  json_decref(r);
+  if (rc != 0)
+    return rc;
+  snprintf(path, sizeof path, "/v1/tokens/%s/revoke", id);
+  if (call("POST", path, "{}", "application/json", &r) != 200) {
+    json_decref(r);
+    ferry_error_prefix("the new token was made but the old one (%s) is not "
+                       "revoked: ", id);
+    return 1;
+  }
+  json_decref(r);
+  fprintf(stderr, "token %s revoked\n", id);
+  return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+  const char *sub = argc > 1 ? argv[1] : "";
+  char path[128];
+  json_t *r, *t;
+  size_t i;
+
+  if (strcmp(sub, "create") == 0)
+    return token_create(argc - 1, argv + 1, NULL, NULL, 0);
+  if (strcmp(sub, "rotate") == 0)
+    return token_rotate(argc - 1, argv + 1);
+  if (argc == 2 && strcmp(sub, "list") == 0) {
+    if (call("GET", "/v1/tokens", NULL, NULL, &r) != 200)
+      return 1;
+    if (json_out) {
+      print_json(r);
+    } else {
+      printf("%-4s %-8s %-9s %-16s %-8s %-20s %-5s %s\n", "ID", "KIND",
+             "ROLE", "NAME", "STATE", "EXPIRES", "USES", "LAST USED");
+      json_array_foreach(json_object_get(r, "tokens"), i, t) {
+        char uses[24] = "-";
+
+        if (json_is_integer(json_object_get(t, "uses_left")))
+          snprintf(uses, sizeof uses, "%lld", n(t, "uses_left"));
+        printf("%-4lld %-8s %-9s %-16.16s %-8s %-20s %-5s %s\n", n(t, "id"),
+               s(t, "kind"), s(t, "role"), s(t, "name"), s(t, "state"),
+               s(t, "expires"), uses, s(t, "last_used"));
+      }
+    }
+    json_decref(r);
+    return 0;
+  }
+  if (argc == 3 && strcmp(sub, "revoke") == 0) {
+    snprintf(path, sizeof path, "/v1/tokens/%s/revoke", argv[2]);
+    if (call("POST", path, "{}", "application/json", &r) != 200) {
+      json_decref(r);
+      return 1;
+    }
+    printf("token %s revoked\n", argv[2]);
+    json_decref(r);
+    return 0;
+  }
+  fprintf(stderr, "ferry: usage: ferry token create|list|revoke ID|rotate "
+          "ID\n");
+  return EXIT_USAGE;
+}
+
+static int cmd_agent(int argc, char **argv)
+{
+  const char *sub = argc > 1 ? argv[1] : "";
+  CLEANUP_FREE char *esc = NULL;
+  char path[600];
+  json_t *r, *a;
+  size_t i;
+
+  if (argc == 2 && strcmp(sub, "list") == 0) {
+    if (call("GET", "/v1/agents", NULL, NULL, &r) != 200)
+      return 1;
+    if (json_out) {
+      print_json(r);
+    } else {
+      printf("%-4s %-24s %-5s %-24s %s\n", "ID", "HOSTNAME", "HOST",
+             "LAST SEEN", "REVOKED");
+      json_array_foreach(json_object_get(r, "agents"), i, a)
+        printf("%-4lld %-24s %-5lld %-24s %s\n", n(a, "id"),
+               s(a, "hostname"), n(a, "host_id"), s(a, "last_seen"),
+               s(a, "revoked"));
+    }
+    json_decref(r);
+    return 0;
+  }
+  if (argc == 3 && (strcmp(sub, "revoke") == 0 ||
+                    strcmp(sub, "rotate") == 0)) {
+    /* a host name or an id: letters, digits, '.', '-' reach the server
+     * as they are; anything else is refused there */
+    esc = curl_easy_escape(NULL, argv[2], 0);
+    if (esc == NULL || strlen(esc) > 512) {
+      ferry_error("agent '%s' is not an agent id or host name", argv[2]);
+      return 1;
+    }
+    snprintf(path, sizeof path, "/v1/agents/%s/%s", esc, sub);
+    if (call("POST", path, "{}", "application/json", &r) != 200) {
+      json_decref(r);
+      return 1;
+    }
+    printf("agent %s: %s (%lld agent(s))\n", argv[2], s(r, "state"),
+           n(r, "agents"));
+    json_decref(r);
+    return 0;
+  }
+  fprintf(stderr, "ferry: usage: ferry agent list | ferry agent "
+          "revoke|rotate HOST-OR-ID\n");
+  return EXIT_USAGE;
+}
+
 static int cmd_host(int argc, char **argv)
 {
   if (argc >= 2 && strcmp(argv[1], "show") == 0)
@@ -492,15 +809,23 @@ static const struct command {
   { "retry", cmd_action, "retry ID: resume a failed or canceled one" },
   { "cutover", cmd_action, "cutover ID: final sync of a warm migration, "
     "then convert and create" },
+  { "project", cmd_project, "project list | project create NAME" },
+  { "token", cmd_token, "token create --role R | --enroll [--uses N] "
+    "[--ttl T] [--out FILE], list, revoke ID, rotate ID" },
+  { "agent", cmd_agent, "agent list | agent revoke|rotate HOST-OR-ID" },
 };
 
 static void usage(FILE *fp)
 {
   size_t i;
 
-  fprintf(fp, "usage: ferry [--server URL] [--json] COMMAND ...\n\n"
+  fprintf(fp, "usage: ferry [--server URL] [--project NAME] [--json] "
+          "COMMAND ...\n\n"
           "The operator token is read from $FERRY_TOKEN_FILE (default\n"
-          "./operator.token) or $FERRY_TOKEN.\n\ncommands:\n");
+          "./operator.token) or $FERRY_TOKEN.  A project's token acts in\n"
+          "its project; the server admin's (operator.token) in the one\n"
+          "--project or $FERRY_PROJECT names, else 'default'.\n\n"
+          "commands:\n");
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
@@ -511,6 +836,7 @@ int main(int argc, char **argv)
   static const struct option longopts[] = {
     { "server", required_argument, NULL, 's' },
     { "json", no_argument, NULL, 'J' },
+    { "project", required_argument, NULL, 'p' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -518,11 +844,15 @@ int main(int argc, char **argv)
   int a, c;
 
   server_url = getenv("FERRY_SERVER");
+  project = getenv("FERRY_PROJECT");
+  if (project && *project == '\0')
+    project = NULL;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
     switch (c) {
     case 's': server_url = optarg; break;
     case 'J': json_out = 1; break;
+    case 'p': project = optarg; break;
     case 'h': usage(stdout); return 0;
     default:
       fprintf(stderr, "ferry: unknown or incomplete option %s (see ferry "
@@ -537,6 +867,16 @@ int main(int argc, char **argv)
   }
   if (server_url == NULL)
     server_url = "http://127.0.0.1:8700";
+  /* it goes into a header: the server's rule for names, checked here */
+  if (project && (strlen(project) > 63 || !isalnum((unsigned char)*project)
+                  || project[strspn(project, "abcdefghijklmnopqrstuvwxyz"
+                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789_-")])) {
+    fprintf(stderr, "ferry: project '%s' is not a project name (letters, "
+            "digits, '_' and '-', starting with a letter or digit)\n",
+            project);
+    return EXIT_USAGE;
+  }
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp(argv[a], commands[i].name) == 0) {
       int rc;

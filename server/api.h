@@ -33,13 +33,21 @@ struct server {
   int stopping;
 };
 
-/* Who called: decided from the bearer token before the handler runs. */
+/* Who called: decided from the bearer token before the handler runs.  An
+ * operator token holds a role in one project, and the last three scopes
+ * are those roles, least first: a route names the least it needs
+ * (docs/SECURITY.md section 3). */
 enum scope {
   SCOPE_NONE,                          /* no token needed */
-  SCOPE_ENROLL,                        /* the shared enrollment token */
+  SCOPE_ENROLL,                        /* an enrollment token */
   SCOPE_AGENT,                         /* an enrolled agent's own token */
-  SCOPE_OPERATOR,                      /* the operator token */
+  SCOPE_VIEWER,                        /* operator token: read */
+  SCOPE_OPERATOR,                      /* + migrate, cancel, retry, cutover */
+  SCOPE_ADMIN,                         /* + tokens, blueprints, agents */
 };
+
+#define PROJECT_DEFAULT 1              /* what existed before projects */
+#define PROJECT_HEADER "X-Ferry-Project"
 
 struct request {
   struct server *srv;
@@ -52,6 +60,9 @@ struct request {
   enum scope scope;                    /* of the presented token */
   long long agent_id;                  /* SCOPE_AGENT: which agent */
   long long agent_host_id;             /* its host, 0 before discovery */
+  long long project_id;                /* every call acts in one project */
+  long long token_id;                  /* its row in tokens, 0 bootstrap */
+  int server_admin;                    /* operator.token: every project */
 };
 
 struct route {
@@ -114,10 +125,21 @@ enum MHD_Result api_migration_cancel(struct request *r);
 enum MHD_Result api_migration_retry(struct request *r);
 enum MHD_Result api_migration_cutover(struct request *r);
 enum MHD_Result api_events_list(struct request *r);
+enum MHD_Result api_projects_list(struct request *r);      /* api_tokens.c */
+enum MHD_Result api_project_create(struct request *r);
+enum MHD_Result api_tokens_list(struct request *r);
+enum MHD_Result api_token_create(struct request *r);
+enum MHD_Result api_token_revoke(struct request *r);
+enum MHD_Result api_agents_list(struct request *r);
+enum MHD_Result api_agent_revoke(struct request *r);
+enum MHD_Result api_agent_rotate(struct request *r);
+enum MHD_Result api_agent_token_rotate(struct request *r);
 
-/* Store an inventory for host (hostname, machine_id from it); the host's
- * id or -1 with an error (api_hosts.c).  Caller holds db_lock. */
-long long hosts_record_inventory(sqlite3 *db, json_t *inv, const char *body);
+/* Store an inventory for host (hostname, machine_id from it) in project;
+ * the host's id, 0 when that machine is a host of another project, or -1
+ * with an error (api_hosts.c).  Caller holds db_lock. */
+long long hosts_record_inventory(sqlite3 *db, json_t *inv, const char *body,
+                                 long long project_id);
 /* Validate an inventory's identifying fields; NULL if fine, else the bad
  * field's name with *msg set. */
 const char *hosts_check_inventory(json_t *inv, const char **msg);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "api.h"
 #include "auth.h"
 #include "util/cleanup.h"
@@ -51,19 +53,85 @@ enum MHD_Result api_enroll(struct request *r)
   }
   auth_hash_hex(token, hash);
   db_lock();
-  id = db_insert(r->srv->db, "INSERT INTO agents (hostname, token_hash, "
-                 "enrolled, last_seen) VALUES (?1, ?2, ?3, ?3)", "ttt",
-                 hostname, hash, db_now(now));
-  if (id > 0)
-    event_add(r->srv->db, 0, 0, "agent", NULL, "agent %lld enrolled from "
-              "%s", id, hostname);
+  if (db_exec(r->srv->db, "BEGIN IMMEDIATE") == -1) {
+    db_unlock();
+    json_decref(body);
+    return reply_error(r, 500, NULL, "%s", ferry_errmsg());
+  }
+  /* a use of a limited enrollment token is spent with the enrollment it
+   * made, in one transaction: two agents racing for the last use of a
+   * single-use token get one agent, and one 401 */
+  if (r->token_id &&
+      db_run(r->srv->db, "UPDATE tokens SET uses_left = uses_left - 1, "
+             "last_used = ?2 WHERE id = ?1 AND uses_left IS NOT NULL",
+             "it", r->token_id, db_now(now)) == -1)
+    id = -1;
+  else if (r->token_id &&
+           db_int(r->srv->db, 0, "SELECT uses_left < 0 FROM tokens WHERE "
+                  "id = ?1", "i", r->token_id) == 1)
+    id = 0;
+  else
+    id = db_insert(r->srv->db, "INSERT INTO agents (hostname, token_hash, "
+                   "enrolled, last_seen, project_id) VALUES (?1, ?2, ?3, "
+                   "?3, ?4)", "ttti", hostname, hash, db_now(now),
+                   r->project_id);
+  if (id > 0 && (event_add_project(r->srv->db, r->project_id, "agent",
+                                   "agent %lld enrolled from %s", id,
+                                   hostname) == -1 ||
+                 db_exec(r->srv->db, "COMMIT") == -1))
+    id = -1;
+  if (id <= 0)
+    db_exec(r->srv->db, "ROLLBACK");
   db_unlock();
   json_decref(body);
-  if (id < 0)
+  OPENSSL_cleanse(hash, sizeof hash);
+  if (id == 0) {
+    OPENSSL_cleanse(token, sizeof token);
+    return reply_json(r, 401, json_pack("{s:{s:i, s:s, s:s}}", "error",
+                      "status", 401, "message", "this enrollment token has "
+                      "been used as often as it may: ask an admin for a new "
+                      "one", "code", "token_used_up"));
+  }
+  if (id < 0) {
+    OPENSSL_cleanse(token, sizeof token);
     return reply_error(r, 500, NULL, "cannot record the agent: %s",
                        ferry_errmsg());
-  return reply_json(r, 201, json_pack("{s:I, s:s}", "agent_id",
-                                      (json_int_t)id, "token", token));
+  }
+  ret = reply_json(r, 201, json_pack("{s:I, s:s}", "agent_id",
+                                     (json_int_t)id, "token", token));
+  OPENSSL_cleanse(token, sizeof token);
+  return ret;
+}
+
+/* The agent trades its token for a new one: the old one stops working
+ * the moment this commits.  The agent saves the new one (its token file,
+ * written aside and renamed) before it uses it. */
+enum MHD_Result api_agent_token_rotate(struct request *r)
+{
+  char token[TOKEN_HEX_LEN + 1], hash[DIGEST_HEX_LEN + 1];
+  enum MHD_Result ret;
+  int n;
+
+  if (auth_new_token(token) == -1)
+    return reply_error(r, 500, NULL, "%s", ferry_errmsg());
+  auth_hash_hex(token, hash);
+  db_lock();
+  n = db_run(r->srv->db, "UPDATE agents SET token_hash = ?2, rotate = 0 "
+             "WHERE id = ?1 AND revoked IS NULL", "it", r->agent_id, hash);
+  if (n == 1)
+    event_add_project(r->srv->db, r->project_id, "agent", "agent %lld "
+                      "rotated its token", r->agent_id);
+  db_unlock();
+  OPENSSL_cleanse(hash, sizeof hash);
+  if (n != 1) {
+    OPENSSL_cleanse(token, sizeof token);
+    return n == 0 ? reply_error(r, 409, NULL, "this agent was revoked "
+                                "meanwhile")
+                  : reply_error(r, 500, NULL, "%s", ferry_errmsg());
+  }
+  ret = reply_json(r, 200, json_pack("{s:s}", "token", token));
+  OPENSSL_cleanse(token, sizeof token);
+  return ret;
 }
 
 /* An agent speaks for the host it enrolled as, and only for it: posting
@@ -124,7 +192,8 @@ enum MHD_Result api_agent_discovery(struct request *r)
     json_decref(inv);
     return ret;
   }
-  host_id = hosts_record_inventory(r->srv->db, inv, r->body);
+  host_id = hosts_record_inventory(r->srv->db, inv, r->body,
+                                   r->project_id);
   if (host_id > 0)
     db_run(r->srv->db, "UPDATE agents SET host_id = ?2, last_seen = ?3 "
            "WHERE id = ?1", "iit", r->agent_id, host_id, db_now(now));
@@ -133,6 +202,12 @@ enum MHD_Result api_agent_discovery(struct request *r)
     json_decref(inv);
     return reply_error(r, 500, NULL, "the server could not store the "
                        "inventory: %s", ferry_errmsg());
+  }
+  if (host_id == 0) {
+    json_decref(inv);
+    return reply_error(r, 403, "hostname", "this machine is a host of "
+                       "another project than this agent's: enroll it with "
+                       "an enrollment token of that project");
   }
   log_info("discovery from %s (host %lld, agent %lld)",
            json_string_value(json_object_get(inv, "hostname")), host_id,
@@ -219,6 +294,24 @@ enum MHD_Result api_agent_task_poll(struct request *r)
     db_lock();
     db_run(srv->db, "UPDATE agents SET last_seen = ?2 WHERE id = ?1", "it",
            r->agent_id, db_now(now));
+    /* revoked while it waited: it takes nothing more.  An admin asked
+     * for a new token (ferry agent rotate): the agent trades its token
+     * before it takes more work. */
+    switch (db_int(srv->db, 0, "SELECT CASE WHEN revoked IS NOT NULL THEN "
+                   "2 ELSE rotate END FROM agents WHERE id = ?1", "i",
+                   r->agent_id)) {
+    case 0:
+      break;
+    case 2:
+      db_unlock();
+      return reply_json(r, 401, json_pack("{s:{s:i, s:s, s:s}}", "error",
+                        "status", 401, "message", "this agent's token was "
+                        "revoked by an admin (ferry agent revoke)", "code",
+                        "token_revoked"));
+    default:
+      db_unlock();
+      return reply_json(r, 200, json_pack("{s:b}", "rotate_token", 1));
+    }
     /* an agent polls only when it runs nothing: a task still marked as
      * running on it was lost (the agent restarted) and is offered again
      * now rather than when its lease runs out */

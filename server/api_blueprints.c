@@ -65,7 +65,8 @@ static json_t *check_body(struct request *r, json_t **findings, int *errors,
   *findings = json_array();
   *errors = blueprint_validate(bp, lines, *findings);
   db_lock();
-  *errors += blueprint_check_hosts(bp, lines, r->srv->db, *findings);
+  *errors += blueprint_check_hosts(bp, lines, r->srv->db, r->project_id,
+                                   *findings);
   db_unlock();
   json_decref(lines);
   return bp;
@@ -109,14 +110,15 @@ enum MHD_Result api_blueprint_put(struct request *r)
   norm = json_dumps(bp, JSON_COMPACT | JSON_PRESERVE_ORDER);
   db_lock();
   id = db_int(r->srv->db, -1,
-    "INSERT INTO blueprints (name, provider, body, source, created, updated) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (name) DO UPDATE SET "
-    "provider = ?2, body = ?3, source = ?4, updated = ?5 RETURNING id",
-    "ttttt", name, json_string_value(json_object_get(bp, "provider")), norm,
-    r->body, db_now(now));
+    "INSERT INTO blueprints (name, provider, body, source, created, updated, "
+    "project_id) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) ON CONFLICT "
+    "(project_id, name) DO UPDATE SET provider = ?2, body = ?3, source = ?4, "
+    "updated = ?5 RETURNING id", "ttttti", name,
+    json_string_value(json_object_get(bp, "provider")), norm, r->body,
+    db_now(now), r->project_id);
   if (id > 0)
-    event_add(r->srv->db, 0, 0, "blueprint", NULL, "blueprint %s applied "
-              "(id %lld)", name, id);
+    event_add_project(r->srv->db, r->project_id, "blueprint", "blueprint %s "
+                      "applied (id %lld)", name, id);
   db_unlock();
   if (id < 0) {
     json_decref(bp);
@@ -137,7 +139,8 @@ enum MHD_Result api_blueprints_list(struct request *r)
 
   db_lock();
   rows = db_query(r->srv->db, "SELECT id, name, provider, created, updated "
-                  "FROM blueprints ORDER BY id", NULL);
+                  "FROM blueprints WHERE project_id = ?1 ORDER BY id", "i",
+                  r->project_id);
   db_unlock();
   if (rows == NULL)
     return reply_error(r, 500, NULL, "%s", ferry_errmsg());
@@ -153,8 +156,9 @@ enum MHD_Result api_blueprint_get(struct request *r)
   /* by id, or by name when the parameter is not a number */
   row = db_query_one(r->srv->db, "SELECT id, name, provider, created, "
                      "updated, body AS blueprint_json, source FROM "
-                     "blueprints WHERE id = ?1 OR (?1 = 0 AND name = ?2)",
-                     "it", id, r->params[0]);
+                     "blueprints WHERE (id = ?1 OR (?1 = 0 AND name = ?2)) "
+                     "AND project_id = ?3", "iti", id, r->params[0],
+                     r->project_id);
   db_unlock();
   if (row == NULL)
     return reply_error(r, 500, NULL, "%s", ferry_errmsg());

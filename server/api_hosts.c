@@ -63,23 +63,33 @@ const char *hosts_check_inventory(json_t *inv, const char **msg)
   return NULL;
 }
 
-long long hosts_record_inventory(sqlite3 *db, json_t *inv, const char *body)
+long long hosts_record_inventory(sqlite3 *db, json_t *inv, const char *body,
+                                 long long project_id)
 {
   const char *hostname = json_string_value(json_object_get(inv, "hostname"));
   const char *machine_id = json_string_value(json_object_get(inv,
                                                              "machine_id"));
-  long long host_id;
+  long long host_id = 0;
   char now[32];
+  int rc;
 
   db_now(now);
   if (db_exec(db, "BEGIN IMMEDIATE") == -1)
     return -1;
-  host_id = db_int(db, -1,
-    "INSERT INTO hosts (hostname, machine_id, first_seen, last_seen) "
-    "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (hostname, machine_id) "
-    "DO UPDATE SET last_seen = ?3 RETURNING id", "ttt", hostname,
-    machine_id ? machine_id : "", now);
-  if (host_id == -1 ||
+  /* a machine is a host of one project: its agents' enrollment tokens
+   * chose it, and one of another project does not make it theirs (no
+   * row comes back then) */
+  rc = db_get_int(db, &host_id,
+    "INSERT INTO hosts (hostname, machine_id, first_seen, last_seen, "
+    "project_id) VALUES (?1, ?2, ?3, ?3, ?4) ON CONFLICT (hostname, "
+    "machine_id) DO UPDATE SET last_seen = ?3 WHERE project_id = ?4 "
+    "RETURNING id", "ttti", hostname, machine_id ? machine_id : "", now,
+    project_id);
+  if (rc == 0) {
+    db_exec(db, "ROLLBACK");
+    return 0;
+  }
+  if (rc == -1 ||
       db_insert(db, "INSERT INTO inventories (host_id, received, body) "
                 "VALUES (?1, ?2, ?3)", "itt", host_id, now, body) == -1) {
     db_exec(db, "ROLLBACK");
@@ -133,13 +143,14 @@ enum MHD_Result api_hosts_list(struct request *r)
 
   db_lock();
   if (sqlite3_prepare_v2(r->srv->db, "SELECT " HOST_COLUMNS
-                         " FROM hosts h ORDER BY h.id", -1, &st, NULL)
-      != SQLITE_OK) {
+                         " FROM hosts h WHERE h.project_id = ?1 ORDER BY "
+                         "h.id", -1, &st, NULL) != SQLITE_OK) {
     db_unlock();
     json_decref(hosts);
     return reply_error(r, 500, NULL, "database: %s",
                        sqlite3_errmsg(r->srv->db));
   }
+  sqlite3_bind_int64(st, 1, r->project_id);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)
     json_array_append_new(hosts, host_summary(st));
   sqlite3_finalize(st);
@@ -163,13 +174,14 @@ enum MHD_Result api_host_get(struct request *r)
                        "integer", r->params[0]);
   db_lock();
   if (sqlite3_prepare_v2(r->srv->db, "SELECT " HOST_COLUMNS
-                         " FROM hosts h WHERE h.id = ?1", -1, &st, NULL)
-      != SQLITE_OK) {
+                         " FROM hosts h WHERE h.id = ?1 AND "
+                         "h.project_id = ?2", -1, &st, NULL) != SQLITE_OK) {
     db_unlock();
     return reply_error(r, 500, NULL, "database: %s",
                        sqlite3_errmsg(r->srv->db));
   }
   sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, r->project_id);
   if (sqlite3_step(st) == SQLITE_ROW) {
     host = host_summary(st);
     body = (const char *)sqlite3_column_text(st, 5);

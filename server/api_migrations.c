@@ -26,14 +26,16 @@ static const char *format_ext(const char *format)
   return ".img";
 }
 
-/* Resolve a JSON id-or-name against table; 0 if not found, -1 bad type. */
-static long long resolve(sqlite3 *db, json_t *v, const char *by_id,
-                         const char *by_name)
+/* Resolve a JSON id-or-name against table in project (?2 of both
+ * queries); 0 if not found, -1 bad type. */
+static long long resolve(sqlite3 *db, json_t *v, long long project,
+                         const char *by_id, const char *by_name)
 {
   if (json_is_integer(v))
-    return db_int(db, 0, by_id, "i", (long long)json_integer_value(v));
+    return db_int(db, 0, by_id, "ii", (long long)json_integer_value(v),
+                  project);
   if (json_is_string(v))
-    return db_int(db, 0, by_name, "t", json_string_value(v));
+    return db_int(db, 0, by_name, "ti", json_string_value(v), project);
   return -1;
 }
 
@@ -146,13 +148,17 @@ enum MHD_Result api_migration_create(struct request *r)
     return reply_error(r, 400, "host", "field 'host' %s", ferry_errmsg());
   }
   db_lock();
-  host_id = resolve(db, json_object_get(body, "host"),
-                    "SELECT id FROM hosts WHERE id = ?1",
-                    "SELECT id FROM hosts WHERE hostname = ?1 "
-                    "ORDER BY last_seen DESC LIMIT 1");
-  bp_id = resolve(db, json_object_get(body, "blueprint"),
-                  "SELECT id FROM blueprints WHERE id = ?1",
-                  "SELECT id FROM blueprints WHERE name = ?1");
+  /* the host and the blueprint are both looked up in the caller's
+   * project: one of another project is "no such", as if absent */
+  host_id = resolve(db, json_object_get(body, "host"), r->project_id,
+                    "SELECT id FROM hosts WHERE id = ?1 AND project_id = ?2",
+                    "SELECT id FROM hosts WHERE hostname = ?1 AND "
+                    "project_id = ?2 ORDER BY last_seen DESC LIMIT 1");
+  bp_id = resolve(db, json_object_get(body, "blueprint"), r->project_id,
+                  "SELECT id FROM blueprints WHERE id = ?1 AND "
+                  "project_id = ?2",
+                  "SELECT id FROM blueprints WHERE name = ?1 AND "
+                  "project_id = ?2");
   if (host_id <= 0 || bp_id <= 0) {
     db_unlock();
     json_decref(body);
@@ -222,13 +228,14 @@ enum MHD_Result api_migration_create(struct request *r)
     goto out;
   }
   id = db_insert(db, "INSERT INTO migrations (host_id, blueprint_id, phase, "
-                 "state, plan, warm, sync_interval, created, updated) "
-                 "VALUES (?1, ?2, 'discovered', 'active', ?3, ?4, ?5, ?6, ?6)",
-                 "iitiit", host_id, bp_id, plan_text,
+                 "state, plan, warm, sync_interval, created, updated, "
+                 "project_id) VALUES (?1, ?2, 'discovered', 'active', ?3, "
+                 "?4, ?5, ?6, ?6, ?7)", "iitiit" "i", host_id, bp_id,
+                 plan_text,
                  (long long)json_is_true(json_object_get(plan, "warm")),
                  (long long)json_integer_value(json_object_get(plan,
                                                        "sync_interval")),
-                 db_now(now));
+                 db_now(now), r->project_id);
   if (id < 0) {
     ret = reply_error(r, 500, NULL, "%s", ferry_errmsg());
     goto out;
@@ -268,8 +275,8 @@ enum MHD_Result api_migrations_list(struct request *r)
   db_lock();
   rows = db_query(r->srv->db, "SELECT " MIGRATION_COLUMNS " FROM "
                   "migrations m JOIN hosts h ON h.id = m.host_id JOIN "
-                  "blueprints b ON b.id = m.blueprint_id ORDER BY m.id",
-                  NULL);
+                  "blueprints b ON b.id = m.blueprint_id WHERE "
+                  "m.project_id = ?1 ORDER BY m.id", "i", r->project_id);
   db_unlock();
   if (rows == NULL)
     return reply_error(r, 500, NULL, "%s", ferry_errmsg());
@@ -288,7 +295,8 @@ enum MHD_Result api_migration_get(struct request *r)
   m = db_query_one(r->srv->db, "SELECT " MIGRATION_COLUMNS ", m.plan AS "
                    "plan_json FROM migrations m JOIN hosts h ON h.id = "
                    "m.host_id JOIN blueprints b ON b.id = m.blueprint_id "
-                   "WHERE m.id = ?1", "i", id);
+                   "WHERE m.id = ?1 AND m.project_id = ?2", "ii", id,
+                   r->project_id);
   if (m && !json_is_null(m)) {
     tasks = db_query(r->srv->db, "SELECT id, kind, state, runner, "
                      "spec AS spec_json, result AS result_json, error, "
@@ -326,7 +334,8 @@ enum MHD_Result api_migration_cancel(struct request *r)
   db_lock();
   m = db_exec(r->srv->db, "BEGIN IMMEDIATE") == 0
         ? db_query_one(r->srv->db, "SELECT state, phase, host_id FROM "
-                       "migrations WHERE id = ?1", "i", id)
+                       "migrations WHERE id = ?1 AND project_id = ?2", "ii",
+                       id, r->project_id)
         : NULL;
   if (m && !json_is_null(m) &&
       strcmp(json_string_value(json_object_get(m, "state")), "active") == 0) {
@@ -373,8 +382,9 @@ enum MHD_Result api_migration_cancel(struct request *r)
                                       "state", "canceled"));
 }
 
-/* The row that sql (a SELECT FROM migrations WHERE id = ?1) gives for the
- * migration the request names, with the database locked; NULL, with the
+/* The row that sql (a SELECT FROM migrations WHERE id = ?1 AND
+ * project_id = ?2) gives for the migration the request names in the
+ * caller's project, with the database locked; NULL, with the
  * lock released and the reply made in *ret, if the id is malformed or
  * unknown or the query fails. */
 static json_t *locked_migration(struct request *r, const char *sql,
@@ -389,7 +399,7 @@ static json_t *locked_migration(struct request *r, const char *sql,
     return NULL;
   }
   db_lock();
-  m = db_query_one(r->srv->db, sql, "i", *id);
+  m = db_query_one(r->srv->db, sql, "ii", *id, r->project_id);
   if (m == NULL || json_is_null(m)) {
     db_unlock();
     *ret = m ? reply_error(r, 404, "id", "no migration %lld", *id)
@@ -407,8 +417,8 @@ enum MHD_Result api_migration_retry(struct request *r)
   char now[32];
   enum MHD_Result ret;
   json_t *m = locked_migration(r, "SELECT state, phase, failed_phase, "
-                               "host_id, plan FROM migrations WHERE id = ?1",
-                               &id, &ret);
+                               "host_id, plan FROM migrations WHERE id = ?1 "
+                               "AND project_id = ?2", &id, &ret);
 
   if (m == NULL)
     return ret;
@@ -473,8 +483,8 @@ enum MHD_Result api_events_list(struct request *r)
   db_lock();
   rows = db_query(r->srv->db, "SELECT id, time, migration_id, host_id, "
                   "kind, phase, message FROM events WHERE id > ?1 AND "
-                  "(?2 = 0 OR migration_id = ?2) ORDER BY id LIMIT 1000",
-                  "ii", a, m);
+                  "(?2 = 0 OR migration_id = ?2) AND project_id = ?3 ORDER "
+                  "BY id LIMIT 1000", "iii", a, m, r->project_id);
   db_unlock();
   if (rows == NULL)
     return reply_error(r, 500, NULL, "%s", ferry_errmsg());
@@ -489,8 +499,8 @@ enum MHD_Result api_migration_cutover(struct request *r)
   enum MHD_Result ret;
   const char *phase;
   json_t *m = locked_migration(r, "SELECT state, phase, warm, cutover, "
-                               "host_id FROM migrations WHERE id = ?1",
-                               &id, &ret);
+                               "host_id FROM migrations WHERE id = ?1 "
+                               "AND project_id = ?2", &id, &ret);
 
   if (m == NULL)
     return ret;

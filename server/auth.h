@@ -1,6 +1,8 @@
-/* auth.h - bearer tokens: the shared enrollment token, per-agent tokens and
- * the operator token.  Only SHA-256 hashes are kept in memory and in the
- * database; comparisons are constant-time. */
+/* auth.h - bearer tokens: the bootstrap enrollment and operator (server
+ * admin) tokens from their files, per-agent tokens, and the operator and
+ * enrollment tokens made through the API (server/api_tokens.c).  Only
+ * SHA-256 hashes are kept in memory and in the database; a presented
+ * token is compared in constant time or looked up by its digest. */
 #ifndef FERRY_AUTH_H
 #define FERRY_AUTH_H
 

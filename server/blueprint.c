@@ -626,7 +626,7 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
 }
 
 int blueprint_check_hosts(json_t *bp, json_t *lines, sqlite3 *db,
-                          json_t *findings)
+                          long long project_id, json_t *findings)
 {
   json_t *hosts = json_object_get(bp, "hosts"), *h;
   size_t i;
@@ -638,8 +638,8 @@ int blueprint_check_hosts(json_t *bp, json_t *lines, sqlite3 *db,
 
     if (hn == NULL)
       continue;
-    if (db_int(db, 0, "SELECT count(*) FROM hosts WHERE hostname = ?1", "t",
-               hn) == 0) {
+    if (db_int(db, 0, "SELECT count(*) FROM hosts WHERE hostname = ?1 "
+               "AND project_id = ?2", "ti", hn, project_id) == 0) {
       snprintf(p, sizeof p, "hosts[%zu].name", i);
       finding_add(findings, lines, "error", p, "host '%s' was never "
                   "discovered: run ferry-agent discover on it first (or "

@@ -21,8 +21,10 @@ json_t *blueprint_parse(const char *text, size_t len, json_t **lines);
  * number of errors. */
 int blueprint_validate(json_t *bp, json_t *lines, json_t *findings);
 
-/* Check that every host was discovered (db); append findings. */
+/* Check that every host was discovered (db) in project_id; append
+ * findings. */
 int blueprint_check_hosts(json_t *bp, json_t *lines, sqlite3 *db,
+                          long long project_id,
                           json_t *findings);
 
 /* The blueprint's entry for hostname, or NULL. */

@@ -102,6 +102,64 @@ static const char *const migrations[] = {
   "ALTER TABLE migrations ADD COLUMN last_sync_seconds REAL;"
   "ALTER TABLE migrations ADD COLUMN next_sync REAL;"
   "ALTER TABLE tasks ADD COLUMN round INTEGER NOT NULL DEFAULT 0;",
+
+  /* 4: projects and roles (docs/SECURITY.md section 3).  Every host,
+   * agent, blueprint, migration and event belongs to a project; what was
+   * there before moves into 'default' (id 1).  Blueprint names become
+   * unique per project: SQLite cannot drop the column's UNIQUE in place,
+   * so the table is rebuilt as its documentation says (CREATE, copy, DROP,
+   * RENAME, with foreign keys off for the step: see migrate()).  Operator
+   * and enrollment tokens made through the API live in tokens (only their
+   * SHA-256); agent tokens stay in agents. */
+  "CREATE TABLE projects ("
+  "  id INTEGER PRIMARY KEY,"
+  "  name TEXT NOT NULL UNIQUE,"
+  "  created TEXT NOT NULL);"
+  "INSERT INTO projects (id, name, created) VALUES (1, 'default',"
+  "  strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));"
+  "ALTER TABLE hosts ADD COLUMN project_id INTEGER NOT NULL DEFAULT 1"
+  "  REFERENCES projects(id);"
+  "CREATE INDEX hosts_project ON hosts(project_id);"
+  "ALTER TABLE agents ADD COLUMN project_id INTEGER NOT NULL DEFAULT 1"
+  "  REFERENCES projects(id);"
+  "ALTER TABLE agents ADD COLUMN revoked TEXT;"
+  "ALTER TABLE agents ADD COLUMN rotate INTEGER NOT NULL DEFAULT 0;"
+  "CREATE INDEX agents_project ON agents(project_id);"
+  "ALTER TABLE migrations ADD COLUMN project_id INTEGER NOT NULL DEFAULT 1"
+  "  REFERENCES projects(id);"
+  "CREATE INDEX migrations_project ON migrations(project_id);"
+  "ALTER TABLE events ADD COLUMN project_id INTEGER NOT NULL DEFAULT 1"
+  "  REFERENCES projects(id);"
+  "CREATE INDEX events_project ON events(project_id, id);"
+  "CREATE TABLE blueprints_new ("
+  "  id INTEGER PRIMARY KEY,"
+  "  project_id INTEGER NOT NULL DEFAULT 1 REFERENCES projects(id),"
+  "  name TEXT NOT NULL,"
+  "  provider TEXT NOT NULL,"
+  "  body TEXT NOT NULL,"
+  "  source TEXT NOT NULL,"
+  "  created TEXT NOT NULL,"
+  "  updated TEXT NOT NULL,"
+  "  UNIQUE (project_id, name));"
+  "INSERT INTO blueprints_new (id, project_id, name, provider, body, source,"
+  "  created, updated) SELECT id, 1, name, provider, body, source, created,"
+  "  updated FROM blueprints;"
+  "DROP TABLE blueprints;"
+  "ALTER TABLE blueprints_new RENAME TO blueprints;"
+  "CREATE TABLE tokens ("
+  "  id INTEGER PRIMARY KEY,"
+  "  kind TEXT NOT NULL CHECK (kind IN ('operator', 'enroll')),"
+  "  name TEXT NOT NULL DEFAULT '',"
+  "  project_id INTEGER NOT NULL REFERENCES projects(id),"
+  "  role TEXT CHECK ((kind = 'operator' AND role IN ('viewer', 'operator',"
+  "    'admin')) OR (kind = 'enroll' AND role IS NULL)),"
+  "  token_hash TEXT NOT NULL UNIQUE,"   /* SHA-256 of the bearer token */
+  "  created TEXT NOT NULL,"
+  "  expires REAL,"                      /* unix time; NULL: never */
+  "  uses_left INTEGER,"                 /* enroll: NULL = unlimited */
+  "  revoked TEXT,"
+  "  last_used TEXT);"
+  "CREATE INDEX tokens_project ON tokens(project_id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -160,6 +218,29 @@ static int user_version(sqlite3 *db)
   return v;
 }
 
+/* 0 if no row breaks a foreign key, else -1 naming the first one. */
+static int foreign_keys_hold(sqlite3 *db)
+{
+  sqlite3_stmt *st;
+  int rc;
+
+  if (sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &st, NULL)
+      != SQLITE_OK) {
+    ferry_error("database: %s", sqlite3_errmsg(db));
+    return -1;
+  }
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    ferry_error("row %lld of table %s refers to a missing row of %s",
+                (long long)sqlite3_column_int64(st, 1),
+                (const char *)sqlite3_column_text(st, 0),
+                (const char *)sqlite3_column_text(st, 2));
+  else if (rc != SQLITE_DONE)
+    ferry_error("database: %s", sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int migrate(sqlite3 *db, const char *path)
 {
   int v = user_version(db);
@@ -175,6 +256,12 @@ static int migrate(sqlite3 *db, const char *path)
                 N_MIGRATIONS);
     return -1;
   }
+  /* SQLite's way to change a table (sqlite.org/lang_altertable.html,
+   * "Making Other Kinds Of Table Schema Changes"): foreign keys off while
+   * a step rebuilds tables, and checked by hand before it commits.  The
+   * pragma is a no-op inside a transaction, so it is set around them. */
+  if (v < N_MIGRATIONS && db_exec(db, "PRAGMA foreign_keys = OFF") == -1)
+    return -1;
   for (; v < N_MIGRATIONS; v++) {
     char bump[64];
 
@@ -182,7 +269,8 @@ static int migrate(sqlite3 *db, const char *path)
     /* each step and its version bump commit together, or not at all */
     if (db_exec(db, "BEGIN IMMEDIATE") == -1)
       return -1;
-    if (db_exec(db, migrations[v]) == -1 || db_exec(db, bump) == -1) {
+    if (db_exec(db, migrations[v]) == -1 || db_exec(db, bump) == -1 ||
+        foreign_keys_hold(db) == -1) {
       ferry_error_prefix("database %s: schema migration %d failed: ", path,
                          v + 1);
       db_exec(db, "ROLLBACK");
@@ -191,7 +279,7 @@ static int migrate(sqlite3 *db, const char *path)
     if (db_exec(db, "COMMIT") == -1)
       return -1;
   }
-  return 0;
+  return db_exec(db, "PRAGMA foreign_keys = ON");
 }
 
 sqlite3 *db_open(const char *path)

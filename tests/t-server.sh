@@ -47,13 +47,13 @@ status() {  # WANT NEEDLE METHOD PATH [curl args]
   [ "$(jq -r .error.status "$T/body")" = "$want" ] || fail "$m $p: not a JSON error: $(cat "$T/body")"
   grep -qF -- "$needle" "$T/body" || fail "$m $p: error lacks '$needle': $(cat "$T/body")"
 }
-status 401 "needs the operator token" GET /v1/hosts
+status 401 "needs an operator token" GET /v1/hosts
 status 401 "not valid" GET /v1/hosts -H "@$T/bad.hdr"
-status 403 "needs the operator token, not an agent token" GET /v1/hosts -H "@$T/agent.hdr"
-status 403 "needs the operator token, not the enrollment token" GET /v1/hosts -H "@$T/enroll.hdr"
-status 403 "needs an agent token, not the operator token" GET /v1/agent/tasks -H "@$T/operator.hdr"
-status 401 "needs the enrollment token" POST /v1/agents/enroll --data '{"hostname": "x"}'
-status 403 "needs the enrollment token, not an agent token" POST /v1/agents/enroll -H "@$T/agent.hdr" --data '{"hostname": "x"}'
+status 403 "needs an operator token, not an agent token" GET /v1/hosts -H "@$T/agent.hdr"
+status 403 "needs an operator token, not an enrollment token" GET /v1/hosts -H "@$T/enroll.hdr"
+status 403 "needs an agent token, not an operator token" GET /v1/agent/tasks -H "@$T/operator.hdr"
+status 401 "needs an enrollment token" POST /v1/agents/enroll --data '{"hostname": "x"}'
+status 403 "needs an enrollment token, not an agent token" POST /v1/agents/enroll -H "@$T/agent.hdr" --data '{"hostname": "x"}'
 ok "missing or unknown tokens get 401, tokens of the wrong scope 403"
 
 H='Content-Type: application/json'
