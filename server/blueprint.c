@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -699,14 +701,16 @@ long long blueprint_sync_interval(json_t *bp)
   t = json_string_value(v);
   if (t == NULL)
     return -1;
+  errno = 0;
   n = strtoll(t, &end, 10);
-  if (end == t || n <= 0)
+  if (end == t || n <= 0 || errno == ERANGE)
     return -1;
+  /* a count of minutes or hours beyond long long is no interval either */
   if (strcmp(end, "s") == 0 || *end == '\0')
     return n;
   if (strcmp(end, "m") == 0)
-    return n * 60;
+    return n <= LLONG_MAX / 60 ? n * 60 : -1;
   if (strcmp(end, "h") == 0)
-    return n * 3600;
+    return n <= LLONG_MAX / 3600 ? n * 3600 : -1;
   return -1;
 }
