@@ -57,8 +57,10 @@ for n in "${names[@]}"; do
     failed+=("$n")
     art=$(grep -oE "Test unit written to [^ ]+" "$log" | tail -n1 | cut -d' ' -f5)
     printf 'FAIL fuzz_%-16s exit %s after %s execs\n' "$n" "$rc" "${execs:-?}"
-    grep -E 'ERROR: |runtime error|SUMMARY' "$log" | head -n 5 | sed 's/^/    /'
-    sed 's/^/    /' "$log" | grep -vE '^    (#[0-9]+|INFO:)' | tail -n 40
+    # the report from its first line (the sanitizer's or libFuzzer's)
+    sed -n '/ERROR: \|runtime error/,$p' "$log" | grep -vE '^(#[0-9]+|INFO:)' |
+      head -n 40 | sed 's/^/    /'
+    grep -q 'ERROR: \|runtime error' "$log" || tail -n 20 "$log" | sed 's/^/    /'
     [ -n "$art" ] && echo "    input kept: $art (replay: $bin $art)"
   fi
   rm -rf "$work" "$log"
