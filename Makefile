@@ -10,6 +10,10 @@
 #   make check-tsan           the tests that run threads (server, clone
 #                             pipeline, converter pool) on a ThreadSanitizer
 #                             build (under build-tsan/)
+#   make fuzz                 the libFuzzer harnesses of tests/fuzz/ (clang,
+#                             ASan+UBSan, under build-fuzz/)
+#   make check-fuzz           run each for FUZZ_SECONDS (default 30) on its
+#                             seed corpus; a crash, leak or timeout fails
 #   make bench                benchmarks against the peers (docs/PERFORMANCE.md)
 #   make deb                  the ferry-agent Debian package in dist/
 #                             (dist/ferry-agent.deb links to it; ansible/
@@ -21,7 +25,17 @@ PKGS := libcurl libmicrohttpd jansson openssl libarchive zlib libnbd \
 CC ?= cc
 VERSION := 0.1.0
 
-ifeq ($(SANITIZE),)
+ifneq ($(FUZZ),)
+# libFuzzer needs clang; the project's objects get coverage instrumentation
+# (fuzzer-no-link), the harnesses link the fuzzer's main
+O := build-fuzz
+BIN := $(O)/bin
+DIST := $(O)/dist
+CC := clang
+OPT := -O1 -fno-omit-frame-pointer \
+       -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+SAN_LDFLAGS := -fsanitize=address,undefined
+else ifeq ($(SANITIZE),)
 O := build
 BIN := bin
 DIST := dist
@@ -62,7 +76,7 @@ PROGRAMS := $(BIN)/ferry-agent $(BIN)/ferry-server $(BIN)/ferry-convert \
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean check check-tsan check-unit check-shell demo bench deps \
-        deps-build checksrc unit deb
+        deps-build checksrc unit deb fuzz fuzzers check-fuzz
 
 all: $(PROGRAMS)
 
@@ -159,6 +173,32 @@ check-tsan: deps
 	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 exitcode=66 suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS" \
 	  bash tests/run.sh $(TSAN_TESTS)
 
+# Fuzzing (docs/TESTING.md, "Fuzzing"): one harness per parser of outside
+# input, tests/fuzz/fuzz_*.c; the server's objects come from an archive so
+# that a harness links only what it calls.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 30
+
+$(O)/libferry-server.a: $(call obj,$(filter-out server/main.c,$(SERVER_SRC)))
+	@rm -f $@
+	$(call say,AR,$@)$(AR) rcs $@ $^
+
+$(O)/fuzz/%: tests/fuzz/%.c $(O)/libferry-server.a $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Iserver \
+	  -Itests/fuzz -o $@ $< $(O)/libferry-server.a $(LIBFERRY) \
+	  $(ALL_LDFLAGS) -fsanitize=fuzzer $(LIBS)
+
+fuzzers: $(FUZZERS)
+
+fuzz:
+	@$(MAKE) --no-print-directory FUZZ=1 fuzzers
+
+check-fuzz: deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzzers
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh build-fuzz/fuzz
+
 demo:
 	@bash scripts/setup.sh demo
 	@$(MAKE) --no-print-directory all
@@ -169,6 +209,6 @@ bench: deps
 	@FERRY_BIN=$(abspath $(BIN)) bash bench/run.sh
 
 clean:
-	rm -rf build build-sanitize build-tsan bin dist
+	rm -rf build build-sanitize build-tsan build-fuzz bin dist
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

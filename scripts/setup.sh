@@ -1,7 +1,8 @@
 #!/bin/bash
 # setup.sh [build|test|all] - install what ferry needs on Debian 12, idempotently.
 #   build: compilers and -dev libraries for `make`
-#   test:  the real servers and tools the tests and the demo run against
+#   test:  the real servers and tools the tests and the demo run against,
+#          and clang with libFuzzer for make check-fuzz
 # Quiet and quick when everything is already there (one dpkg-query).
 set -euo pipefail
 what=${1:-all}
@@ -15,7 +16,7 @@ test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   swift swift-proxy swift-object swift-container swift-account awscli
   ansible ansible-lint grub-pc-bin grub-common busybox-static cpio kmod
   debootstrap systemd systemd-container procps iproute2 bc xz-utils gzip zstd
-  tar util-linux time)
+  tar util-linux time clang libclang-rt-14-dev)
 
 case $what in
   build) want=("${build_pkgs[@]}") ;;

@@ -9,33 +9,6 @@
 #include "db.h"
 #include "util/error.h"
 #include "events.h"
-#include "image/names.h"
-
-/* Host and disk names in a blueprint name store keys: one that could not
- * be one is a bad request, refused before anything else is looked at.
- * NULL if all are fine, else the bad field's path in field (size bytes)
- * with the error set. */
-static const char *bad_name(json_t *bp, char *field, size_t size)
-{
-  json_t *h, *v, *d;
-  size_t i, k;
-
-  json_array_foreach(json_object_get(bp, "hosts"), i, h) {
-    v = json_object_get(h, "name");
-    if (json_is_string(v) &&
-        hostname_check(json_string_value(v), json_string_length(v)) == -1) {
-      snprintf(field, size, "hosts[%zu].name", i);
-      return field;
-    }
-    json_array_foreach(json_object_get(h, "disks"), k, d)
-      if (json_is_string(d) &&
-          diskname_check(json_string_value(d), json_string_length(d)) == -1) {
-        snprintf(field, size, "hosts[%zu].disks[%zu]", i, k);
-        return field;
-      }
-  }
-  return NULL;
-}
 
 /* Parse and validate the body; NULL after replying when unreadable. */
 static json_t *check_body(struct request *r, json_t **findings, int *errors,
@@ -55,7 +28,7 @@ static json_t *check_body(struct request *r, json_t **findings, int *errors,
                        ferry_errmsg());
     return NULL;
   }
-  if (bad_name(bp, field, sizeof field)) {
+  if (blueprint_bad_name(bp, field, sizeof field)) {
     *ret = reply_error(r, 400, field, "field '%s' %s", field,
                        ferry_errmsg());
     json_decref(bp);

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include "db.h"
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "image/names.h"
 #include "targets/target.h"
 #include "yaml.h"
 
@@ -24,6 +27,28 @@ json_t *blueprint_parse(const char *text, size_t len, json_t **lines)
   if (i < len && text[i] == '{')
     return json_with_lines(text, len, lines);
   return yaml_to_json(text, len, lines);
+}
+
+const char *blueprint_bad_name(json_t *bp, char *field, size_t size)
+{
+  json_t *h, *v, *d;
+  size_t i, k;
+
+  json_array_foreach(json_object_get(bp, "hosts"), i, h) {
+    v = json_object_get(h, "name");
+    if (json_is_string(v) &&
+        hostname_check(json_string_value(v), json_string_length(v)) == -1) {
+      snprintf(field, size, "hosts[%zu].name", i);
+      return field;
+    }
+    json_array_foreach(json_object_get(h, "disks"), k, d)
+      if (json_is_string(d) &&
+          diskname_check(json_string_value(d), json_string_length(d)) == -1) {
+        snprintf(field, size, "hosts[%zu].disks[%zu]", i, k);
+        return field;
+      }
+  }
+  return NULL;
 }
 
 void finding_add(json_t *findings, json_t *lines, const char *severity,
@@ -688,14 +713,16 @@ long long blueprint_sync_interval(json_t *bp)
   t = json_string_value(v);
   if (t == NULL)
     return -1;
+  errno = 0;
   n = strtoll(t, &end, 10);
-  if (end == t || n <= 0)
+  if (end == t || n <= 0 || errno == ERANGE)
     return -1;
+  /* a count of minutes or hours beyond long long is no interval either */
   if (strcmp(end, "s") == 0 || *end == '\0')
     return n;
   if (strcmp(end, "m") == 0)
-    return n * 60;
+    return n <= LLONG_MAX / 60 ? n * 60 : -1;
   if (strcmp(end, "h") == 0)
-    return n * 3600;
+    return n <= LLONG_MAX / 3600 ? n * 3600 : -1;
   return -1;
 }

@@ -17,6 +17,12 @@
  * path -> line map.  NULL with an error "line N: ..." if unreadable. */
 json_t *blueprint_parse(const char *text, size_t len, json_t **lines);
 
+/* Host and disk names in a blueprint name store keys: one that could not
+ * be one is a bad request, refused before anything else is looked at.
+ * NULL if all are fine, else the bad field's path in field (size bytes)
+ * with the error set. */
+const char *blueprint_bad_name(json_t *bp, char *field, size_t size);
+
 /* Check the document's shape and rules; append findings.  Returns the
  * number of errors. */
 int blueprint_validate(json_t *bp, json_t *lines, json_t *findings);

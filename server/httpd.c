@@ -11,6 +11,7 @@
 #include "api.h"
 #include "auth.h"
 #include "db.h"
+#include "route.h"
 #include "tasks.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -52,6 +53,12 @@ static const struct route routes[] = {
   { "POST", "/v1/agents/{id}/revoke", SCOPE_ADMIN, api_agent_revoke },
   { "POST", "/v1/agents/{id}/rotate", SCOPE_ADMIN, api_agent_rotate },
 };
+
+const struct route *api_routes(size_t *n)
+{
+  *n = sizeof routes / sizeof routes[0];
+  return routes;
+}
 
 static const char *const scope_names[] = {
   [SCOPE_NONE] = "no", [SCOPE_ENROLL] = "an enrollment",
@@ -386,9 +393,7 @@ long long request_id(struct request *r, int i)
   return errno || *end ? 0 : v;
 }
 
-/* Match path against pattern, capturing {x} segments into r->params.
- * Captured strings point into a copy owned by buf. */
-static int route_match(const char *pattern, const char *path,
+int route_match(const char *pattern, const char *path,
                        struct request *r, char *buf, size_t size)
 {
   const char *p = pattern, *q = path;

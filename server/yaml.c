@@ -219,11 +219,25 @@ fail:
   return NULL;
 }
 
+/* Where the key search stands: the text after the last key found, the
+ * line that text starts on, and how many keys were not found (each such
+ * search reads the rest of the text). */
+struct cursor {
+  const char *at;
+  long line;
+  unsigned misses;
+};
+
+/* After this many keys not found (written with escapes), the rest get
+ * line 1: searching on would read the text once per key. */
+#define JSON_LINES_MISSES_MAX 64
+
 /* Record "path" -> line for every key, found by scanning the text for each
  * key's quoted name in document order (jansson keeps insertion order).
- * Good enough to point a person at the right line. */
-static void json_lines(json_t *v, const char *path, const char *text,
-                       const char **cursor, json_t *lines)
+ * Good enough to point a person at the right line.  Lines are counted
+ * only between one key and the next, so the whole text is counted once. */
+static void json_lines(json_t *v, const char *path, struct cursor *c,
+                       json_t *lines)
 {
   const char *key;
   json_t *child;
@@ -237,21 +251,27 @@ static void json_lines(json_t *v, const char *path, const char *text,
 
       snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", key);
       snprintf(quoted, sizeof quoted, "\"%s\"", key);
-      at = strstr(*cursor, quoted);
+      at = c->misses < JSON_LINES_MISSES_MAX ? strstr(c->at, quoted) : NULL;
       if (at) {
-        for (const char *p = text; p < at; p++)
-          line += *p == '\n';
-        *cursor = at + strlen(quoted);
+        const char *end = at + strlen(quoted);
+
+        for (; c->at < at; c->at++)
+          c->line += *c->at == '\n';
+        line = c->line;
+        for (; c->at < end; c->at++)
+          c->line += *c->at == '\n';
+      } else {
+        c->misses++;
       }
       json_object_set_new(lines, sub, json_integer(line));
-      json_lines(child, sub, text, cursor, lines);
+      json_lines(child, sub, c, lines);
     }
   } else if (json_is_array(v)) {
     json_array_foreach(v, i, child) {
       char sub[1024];
 
       snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-      json_lines(child, sub, text, cursor, lines);
+      json_lines(child, sub, c, lines);
     }
   }
 }
@@ -266,6 +286,6 @@ json_t *json_with_lines(const char *text, size_t len, json_t **lines)
     return NULL;
   }
   *lines = json_object();
-  json_lines(root, "", text, &(const char *){ text }, *lines);
+  json_lines(root, "", &(struct cursor){ text, 1, 0 }, *lines);
   return root;
 }
