@@ -40,7 +40,7 @@ static void fuzz_blueprint_check(json_t *bp, json_t *lines)
     return;
   if (blueprint_bad_name(bp, field, sizeof field) == NULL) {
     errors = blueprint_validate(bp, lines, findings);
-    errors += blueprint_check_hosts(bp, lines, fuzz_db(), findings);
+    errors += blueprint_check_hosts(bp, lines, fuzz_db(), 1, findings);
     text = json_dumps(findings, JSON_COMPACT | JSON_PRESERVE_ORDER);
     free(text);
     if (errors == 0) {
