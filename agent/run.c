@@ -319,7 +319,7 @@ int cmd_run(int argc, char **argv)
   json_t *inv = NULL;
   const char *hn;
   unsigned failures = 0;
-  int c;
+  int c, rc = 0;
 
   log_init("ferry-agent", 1);
   opterr = 0;
@@ -349,11 +349,17 @@ int cmd_run(int argc, char **argv)
   if (hn == NULL) {
     fprintf(stderr, "ferry-agent: cannot tell this server's hostname from "
             "%s: check the root setting\n", cfg.root);
+    rc = 1;
     goto out;
   }
   /* enroll and announce ourselves, waiting out an absent server */
   while (!stopping && (client_ensure_token(&cl, hn) == -1 ||
                        post_discovery(&cl, inv) == -1)) {
+    if (cl.trust_fatal) {
+      fprintf(stderr, "ferry-agent: %s\n", ferry_errmsg());
+      rc = 1;
+      goto out;
+    }
     log_warn("%s; retrying", ferry_errmsg());
     http_backoff(++failures, 1000, 30000);
   }
@@ -423,5 +429,5 @@ out:
   json_decref(inv);
   client_free(&cl);
   config_free(&cfg);
-  return 0;
+  return rc;
 }

@@ -20,6 +20,7 @@ struct server {
   uint8_t operator_hash[DIGEST_LEN];
   uint8_t enroll_hash[DIGEST_LEN];
   char *convert_bin;                   /* ferry-convert beside us */
+  const char *ca_pem;                  /* GET /v1/ca.pem; NULL: 404 */
   unsigned convert_workers;            /* bounded pool of conversions */
   unsigned lease_seconds;              /* re-offer a silent agent's task */
   unsigned max_attempts;               /* per task, before the job fails */
@@ -109,6 +110,7 @@ enum MHD_Result api_migration_cancel(struct request *r);
 enum MHD_Result api_migration_retry(struct request *r);
 enum MHD_Result api_migration_cutover(struct request *r);
 enum MHD_Result api_events_list(struct request *r);
+enum MHD_Result api_ca_get(struct request *r);              /* api_ca.c */
 
 /* Store an inventory for host (hostname, machine_id from it); the host's
  * id or -1 with an error (api_hosts.c).  Caller holds db_lock. */
