@@ -242,20 +242,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "ferry-server: out of memory\n");
     return 1;
   }
-  if (auth_token_file(enroll_file, srv.enroll_hash, &created) == -1) {
-    fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-    return 1;
-  }
-  if (created)
-    log_info("created enrollment token %s (give it to agents)",
-             enroll_file);
-  if (auth_token_file(operator_file, srv.operator_hash, &created) == -1) {
-    fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-    return 1;
-  }
-  if (created)
-    log_info("created operator token %s (the ferry CLI reads it)",
-             operator_file);
+  /* TLS first: a certificate refused at start leaves no token behind */
   if (!plain) {
     char host[INET_ADDRSTRLEN];
 
@@ -268,6 +255,22 @@ int main(int argc, char **argv)
     }
     srv.ca_pem = id.ca_pem;
   }
+  if (auth_token_file(enroll_file, srv.enroll_hash, &created) == -1) {
+    fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
+    tls_identity_free(&id);
+    return 1;
+  }
+  if (created)
+    log_info("created enrollment token %s (give it to agents)",
+             enroll_file);
+  if (auth_token_file(operator_file, srv.operator_hash, &created) == -1) {
+    fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
+    tls_identity_free(&id);
+    return 1;
+  }
+  if (created)
+    log_info("created operator token %s (the ferry CLI reads it)",
+             operator_file);
   srv.db = db_open(dbpath);
   if (srv.db == NULL) {
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());

@@ -244,6 +244,7 @@ expect_fail "run chmod 600 $T/own/srv.key" \
 chmod 600 "$T/own/srv.key"
 expect_fail "does not belong to the certificate" \
   ferry-server --listen "127.0.0.1:$(free_port)" --db "$T/own/x.db" --tls-cert "$T/own/srv.pem" --tls-key "$T/own/ca.key" --tls-ca "$T/own/ca.pem"
+[ ! -e "$T/own/enroll.token" ] && [ ! -e "$T/own/x.db" ] || fail "a server refused at start left a token or a database"
 op=$(free_port)
 ferry-server --listen "127.0.0.1:$op" --db "$T/own/ferry.db" --tls-cert "$T/own/srv.pem" --tls-key "$T/own/srv.key" \
   --tls-ca "$T/own/ca.pem" >"$T/own.log" 2>&1 &
@@ -259,4 +260,4 @@ printf 'server = https://127.0.0.1:%s\nserver_ca_sha256 = %s\nenroll_token_file 
   "$op" "$OWN" "$T/agent-own/enroll.token" "$T/agent-own/agent.token" "$T/root-bad" >"$T/agent-own/agent.conf"
 ferry-agent discover --root "$T/root-bad" --config "$T/agent-own/agent.conf" --post >/dev/null ||
   fail "an agent pinning the operator's CA could not post discovery"
-ok "the operator's certificate: served with its CA's pin; a CA that did not sign it, a readable key or a key of another certificate is refused at start"
+ok "the operator's certificate: served with its CA's pin; a CA that did not sign it, a readable key or a key of another certificate is refused at start, leaving nothing"

@@ -254,8 +254,8 @@ int http_do(const struct http_request *req, struct http_response *resp)
                 req->ca_file && (rc == CURLE_PEER_FAILED_VERIFICATION ||
                                  rc == CURLE_SSL_CONNECT_ERROR)
                 ? " (the server's certificate must chain to the CA in "
-                  "the trusted CA file and name this host: "
-                  "docs/SECURITY.md, TLS)" : "");
+                  "the trusted CA file and name this host, which "
+                  "ferry-server --tls-san adds: docs/SECURITY.md)" : "");
     resp->status = 0;
     return -1;
   }
