@@ -215,7 +215,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "ferry-server: this libmicrohttpd was built without "
             "TLS: install one with GnuTLS (Debian's libmicrohttpd12 has "
             "it), or serve --http on a loopback address\n");
-    return 1;
+    goto out;
   }
   if (enroll_file == NULL)
     enroll_file = beside(dbpath, "enroll.token");
@@ -240,7 +240,7 @@ int main(int argc, char **argv)
   if (enroll_file == NULL || operator_file == NULL ||
       srv.convert_bin == NULL || state_dir == NULL) {
     fprintf(stderr, "ferry-server: out of memory\n");
-    return 1;
+    goto out;
   }
   /* TLS first: a certificate refused at start leaves no token behind */
   if (!plain) {
@@ -251,22 +251,20 @@ int main(int argc, char **argv)
     tls.listen_host = host;
     if (tls_identity_load(&tls, &id) == -1) {
       fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-      return 1;
+      goto out;
     }
     srv.ca_pem = id.ca_pem;
   }
   if (auth_token_file(enroll_file, srv.enroll_hash, &created) == -1) {
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-    tls_identity_free(&id);
-    return 1;
+    goto out;
   }
   if (created)
     log_info("created enrollment token %s (give it to agents)",
              enroll_file);
   if (auth_token_file(operator_file, srv.operator_hash, &created) == -1) {
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-    tls_identity_free(&id);
-    return 1;
+    goto out;
   }
   if (created)
     log_info("created operator token %s (the ferry CLI reads it)",
@@ -274,8 +272,7 @@ int main(int argc, char **argv)
   srv.db = db_open(dbpath);
   if (srv.db == NULL) {
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-    tls_identity_free(&id);
-    return 1;
+    goto out;
   }
 
   /* signals are taken synchronously by the main thread below */
