@@ -45,6 +45,7 @@ int client_init(struct client *c, const struct agent_config *cfg,
 void client_free(struct client *c)
 {
   free(c->server);
+  free(c->ca_file);
   memset(c->token, 0, sizeof c->token);
 }
 
@@ -77,9 +78,23 @@ long client_call(struct client *c, const char *method, const char *path,
   for (attempt = 0; attempt < tries; attempt++) {
     if (attempt)
       http_backoff(attempt, 500, 30000);
+    if (client_trust(c) == -1) {
+      if (c->trust_fatal)
+        break;
+      continue;
+    }
+    req.ca_file = c->ca_file;
     if (http_do(&req, &r) == -1) {
+      int refused = r.tls_refused;
+
       http_response_free(&r);
       log_debug("%s", ferry_errmsg());
+      if (refused) {
+        /* not the server the pinned CA vouches for: no retry mends it,
+         * and nothing more goes to it */
+        c->trust_fatal = 1;
+        break;
+      }
       continue;                               /* not reached: retry */
     }
     if (r.status >= 500) {
@@ -123,6 +138,9 @@ int client_ensure_token(struct client *c, const char *hostname)
   const char *tok;
   long status;
 
+  /* the server is authenticated before any token goes to it */
+  if (client_trust(c) == -1)
+    return -1;
   /* absent or empty (never written): enroll; anything else is an error */
   if (token_file_read(c->cfg->token_file, c->token, sizeof c->token) == 0)
     return 0;

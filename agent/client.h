@@ -12,11 +12,23 @@ struct client {
   char *server;                  /* base URL, no trailing slash */
   char token[256];               /* the agent token, once known */
   int revoked;                   /* the server said: token_revoked */
+  char *ca_file;                 /* trusted CA for https, NULL: system */
+  int trusted;                   /* client_trust has succeeded */
+  int trust_fatal;               /* it failed in a way retrying cannot
+                                    mend: a wrong CA, a bad setting */
 };
 
 int client_init(struct client *c, const struct agent_config *cfg,
                 const char *server);
 void client_free(struct client *c);
+
+/* Decide how to trust the server (server_ca.c): plain http://, or
+ * https:// with the pinned CA (fetched, checked and kept on first use),
+ * the configured CA file, or the system's CAs when configured so.  0 when
+ * calls may go ahead; -1 with an error, trust_fatal set when retrying
+ * cannot help (the server's CA is not the pinned one, nothing says how to
+ * trust it). */
+int client_trust(struct client *c);
 
 /* Read the agent token, or enroll (enrollment token from its file) and
  * save the new token in cfg->token_file with mode 0600. */

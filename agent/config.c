@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/tls_pin.h"
 #include "util/error.h"
 #include "util/parse.h"
 
@@ -74,6 +75,24 @@ int config_load(struct agent_config *c, const char *path)
     k = trim(k);
     if (strcmp(k, "server") == 0)
       bad = set_str(&c->server, v);
+    else if (strcmp(k, "server_ca_sha256") == 0) {
+      uint8_t pin[TLS_PIN_LEN];
+
+      if (tls_pin_parse(v, pin) == -1)
+        goto bad_value;
+      bad = set_str(&c->server_ca_sha256, v);
+    } else if (strcmp(k, "server_ca_file") == 0)
+      bad = set_str(&c->server_ca_file, v);
+    else if (strcmp(k, "server_ca_system") == 0) {
+      if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+        c->server_ca_system = 1;
+      else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+        c->server_ca_system = 0;
+      else {
+        ferry_error("server_ca_system is yes or no (not '%s')", v);
+        goto bad_value;
+      }
+    }
     else if (strcmp(k, "enroll_token_file") == 0)
       bad = set_str(&c->enroll_token_file, v);
     else if (strcmp(k, "token_file") == 0)
@@ -126,6 +145,8 @@ void config_free(struct agent_config *c)
 
   free(c->path);
   free(c->server);
+  free(c->server_ca_sha256);
+  free(c->server_ca_file);
   free(c->enroll_token_file);
   free(c->token_file);
   free(c->root);
@@ -150,6 +171,21 @@ const char *config_disk_bitmap(const struct agent_config *c,
     if (strcmp(c->bitmaps[i][0], name) == 0)
       return c->bitmaps[i][1];
   return NULL;
+}
+
+char *config_server_ca_path(const struct agent_config *c)
+{
+  const char *slash;
+  char *p;
+
+  if (c->server_ca_file)
+    return strdup(c->server_ca_file);
+  slash = strrchr(c->token_file, '/');
+  if (asprintf(&p, "%.*sserver-ca.pem",
+               slash ? (int)(slash - c->token_file + 1) : 0,
+               c->token_file) == -1)
+    return NULL;
+  return p;
 }
 
 char *config_disk_source(const struct agent_config *c, const char *name)

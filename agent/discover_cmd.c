@@ -22,7 +22,7 @@ static void usage(FILE *fp)
     "Collect this server's inventory (OS, kernel, boot, platform, CPU,\n"
     "memory, disks, LVM, mounts, network, drivers, guest agents) and\n"
     "print it as JSON, or post it to the ferry-server at URL\n"
-    "(e.g. http://10.0.0.5:8700) or, with --post, to the server of the\n"
+    "(e.g. https://10.0.0.5:8700) or, with --post, to the server of the\n"
     "agent config.  Posting enrolls the agent first if needed\n"
     "(enroll_token_file and token_file from the config).  --root DIR reads\n"
     "another system's files (a mounted disk image, a test fixture) instead\n"

@@ -388,6 +388,7 @@ int cmd_run(int argc, char **argv)
   if (hn == NULL) {
     fprintf(stderr, "ferry-agent: cannot tell this server's hostname from "
             "%s: check the root setting\n", cfg.root);
+    rc = 1;
     goto out;
   }
   /* enroll and announce ourselves, waiting out an absent server */
@@ -395,6 +396,11 @@ int cmd_run(int argc, char **argv)
                        post_discovery(&cl, inv) == -1)) {
     if (cl.revoked)
       goto revoked;
+    if (cl.trust_fatal) {
+      fprintf(stderr, "ferry-agent: %s\n", ferry_errmsg());
+      rc = 1;
+      goto out;
+    }
     log_warn("%s; retrying", ferry_errmsg());
     http_backoff(++failures, 1000, 30000);
   }

@@ -2,7 +2,12 @@
  *
  * The operator token comes from $FERRY_TOKEN_FILE (a file of mode 0600,
  * default ./operator.token) or $FERRY_TOKEN; never from the command line,
- * where ps would show it.  The server from --server or $FERRY_SERVER. */
+ * where ps would show it.  The server from --server or $FERRY_SERVER.
+ *
+ * An https:// server is trusted through the CA in --ca-file or
+ * $FERRY_CA_FILE, else the ca.pem ferry-server made beside the token file
+ * when there is one (the CLI on the server's machine), else the system's
+ * CAs. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +23,7 @@
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "net/http_client.h"
+#include "net/tls_pin.h"
 #include "util/parse.h"
 #include "util/progress.h"
 #include "util/token_file.h"
@@ -26,6 +32,8 @@
 
 static const char *server_url;
 static const char *project;          /* --project or $FERRY_PROJECT */
+static const char *ca_file;
+static char *ca_beside_token;
 static char token[256];
 static int json_out;
 
@@ -33,13 +41,22 @@ static int load_token(void)
 {
   const char *env = getenv("FERRY_TOKEN"), *path;
 
+  path = getenv("FERRY_TOKEN_FILE");
+  if (path == NULL)
+    path = "operator.token";
+  if (ca_file == NULL && strncmp(server_url, "https://", 8) == 0) {
+    const char *slash = strrchr(path, '/');
+
+    if (asprintf(&ca_beside_token, "%.*sca.pem",
+                 slash ? (int)(slash - path + 1) : 0, path) == -1)
+      ca_beside_token = NULL;
+    else if (access(ca_beside_token, R_OK) == 0)
+      ca_file = ca_beside_token;
+  }
   if (env && *env) {
     snprintf(token, sizeof token, "%s", env);
     return 0;
   }
-  path = getenv("FERRY_TOKEN_FILE");
-  if (path == NULL)
-    path = "operator.token";
   if (token_file_read(path, token, sizeof token) == -1) {
     if (errno == ENOENT || errno == EACCES)
       ferry_error("cannot read the operator token %s: %m (set "
@@ -64,8 +81,10 @@ static long call(const char *method, const char *path, const char *body,
   long status;
 
   *out = NULL;
+  req.ca_file = ca_file;
   if (asprintf(&url, "%s%s", server_url, path) == -1 ||
-      http_header_add(&hdrs, "Authorization: Bearer %s", token) == -1 ||
+      (token[0] &&
+       http_header_add(&hdrs, "Authorization: Bearer %s", token) == -1) ||
       (content_type &&
        http_header_add(&hdrs, "Content-Type: %s", content_type) == -1) ||
       (project &&
@@ -79,8 +98,13 @@ static long call(const char *method, const char *path, const char *body,
   if (http_do(&req, &r) == -1) {
     http_response_free(&r);
     curl_slist_free_all(hdrs);
-    ferry_error_prefix("cannot reach ferry-server (check --server or "
-                       "FERRY_SERVER): ");
+    if (strncmp(server_url, "https://", 8) == 0 && ca_file == NULL)
+      ferry_error_prefix("cannot reach ferry-server (check --server or "
+                         "FERRY_SERVER; its private CA goes in --ca-file "
+                         "or FERRY_CA_FILE): ");
+    else
+      ferry_error_prefix("cannot reach ferry-server (check --server or "
+                         "FERRY_SERVER): ");
     return -1;
   }
   curl_slist_free_all(hdrs);
@@ -786,6 +810,58 @@ static int cmd_agent(int argc, char **argv)
   return EXIT_USAGE;
 }
 
+/* The CA the server offers agents, fetched over the CLI's own verified
+ * connection: its fingerprint is the pin for agent.conf. */
+static int cmd_ca(int argc, char **argv)
+{
+  CLEANUP_FREE char *url = NULL;
+  struct http_request req = {
+    .method = "GET", .timeout = 30, .body_cap = TLS_PEM_MAX,
+    .ca_file = ca_file,
+  };
+  struct http_response r;
+  char text[TLS_PIN_TEXT];
+  uint8_t pin[TLS_PIN_LEN];
+  int pem = argc == 2 && strcmp(argv[1], "--pem") == 0;
+
+  if (argc > 2 || (argc == 2 && !pem)) {
+    fprintf(stderr, "ferry: usage: ferry ca [--pem]\n");
+    return EXIT_USAGE;
+  }
+  if (strncmp(server_url, "https://", 8) != 0) {
+    ferry_error("%s is not https://: there is no CA to pin", server_url);
+    return 1;
+  }
+  if (asprintf(&url, "%s/v1/ca.pem", server_url) == -1) {
+    ferry_error("out of memory");
+    return 1;
+  }
+  req.url = url;
+  if (http_do(&req, &r) == -1) {
+    http_response_free(&r);
+    ferry_error_prefix("cannot reach ferry-server%s: ", ca_file ? "" :
+                       " (its private CA goes in --ca-file or "
+                       "FERRY_CA_FILE)");
+    return 1;
+  }
+  if (r.status != 200 ||
+      tls_pin_of_pem(r.body ? r.body : "", r.body_len, "the server's CA",
+                     pin, NULL) == -1) {
+    if (r.status != 200)
+      ferry_error("GET /v1/ca.pem: HTTP %ld: the server offers no CA",
+                  r.status);
+    http_response_free(&r);
+    return 1;
+  }
+  tls_pin_format(pin, text);
+  if (pem)
+    fputs(r.body, stdout);
+  else
+    printf("server_ca_sha256 = %s\n", text);
+  http_response_free(&r);
+  return 0;
+}
+
 static int cmd_host(int argc, char **argv)
 {
   if (argc >= 2 && strcmp(argv[1], "show") == 0)
@@ -813,18 +889,22 @@ static const struct command {
   { "token", cmd_token, "token create --role R | --enroll [--uses N] "
     "[--ttl T] [--out FILE], list, revoke ID, rotate ID" },
   { "agent", cmd_agent, "agent list | agent revoke|rotate HOST-OR-ID" },
+  { "ca", cmd_ca, "the server's CA fingerprint, the pin for agent.conf "
+    "(--pem: the CA)" },
 };
 
 static void usage(FILE *fp)
 {
   size_t i;
 
-  fprintf(fp, "usage: ferry [--server URL] [--project NAME] [--json] "
-          "COMMAND ...\n\n"
+  fprintf(fp, "usage: ferry [--server URL] [--ca-file FILE] [--project NAME] "
+          "[--json] COMMAND ...\n\n"
           "The operator token is read from $FERRY_TOKEN_FILE (default\n"
           "./operator.token) or $FERRY_TOKEN.  A project's token acts in\n"
           "its project; the server admin's (operator.token) in the one\n"
-          "--project or $FERRY_PROJECT names, else 'default'.\n\n"
+          "--project or $FERRY_PROJECT names, else 'default'.  An https://\n"
+          "server is trusted through --ca-file or $FERRY_CA_FILE, else the\n"
+          "ca.pem beside the token file, else the system's CAs.\n\n"
           "commands:\n");
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].help);
@@ -835,6 +915,7 @@ int main(int argc, char **argv)
   /* '+': options end at the command, whose own arguments follow */
   static const struct option longopts[] = {
     { "server", required_argument, NULL, 's' },
+    { "ca-file", required_argument, NULL, 'c' },
     { "json", no_argument, NULL, 'J' },
     { "project", required_argument, NULL, 'p' },
     { "help", no_argument, NULL, 'h' },
@@ -847,10 +928,14 @@ int main(int argc, char **argv)
   project = getenv("FERRY_PROJECT");
   if (project && *project == '\0')
     project = NULL;
+  ca_file = getenv("FERRY_CA_FILE");
+  if (ca_file && *ca_file == '\0')
+    ca_file = NULL;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
     switch (c) {
     case 's': server_url = optarg; break;
+    case 'c': ca_file = optarg; break;
     case 'J': json_out = 1; break;
     case 'p': project = optarg; break;
     case 'h': usage(stdout); return 0;
@@ -881,7 +966,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[a], commands[i].name) == 0) {
       int rc;
 
-      if (load_token() == -1) {
+      /* ca needs no token, but takes the CA beside it */
+      if (load_token() == -1 && commands[i].run != cmd_ca) {
         fprintf(stderr, "ferry: %s\n", ferry_errmsg());
         return 1;
       }

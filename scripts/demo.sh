@@ -39,14 +39,19 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 FERRY_QEMU_ACCEL=${FERRY_QEMU_ACCEL:-tcg} \
   ferry-server --listen "127.0.0.1:$PORT" --db "$DIR/state/ferry.db" 2>"$DIR/server.log" &
 PIDS+=($!)
-export FERRY_SERVER=http://127.0.0.1:$PORT FERRY_TOKEN_FILE=$DIR/state/operator.token
-for _ in $(seq 100); do curl -s -o /dev/null "$FERRY_SERVER/v1/hosts" && break; sleep 0.1; done
+# HTTPS with the server's own CA (state/ca.pem); the CLI trusts the CA
+# beside its token file, the agent pins its fingerprint
+export FERRY_SERVER=https://127.0.0.1:$PORT FERRY_TOKEN_FILE=$DIR/state/operator.token
+for _ in $(seq 100); do curl -s --cacert "$DIR/state/ca.pem" -o /dev/null "$FERRY_SERVER/v1/hosts" && break; sleep 0.1; done
 echo "listening on $FERRY_SERVER; tokens: $DIR/state/enroll.token, $DIR/state/operator.token (mode 0600)"
+PIN=$(ferry ca)
+echo "the CA agents pin: $PIN"
 
 say "starting the agent for web01 (ferry-agent run): it enrolls and posts its discovery"
 install -m 600 "$DIR/state/enroll.token" "$DIR/agent/enroll.token"
 cat > "$DIR/agent/agent.conf" <<CONF
 server = $FERRY_SERVER
+$PIN
 enroll_token_file = $DIR/agent/enroll.token
 token_file = $DIR/agent/agent.token
 root = $DIR/root

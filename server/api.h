@@ -22,6 +22,7 @@ struct server {
   uint8_t operator_hash[DIGEST_LEN];
   uint8_t enroll_hash[DIGEST_LEN];
   char *convert_bin;                   /* ferry-convert beside us */
+  const char *ca_pem;                  /* GET /v1/ca.pem; NULL: 404 */
   unsigned convert_workers;            /* bounded pool of conversions */
   unsigned lease_seconds;              /* re-offer a silent agent's task */
   unsigned max_attempts;               /* per task, before the job fails */
@@ -134,6 +135,7 @@ enum MHD_Result api_agents_list(struct request *r);
 enum MHD_Result api_agent_revoke(struct request *r);
 enum MHD_Result api_agent_rotate(struct request *r);
 enum MHD_Result api_agent_token_rotate(struct request *r);
+enum MHD_Result api_ca_get(struct request *r);              /* api_ca.c */
 
 /* Store an inventory for host (hostname, machine_id from it) in project;
  * the host's id, 0 when that machine is a host of another project, or -1

@@ -17,6 +17,7 @@
 #include "util/log.h"
 
 static const struct route routes[] = {
+  { "GET", "/v1/ca.pem", SCOPE_NONE, api_ca_get },
   { "POST", "/v1/agents/enroll", SCOPE_ENROLL, api_enroll },
   { "POST", "/v1/agent/discovery", SCOPE_AGENT, api_agent_discovery },
   { "GET", "/v1/agent/tasks", SCOPE_AGENT, api_agent_task_poll },

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "db.h"
 #include "orchestrator.h"
+#include "tls.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -30,9 +31,25 @@ static void usage(FILE *fp)
     "database unless given: enroll.token (agents enroll with it) and\n"
     "operator.token (the ferry CLI uses it); missing ones are created.\n"
     "\n"
+    "It serves HTTPS: on first start it makes a private CA (ca.pem, ca.key)\n"
+    "and a certificate signed by it (server.pem, server.key) beside the\n"
+    "database, and logs the CA's fingerprint, which agents pin\n"
+    "(server_ca_sha256 in agent.conf).\n"
+    "\n"
     "options:\n"
     "  --listen ADDR:PORT         address to bind (default " DEFAULT_LISTEN
     ")\n"
+    "  --tls-san NAME|IP          another name or address the certificate\n"
+    "                             holds (repeatable; localhost, 127.0.0.1,\n"
+    "                             ::1, the host name and the listen address\n"
+    "                             are always in it)\n"
+    "  --tls-cert FILE --tls-key FILE [--tls-ca FILE]\n"
+    "                             serve your own certificate (and chain)\n"
+    "                             instead; --tls-ca names the CA agents pin\n"
+    "  --http                     plain HTTP, on a loopback address only\n"
+    "  --insecure-http            plain HTTP on any address: tokens cross\n"
+    "                             the network in clear text (for a TLS front\n"
+    "                             of your own)\n"
     "  --db PATH                  state database (default ./ferry.db)\n"
     "  --enroll-token-file PATH   shared enrollment token\n"
     "  --operator-token-file PATH operator token\n"
@@ -104,11 +121,22 @@ int main(int argc, char **argv)
     { "max-attempts", required_argument, NULL, 'A' },
     { "grant-ttl", required_argument, NULL, 'G' },
     { "convert-bin", required_argument, NULL, 'C' },
+    { "tls-cert", required_argument, NULL, 'T' },
+    { "tls-key", required_argument, NULL, 'K' },
+    { "tls-ca", required_argument, NULL, 'Q' },
+    { "tls-san", required_argument, NULL, 'N' },
+    { "http", no_argument, NULL, 'H' },
+    { "insecure-http", no_argument, NULL, 'I' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   const char *listen = DEFAULT_LISTEN, *dbpath = "ferry.db";
-  char *enroll_file = NULL, *operator_file = NULL;
+  char *enroll_file = NULL, *operator_file = NULL, *state_dir = NULL;
+  struct tls_opts tls = { 0 };
+  struct tls_identity id = { 0 };
+  struct MHD_OptionItem mopts[16];
+  unsigned flags, nopt = 0;
+  int plain = 0, insecure = 0, rc = 1;
   struct server srv = {
     .convert_workers = 2, .lease_seconds = 60, .max_attempts = 3,
     .grant_ttl = GRANT_TTL_DEFAULT,
@@ -131,6 +159,20 @@ int main(int argc, char **argv)
     case 'E': enroll_file = strdup(optarg); break;
     case 'O': operator_file = strdup(optarg); break;
     case 'C': srv.convert_bin = strdup(optarg); break;
+    case 'T': tls.cert_file = optarg; break;
+    case 'K': tls.key_file = optarg; break;
+    case 'Q': tls.ca_file = optarg; break;
+    case 'N':
+      if (tls_san_check(optarg) == -1)
+        goto usage_error;
+      if (tls.n_sans == TLS_SANS_MAX) {
+        ferry_error("at most %d --tls-san", TLS_SANS_MAX);
+        goto usage_error;
+      }
+      tls.sans[tls.n_sans++] = optarg;
+      break;
+    case 'H': plain = 1; break;
+    case 'I': plain = insecure = 1; break;
     case 'w':
       if (parse_uint("--convert-workers", optarg, 1, 16,
                      &srv.convert_workers) == -1)
@@ -164,6 +206,26 @@ int main(int argc, char **argv)
   }
   if (parse_listen(listen, &sa) == -1)
     goto usage_error;
+  /* 127.0.0.0/8: nobody else can listen in */
+  if (plain && !insecure && (ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
+    fprintf(stderr, "ferry-server: plain HTTP on %s would send every token "
+            "in clear text: drop --http to serve HTTPS, or add "
+            "--insecure-http if a TLS front of your own protects it\n",
+            listen);
+    return EXIT_USAGE;
+  }
+  if (plain && (tls.cert_file || tls.key_file || tls.ca_file ||
+                tls.n_sans)) {
+    fprintf(stderr, "ferry-server: --tls-* options are for HTTPS: drop "
+            "--http or --insecure-http\n");
+    return EXIT_USAGE;
+  }
+  if (!plain && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+    fprintf(stderr, "ferry-server: this libmicrohttpd was built without "
+            "TLS: install one with GnuTLS (Debian's libmicrohttpd12 has "
+            "it), or serve --http on a loopback address\n");
+    goto out;
+  }
   if (enroll_file == NULL)
     enroll_file = beside(dbpath, "enroll.token");
   if (operator_file == NULL)
@@ -177,21 +239,41 @@ int main(int argc, char **argv)
       srv.convert_bin = beside(self, "ferry-convert");
     }
   }
+  {
+    const char *slash = strrchr(dbpath, '/');
+
+    state_dir = slash == NULL ? strdup(".")
+                : slash == dbpath ? strdup("/")
+                : strndup(dbpath, (size_t)(slash - dbpath));
+  }
   if (enroll_file == NULL || operator_file == NULL ||
-      srv.convert_bin == NULL) {
+      srv.convert_bin == NULL || state_dir == NULL) {
     fprintf(stderr, "ferry-server: out of memory\n");
-    return 1;
+    goto out;
+  }
+  /* TLS first: a certificate refused at start leaves no token behind */
+  if (!plain) {
+    char host[INET_ADDRSTRLEN];
+
+    inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
+    tls.dir = state_dir;
+    tls.listen_host = host;
+    if (tls_identity_load(&tls, &id) == -1) {
+      fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
+      goto out;
+    }
+    srv.ca_pem = id.ca_pem;
   }
   if (auth_token_file(enroll_file, srv.enroll_hash, &created) == -1) {
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-    return 1;
+    goto out;
   }
   if (created)
     log_info("created enrollment token %s (give it to agents)",
              enroll_file);
   if (auth_token_file(operator_file, srv.operator_hash, &created) == -1) {
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-    return 1;
+    goto out;
   }
   if (created)
     log_info("created operator token %s (the ferry CLI reads it)",
@@ -199,7 +281,7 @@ int main(int argc, char **argv)
   srv.db = db_open(dbpath);
   if (srv.db == NULL) {
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
-    return 1;
+    goto out;
   }
 
   /* signals are taken synchronously by the main thread below */
@@ -209,33 +291,55 @@ int main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-                       MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-                       0, NULL, NULL, api_handle, &srv,
-                       MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
-                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                       MHD_OPTION_NOTIFY_COMPLETED, api_completed, NULL,
-                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-                       MHD_OPTION_END);
+#define OPT(o, v, p) \
+  (mopts[nopt++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (p) })
+  flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+          MHD_USE_ERROR_LOG;
+  OPT(MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL);
+  OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
+  OPT(MHD_OPTION_NOTIFY_COMPLETED, api_completed, NULL);
+  OPT(MHD_OPTION_CONNECTION_LIMIT, 256, NULL);
+  OPT(MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL);
+  OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, 65536, NULL);
+  if (!plain) {
+    flags |= MHD_USE_TLS;
+    OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, id.cert_pem);
+    OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, id.key_pem);
+    /* TLS 1.2 and 1.3 only (RFC 8996 retired 1.0 and 1.1) */
+    OPT(MHD_OPTION_HTTPS_PRIORITIES, 0,
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
+  }
+  OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+  d = MHD_start_daemon(flags, 0, NULL, NULL, api_handle, &srv,
+                       MHD_OPTION_ARRAY, mopts, MHD_OPTION_END);
   if (d == NULL) {
     fprintf(stderr, "ferry-server: cannot listen on %s: the port may be in "
-            "use or the address not on this host\n", listen);
-    db_close(srv.db);
-    return 1;
+            "use or the address not on this host%s\n", listen,
+            plain ? "" : " (or the TLS key and certificate were refused: "
+            "see the log above)");
+    goto out;
   }
   info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
   inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof addr);
-  log_info("listening on http://%s:%u (database %s, schema %d)", addr,
+  log_info("listening on %s://%s:%u (database %s, schema %d)",
+           plain ? "http" : "https", addr,
            info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port),
            dbpath, db_schema_version());
+  if (insecure)
+    log_warn("--insecure-http: plain HTTP, every token crosses the network "
+             "in clear text; use it only behind a TLS front of your own");
+  if (!plain && id.fingerprint[0])
+    log_info("TLS: CA fingerprint %s (agents pin it: server_ca_sha256 in "
+             "agent.conf; ferry ca prints it)", id.fingerprint);
+  else if (!plain)
+    log_info("TLS: certificate %s without --tls-ca: agents trust it "
+             "through server_ca_file or server_ca_system", tls.cert_file);
 
   if (orchestrator_start(&srv) == -1) {
     fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
     MHD_stop_daemon(d);
-    db_close(srv.db);
-    return 1;
+    goto out;
   }
 
   /* the keepers of running tasks see stopping within a tick and stop
@@ -250,11 +354,15 @@ int main(int argc, char **argv)
   pthread_mutex_unlock(&srv.lock);
   MHD_stop_daemon(d);
   orchestrator_stop();
+  rc = 0;
+out:
   db_close(srv.db);
+  tls_identity_free(&id);
   free(enroll_file);
   free(operator_file);
+  free(state_dir);
   free(srv.convert_bin);
-  return 0;
+  return rc;
 usage_error:
   fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());
   return EXIT_USAGE;

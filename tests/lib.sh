@@ -68,18 +68,30 @@ wait_for() {
 # start_server [DB] [extra ferry-server args...]: ferry-server on a free
 # 127.0.0.1 port; sets SERVER_URL, SERVER_PID, OPERATOR_TOKEN_FILE,
 # ENROLL_TOKEN_FILE and exports FERRY_SERVER/FERRY_TOKEN_FILE for the CLI.
+# Plain HTTP (--http, loopback only) unless FERRY_TEST_TLS=1: then HTTPS
+# with the server's own CA, which SERVER_CA names, SERVER_CA_SHA256 pins
+# (make_agent writes it into agent.conf) and curl (CURL_CA_BUNDLE) and the
+# CLI (FERRY_CA_FILE) trust.
 start_server() {
-  local db=${1:-$T/ferry.db} port; shift || true
+  local db=${1:-$T/ferry.db} port scheme=http tls=(--http); shift || true
   port=${SERVER_PORT:-$(free_port)}
-  ferry-server --listen "127.0.0.1:$port" --db "$db" "$@" >>"$T/server.log" 2>&1 &
+  if [ "${FERRY_TEST_TLS:-0}" = 1 ]; then scheme=https tls=(); fi
+  ferry-server --listen "127.0.0.1:$port" --db "$db" "${tls[@]}" "$@" >>"$T/server.log" 2>&1 &
   SERVER_PID=$!
   at_exit "kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null"
-  SERVER_URL="http://127.0.0.1:$port"
+  SERVER_URL="$scheme://127.0.0.1:$port"
   SERVER_PORT=$port
   OPERATOR_TOKEN_FILE=$(dirname "$db")/operator.token
   ENROLL_TOKEN_FILE=$(dirname "$db")/enroll.token
   export FERRY_SERVER=$SERVER_URL FERRY_TOKEN_FILE=$OPERATOR_TOKEN_FILE
+  if [ "$scheme" = https ]; then
+    SERVER_CA=$(dirname "$db")/ca.pem
+    export CURL_CA_BUNDLE=$SERVER_CA FERRY_CA_FILE=$SERVER_CA
+  fi
   wait_for 10 curl -s -o /dev/null "$SERVER_URL/v1/hosts" || fail "ferry-server did not start: $(cat "$T/server.log")"
+  if [ "$scheme" = https ]; then
+    SERVER_CA_SHA256=sha256:$(openssl x509 -in "$SERVER_CA" -outform DER | sha256sum | cut -d' ' -f1)
+  fi
   # curl reads the header from a file: tokens never go on a command line
   printf 'Authorization: Bearer %s\n' "$(cat "$OPERATOR_TOKEN_FILE")" > "$T/operator.hdr"
   chmod 600 "$T/operator.hdr"
@@ -102,6 +114,7 @@ make_agent() {
   install -m 600 "$ENROLL_TOKEN_FILE" "$dir/enroll.token"
   {
     echo "server = $SERVER_URL"
+    [ -z "${SERVER_CA_SHA256:-}" ] || echo "server_ca_sha256 = $SERVER_CA_SHA256"
     echo "enroll_token_file = $dir/enroll.token"
     echo "token_file = $dir/agent.token"
     echo "root = $root"

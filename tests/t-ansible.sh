@@ -157,14 +157,15 @@ cat >"$T/chroot.ini" <<EOF
 src01 ansible_connection=community.general.chroot ansible_host=$T/root ansible_python_interpreter=/usr/bin/python3
 EOF
 jq -n --arg url "$SERVER_URL" --arg enroll "$ENROLL_TOKEN_FILE" --arg op "$OPERATOR_TOKEN_FILE" \
-  --arg deb "$DEB" --arg bin "$FERRY_BIN/ferry-agent" --arg store "$STORE" '{
+  --arg deb "$DEB" --arg bin "$FERRY_BIN/ferry-agent" --arg store "$STORE" \
+  --arg pin "${SERVER_CA_SHA256:-}" --arg ca "${SERVER_CA:-}" '{
   ferry_agent_server_url: $url, ferry_agent_enroll_token_file: $enroll,
   ferry_agent_deb: $deb, ferry_agent_binary: $bin,
   ferry_agent_disks: {sda: "/srv/ferry-test/sda.img"}, ferry_agent_bitmaps: {sdb: "cbt0"},
   ferry_agent_writable_paths: [$store], ferry_agent_poll_wait: 2,
   ferry_server_url: $url, ferry_operator_token_file: $op,
   ferry_blueprint: "wave1", ferry_clone_poll: 1, ferry_clone_timeout: 120
-}' >"$T/vars.json"
+} + (if $pin == "" then {} else {ferry_agent_server_ca_sha256: $pin, ferry_server_ca_file: $ca} end)' >"$T/vars.json"
 
 # ---- 1. chroot
 rc=0; play bad deploy.yml -e "ferry_agent_enroll_token_file=$T/nosuch" || rc=$?

@@ -197,6 +197,16 @@ int http_do(const struct http_request *req, struct http_response *resp)
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   if (req->headers)
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, req->headers);
+  if (req->ca_file) {
+    curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
+    curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+  }
+  if (req->tls_unverified) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+  }
 
   if (strcmp(req->method, "HEAD") == 0) {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -233,13 +243,19 @@ int http_do(const struct http_request *req, struct http_response *resp)
       return -1;
     }
     resp->transport_error = 1;
+    resp->tls_refused = rc == CURLE_PEER_FAILED_VERIFICATION;
     resp->retryable = rc != CURLE_URL_MALFORMAT &&
                       rc != CURLE_UNSUPPORTED_PROTOCOL &&
                       rc != CURLE_OUT_OF_MEMORY &&
                       rc != CURLE_SSL_CACERT_BADFILE &&
                       rc != CURLE_PEER_FAILED_VERIFICATION;
-    ferry_error("%s %s: %s", req->method, host,
-                errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    ferry_error("%s %s: %s%s", req->method, host,
+                errbuf[0] ? errbuf : curl_easy_strerror(rc),
+                req->ca_file && (rc == CURLE_PEER_FAILED_VERIFICATION ||
+                                 rc == CURLE_SSL_CONNECT_ERROR)
+                ? " (the server's certificate must chain to the CA in "
+                  "the trusted CA file and name this host, which "
+                  "ferry-server --tls-san adds: docs/SECURITY.md)" : "");
     resp->status = 0;
     return -1;
   }

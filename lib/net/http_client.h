@@ -32,6 +32,14 @@ struct http_request {
   long connect_timeout;            /* seconds; 0: 10 */
   long timeout;                    /* whole request, seconds; 0: 300 */
   long low_speed_time;             /* abort if < 1 KiB/s this long; 0: 60 */
+  /* TLS trust.  ca_file: trust only the CA certificate(s) in this file,
+   * not the system's (an agent's pinned CA, the CLI's --ca-file); NULL:
+   * the system's trust store.  Peer and host name are always verified,
+   * except with tls_unverified, which only the fetch of a CA certificate
+   * whose fingerprint the caller then checks may set (agent/server_ca.c);
+   * such a connection is never reused. */
+  const char *ca_file;
+  int tls_unverified;
 };
 
 struct http_response {
@@ -42,6 +50,8 @@ struct http_response {
   size_t headers_len;
   int transport_error;             /* set when no status was received */
   int retryable;                   /* timeout, reset, refused, 5xx, 429 */
+  int tls_refused;                 /* the peer's certificate failed
+                                      verification */
 };
 
 /* Perform req.  0 when a response (any status) arrived; -1 with an error
