@@ -39,24 +39,52 @@ static long long resolve(sqlite3 *db, json_t *v, long long project,
   return -1;
 }
 
-/* An active migration other than except_id whose plan writes one of the
- * image prefixes plan_text names: two hosts of one hostname (another
- * machine id, a reinstalled server) map to the same <store>/<host>/<disk>,
- * and two writers of one image would corrupt it.  Its id, 0 when none,
- * -1 on a database error. */
+/* Who else writes the images plan_text names: two hosts of one hostname
+ * (another machine id, a reinstalled server, a host of another project)
+ * map to the same <store>/<host>/<disk>, and two writers of one image
+ * corrupt it.  An image belongs to the project whose migration first
+ * named it: *foreign set and the id of such a migration of another
+ * project (any state); else an active migration other than except_id of
+ * this project; 0 when none, -1 on a database error. */
 static long long prefix_holder(sqlite3 *db, const char *plan_text,
-                               long long except_id)
+                               long long except_id, long long project_id,
+                               int *foreign)
 {
+  static const char *const sql =
+    "SELECT m.id FROM migrations m, json_each(m.plan, '$.disks') d, "
+    "json_each(?1, '$.disks') n WHERE json_extract(d.value, '$.image') = "
+    "json_extract(n.value, '$.image') AND %s LIMIT 1";
+  char q[512];
   long long id = 0;
 
-  if (db_get_int(db, &id, "SELECT m.id FROM migrations m, "
-                 "json_each(m.plan, '$.disks') d, json_each(?1, '$.disks') n "
-                 "WHERE m.state = 'active' AND m.id != ?2 AND "
-                 "json_extract(d.value, '$.image') = "
-                 "json_extract(n.value, '$.image') LIMIT 1", "ti",
-                 plan_text, except_id) == -1)
+  *foreign = 1;
+  snprintf(q, sizeof q, sql, "m.project_id != ?2");
+  if (db_get_int(db, &id, q, "ti", plan_text, project_id) == -1)
+    return -1;
+  if (id > 0)
+    return id;
+  *foreign = 0;
+  snprintf(q, sizeof q, sql, "m.state = 'active' AND m.id != ?2");
+  if (db_get_int(db, &id, q, "ti", plan_text, except_id) == -1)
     return -1;
   return id;
+}
+
+/* The 409 (or 500) for prefix_holder's answer. */
+static enum MHD_Result reply_holder(struct request *r, long long holder,
+                                    int foreign)
+{
+  if (holder < 0)
+    return reply_error(r, 500, NULL, "%s", ferry_errmsg());
+  if (foreign)
+    return reply_error(r, 409, "host", "the images this migration would "
+                       "write belong to another project (a host of the "
+                       "same name in the same store): give this project "
+                       "its own store in the blueprint");
+  return reply_error(r, 409, "host", "active migration %lld writes the "
+                     "same images (another host of this name in this "
+                     "store): cancel it or wait for it, or give one of the "
+                     "hosts another store", holder);
 }
 
 /* The plan: which disks, where their images and outputs go.  NULL with
@@ -135,6 +163,7 @@ enum MHD_Result api_migration_create(struct request *r)
   enum MHD_Result ret;
   json_t *body, *bprow = NULL, *inv = NULL, *plan = NULL, *entry, *v;
   long long host_id, bp_id, id = -1, holder;
+  int foreign;
   const char *hostname, *bad_disk = NULL;
   char now[32];
 
@@ -217,14 +246,9 @@ enum MHD_Result api_migration_create(struct request *r)
                       "migration: cancel it or wait for it", hostname);
     goto out;
   }
-  holder = prefix_holder(db, plan_text, 0);
+  holder = prefix_holder(db, plan_text, 0, r->project_id, &foreign);
   if (holder != 0) {
-    ret = holder < 0
-      ? reply_error(r, 500, NULL, "%s", ferry_errmsg())
-      : reply_error(r, 409, "host", "active migration %lld writes the same "
-                    "images (another host named '%s' in this store): "
-                    "cancel it or wait for it, or give one of the hosts "
-                    "another store", holder, hostname);
+    ret = reply_holder(r, holder, foreign);
     goto out;
   }
   id = db_insert(db, "INSERT INTO migrations (host_id, blueprint_id, phase, "
@@ -413,6 +437,7 @@ static json_t *locked_migration(struct request *r, const char *sql,
 enum MHD_Result api_migration_retry(struct request *r)
 {
   long long id, host_id, holder;
+  int foreign;
   const char *state, *phase;
   char now[32];
   enum MHD_Result ret;
@@ -439,15 +464,11 @@ enum MHD_Result api_migration_retry(struct request *r)
                        "migration");
   }
   holder = prefix_holder(r->srv->db, json_string_value(json_object_get(m,
-                         "plan")), id);
+                         "plan")), id, r->project_id, &foreign);
   if (holder != 0) {
     db_unlock();
     json_decref(m);
-    if (holder < 0)
-      return reply_error(r, 500, NULL, "%s", ferry_errmsg());
-    return reply_error(r, 409, NULL, "active migration %lld writes the same "
-                       "images (another host of this name in this store): "
-                       "cancel it or wait for it", holder);
+    return reply_holder(r, holder, foreign);
   }
   phase = json_string_value(json_object_get(m, "failed_phase"));
   if (phase == NULL)

@@ -123,6 +123,25 @@ grep -q "HTTP 403: this machine is a host of another project" "$T/err" || fail "
 as "$T/alpha-viewer.token" 200 GET "/v1/hosts/$ha"
 ok "an agent enrolled in beta cannot post the discovery of alpha's machine (403)"
 
+# a host of alpha named like beta's, with a blueprint on beta's store: the
+# images there belong to beta, alpha may not write them
+make_root "$T/root-twin" hostb sda=$((4 << 20))
+echo "another-machine" >"$T/root-twin/etc/machine-id"
+make_agent twin "$T/root-twin" >/dev/null
+install -m 600 "$T/alpha-enroll.token" "$T/agent-twin/enroll.token"
+ferry-agent discover --root "$T/root-twin" --config "$T/agent-twin/agent.conf" --post >/dev/null ||
+  fail "alpha's hostb did not post its discovery"
+cat >"$T/bp-steal.json" <<EOF
+{"name": "steal", "provider": "local", "store": "file://$T/store-beta", "hosts": [{"name": "hostb"}]}
+EOF
+FERRY_TOKEN_FILE=$T/alpha-admin.token ferry blueprint apply "$T/bp-steal.json" >/dev/null || fail "apply steal"
+as "$T/alpha-operator.token" 200 GET /v1/migrations; n0=$(jq '.migrations | length' "$T/body")
+as "$T/alpha-operator.token" 409 POST /v1/migrations --data '{"host": "hostb", "blueprint": "steal"}'
+says "belong to another project"
+as "$T/alpha-operator.token" 200 GET /v1/migrations
+[ "$(jq '.migrations | length' "$T/body")" = "$n0" ] || fail "a migration was stored anyway"
+ok "a host of alpha named like beta's cannot migrate into the images beta's migration wrote (409, naming nothing of beta)"
+
 # ---- roles
 FERRY_TOKEN_FILE=$A ferry migrate hosta --blueprint wave >/dev/null || fail "alpha's operator cannot migrate"
 as "$A" 200 GET /v1/migrations; ma=$(jq -r '.migrations[0].id' "$T/body")
