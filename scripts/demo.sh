@@ -93,7 +93,7 @@ ferry-convert --from "file://$DIR/store/web01/sda" --format raw --to "$DIR/resto
 cmp "$DIR/web01-sda.img" "$DIR/restored.raw" && echo "cmp: the restored raw disk is byte-identical to the source"
 qemu-img compare -f raw -F raw "$DIR/web01-sda.img" "$DIR/restored.raw"
 
-R=$(curl -s -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$FERRY_TOKEN_FILE")") "$FERRY_SERVER/v1/migrations/1")
+R=$(curl -s --cacert "$DIR/state/ca.pem" -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$FERRY_TOKEN_FILE")") "$FERRY_SERVER/v1/migrations/1")
 clone=$(jq '.tasks[] | select(.kind == "clone") | .result' <<<"$R")
 size=$(jq .disk_size <<<"$clone")
 stored=$(du -sb "$DIR/store/web01/sda" | cut -f1)
