@@ -88,7 +88,7 @@ char *file_read_small(const char *path, size_t max, int secret, size_t *len)
   return buf;
 }
 
-static int sync_dir(const char *path)
+int file_sync_dir(const char *path)
 {
   CLEANUP_FREE char *copy = strdup(path);
   int fd, r;
@@ -154,7 +154,7 @@ int file_write_atomic(const char *path, const void *data, size_t len,
   }
   if (!replace)
     unlink(tmp);
-  if (sync_dir(path) == -1) {
+  if (file_sync_dir(path) == -1) {
     ferry_error("cannot sync the directory of %s: %m", path);
     return -1;
   }

@@ -17,6 +17,9 @@
 char *file_read_small(const char *path, size_t max, int secret,
                       size_t *len);
 
+/* fsync the directory holding path, so a rename into it is durable. */
+int file_sync_dir(const char *path);
+
 /* Write len bytes to path with mode: into path.tmp, synced, then moved to
  * path (replace) or linked (not replace: -1 with errno EEXIST when path
  * exists).  The directory is synced too.  -1 with an error naming path. */

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "util/file.h"
 
 /* Record the message and leave err in errno for the caller. */
 #define FAIL(err, ...)                                                       \
@@ -78,22 +78,6 @@ int token_file_read(const char *path, char *buf, size_t size)
   return 0;
 }
 
-/* fsync the directory holding path, so the rename itself is durable. */
-static int sync_dir(const char *path)
-{
-  CLEANUP_FREE char *copy = strdup(path);
-  int fd, r;
-
-  if (copy == NULL)
-    return -1;
-  fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd == -1)
-    return -1;
-  r = fsync(fd);
-  close(fd);
-  return r;
-}
-
 int token_file_write(const char *path, const char *token, int replace)
 {
   CLEANUP_FREE char *tmp = NULL;
@@ -133,7 +117,7 @@ int token_file_write(const char *path, const char *token, int replace)
   }
   if (!replace)
     unlink(tmp);
-  if (sync_dir(path) == -1) {
+  if (file_sync_dir(path) == -1) {
     ferry_error("cannot sync the directory of token file %s: %m", path);
     return -1;
   }
