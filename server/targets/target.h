@@ -48,6 +48,11 @@ struct target_rules {
   const char *driver_hint;         /* what to install when one is missing */
   const char *guest_agent;         /* inventory key, or NULL */
   const char *guest_agent_hint;
+  /* the keys the blueprint's endpoints: map may set (NULL-terminated;
+   * NULL: none), and the disk imports the driver does (blueprint's
+   * import:, "upload" or "object"; [0] is the default; NULL: none) */
+  const char *const *endpoint_keys;
+  const char *const *imports;
 };
 
 struct target_ops {
@@ -66,6 +71,14 @@ struct target_ops {
    * failure is final (the task is not retried): the operator retries the
    * migration. */
   json_t *(*create)(struct task_ctx *t, json_t *plan);
+  /* Delete what create made for the migration (ferry target cleanup):
+   * resources are the ledger's CLOUD_MIGRATION rows not yet deleted,
+   * newest first, [{kind, name, id}] (targets/cloud.h).  Delete each (one
+   * already gone counts as deleted), wait where the next delete depends
+   * on it, and mark it with cloud_ledger_gone().  Nothing else: never a
+   * resource the ledger does not list.  Returns {deleted: [{kind, name,
+   * id}]} or NULL with an error; idempotent like create. */
+  json_t *(*cleanup)(struct task_ctx *t, json_t *plan, json_t *resources);
 };
 
 #define TiB (UINT64_C(1) << 40)
