@@ -382,6 +382,22 @@ static int cmd_job_show(const char *id)
              json_is_string(json_object_get(r, "next_sync")) &&
                !n(r, "cutover") ? s(r, "next_sync") : "");
     }
+    json_array_foreach(json_object_get(r, "tasks"), i, e) {
+      json_t *res = json_object_get(e, "result");
+      const char *key;
+      json_t *v;
+
+      if (strcmp(s(e, "kind"), "create") != 0 || !json_is_object(res))
+        continue;
+      printf("instance:");
+      json_object_foreach(res, key, v)
+        if (json_is_string(v))
+          printf(" %s=%s", key, json_string_value(v));
+      printf("\n");
+    }
+    json_array_foreach(json_object_get(r, "resources"), i, e)
+      printf("resource: %s %s %s (%s, %s)\n", s(e, "kind"), s(e, "name"),
+             s(e, "id"), s(e, "scope"), s(e, "state"));
     json_array_foreach(json_object_get(r, "events"), i, e)
       printf("  %s  %-11s %s\n", s(e, "time"), s(e, "phase"),
              s(e, "message"));

@@ -87,7 +87,10 @@ INSERT INTO target_resources (migration_id, provider, kind, name, cloud_id, scop
 expect_fail "provider 'local' has no cleanup in this ferry: delete the 1 resource(s) listed by ferry job show by hand" ferry target cleanup 1
 [ "$(api GET /v1/migrations/1 | jq -c '[.resources[] | [.kind, .scope, .state]] | sort')" = '[["instance","migration","live"],["network","blueprint","live"]]' ] ||
   fail "resources: $(cat "$T/api.body")"
-ok "a cleanup that cannot delete fails with one message and keeps the ledger as it was"
+ferry job show 1 >"$T/show.out" || fail "job show"
+grep -q "^resource: network lan net-1 (blueprint, live)$" "$T/show.out" &&
+  grep -q "^resource: instance web01-test i-1 (migration, live)$" "$T/show.out" || fail "job show: $(cat "$T/show.out")"
+ok "a cleanup that cannot delete fails with one message and keeps the ledger as it was; ferry job show lists it"
 
 sqlite3 "$T/ferry.db" >/dev/null "PRAGMA busy_timeout=5000; UPDATE migrations SET state = 'done', plan = json_set(plan, '\$.test', json('false')) WHERE id = 1;"
 expect_fail "migration 1 is done: cleanup removes only what a failed, canceled or test run made (this one is the migrated server)" ferry target cleanup 1
