@@ -16,7 +16,10 @@ test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   swift swift-proxy swift-object swift-container swift-account awscli
   ansible ansible-lint grub-pc-bin grub-common busybox-static cpio kmod
   debootstrap systemd systemd-container procps iproute2 bc xz-utils gzip zstd
-  tar util-linux time clang libclang-rt-14-dev)
+  tar util-linux time clang libclang-rt-14-dev
+  # the Azure SDK's REST models, by which tests/azure_contract.py checks
+  # the azure driver's requests
+  python3-azure)
 
 case $what in
   build) want=("${build_pkgs[@]}") ;;
