@@ -178,7 +178,7 @@ static json_t *nsg_rules(json_t *network, const char *bp)
              i + 1);
     snprintf(rname, sizeof rname, "allow-%zu", i + 1);
     if (json_array_append_new(rules, json_pack(
-          "{s:s s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}}",
+          "{s:s s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}}",
           "name", rname,
           "properties", "description", desc, "protocol", azp,
           "sourcePortRange", "*", "destinationPortRange", p,
@@ -720,58 +720,79 @@ static const char *api_of(const char *kind)
   return NULL;
 }
 
+/* The order deletes must go in, whatever order the ledger lists them:
+ * a VM holds its disks and NIC until it is gone. */
+static const char *const cleanup_order[] = { "vm", "disk", "nic", NULL };
+
+/* Delete the ledger's resource r (one already gone counts) and mark it
+ * gone.  0 or -1. */
+static int delete_one(struct arm *a, struct task_ctx *t, json_t *r)
+{
+  const char *kind = str_at(r, "kind", NULL);
+  const char *name = str_at(r, "name", NULL);
+  const char *id = str_at(r, "id", NULL);
+  const char *api = api_of(kind);
+  CLEANUP_FREE char *path = fmt("%s?api-version=%s", id, api);
+  CLEANUP_FREE char *what = fmt("DELETE %s %s", kind, name);
+
+  if (path == NULL || what == NULL)
+    return -1;
+  if (strcmp(kind, "disk") == 0) {
+    CLEANUP_JSON json_t *disk = NULL;
+    CLEANUP_FREE char *end = fmt("%s/endGetAccess?api-version=%s", id, api);
+    long st = arm_call(a, "GET disks", "GET", path, NULL, 1, 0, &disk);
+    const char *ds = str_at(json_object_get(disk, "properties"),
+                            "diskState", NULL);
+
+    if (st == -1 || end == NULL)
+      return -1;
+    /* a disk still open for upload cannot be deleted */
+    if (ds && (strcmp(ds, "ActiveUpload") == 0 ||
+               strcmp(ds, "ActiveSAS") == 0) &&
+        arm_call(a, "POST disks endGetAccess", "POST", end, NULL, 0,
+                 LRO_DISK_SECONDS, NULL) == -1)
+      return -1;
+  }
+  task_ctx_event(t, "Azure: deleting %s %s", kind, name);
+  if (arm_call(a, what, "DELETE", path, NULL, 1, LRO_VM_SECONDS,
+               NULL) == -1)
+    return -1;
+  return cloud_ledger_gone(t, kind, name);
+}
+
 static json_t *azure_cleanup(struct task_ctx *t, json_t *plan,
                              json_t *resources)
 {
   struct arm a;
   json_t *deleted = json_array(), *r, *result = NULL;
-  size_t i;
+  size_t i, k;
 
-  if (arm_open(&a, t, plan) == -1) {
-    json_decref(deleted);
-    return NULL;
-  }
   json_array_foreach(resources, i, r) {
     const char *kind = str_at(r, "kind", NULL);
     const char *name = str_at(r, "name", NULL);
     const char *id = str_at(r, "id", NULL);
-    const char *api = kind ? api_of(kind) : NULL;
-    CLEANUP_FREE char *path = NULL, *what = NULL;
 
-    if (kind == NULL || name == NULL || id == NULL || api == NULL ||
-        id[0] != '/') {
+    if (kind == NULL || name == NULL || id == NULL ||
+        api_of(kind) == NULL || id[0] != '/') {
       ferry_error("the ledger holds a %s resource %s that the azure "
                   "driver did not make: delete it by hand",
                   kind ? kind : "(no kind)", name ? name : "(no name)");
-      goto out;
+      json_decref(deleted);
+      return NULL;
     }
-    if ((path = fmt("%s?api-version=%s", id, api)) == NULL ||
-        (what = fmt("DELETE %s %s", kind, name)) == NULL)
-      goto out;
-    if (strcmp(kind, "disk") == 0) {
-      CLEANUP_JSON json_t *disk = NULL;
-      CLEANUP_FREE char *end = fmt("%s/endGetAccess?api-version=%s", id,
-                                   api);
-      long st = arm_call(&a, "GET disks", "GET", path, NULL, 1, 0, &disk);
-      const char *ds = str_at(json_object_get(disk, "properties"),
-                              "diskState", NULL);
-
-      if (st == -1 || end == NULL)
+  }
+  if (arm_open(&a, t, plan) == -1) {
+    json_decref(deleted);
+    return NULL;
+  }
+  for (k = 0; cleanup_order[k]; k++) {
+    json_array_foreach(resources, i, r) {
+      if (strcmp(str_at(r, "kind", NULL), cleanup_order[k]) != 0)
+        continue;
+      if (delete_one(&a, t, r) == -1)
         goto out;
-      /* a disk still open for upload cannot be deleted */
-      if (ds && (strcmp(ds, "ActiveUpload") == 0 ||
-                 strcmp(ds, "ActiveSAS") == 0) &&
-          arm_call(&a, "POST disks endGetAccess", "POST", end, NULL, 0,
-                   LRO_DISK_SECONDS, NULL) == -1)
-        goto out;
+      json_array_append(deleted, r);
     }
-    task_ctx_event(t, "Azure: deleting %s %s", kind, name);
-    if (arm_call(&a, what, "DELETE", path, NULL, 1, LRO_VM_SECONDS,
-                 NULL) == -1 ||
-        cloud_ledger_gone(t, kind, name) == -1)
-      goto out;
-    json_array_append_new(deleted, json_pack("{ss ss ss}", "kind", kind,
-                                             "name", name, "id", id));
   }
   result = json_pack("{sO}", "deleted", deleted);
 out:
