@@ -208,3 +208,26 @@ state
   fail "the ledger still lists: $(cat "$T/api.body")"
 jq -e '.violations == []' "$T/state.json" >/dev/null || fail "cleanup requests off the models: $(jq -c .violations "$T/state.json")"
 ok "ferry target cleanup deletes the VM, then its disks and NIC (newest first); the resource group, VNet and NSG stay"
+
+# ---- import: object: the disks are imported from the page blobs
+# ferry-convert wrote (createOption Import, sourceUri + storageAccountId);
+# no Put Page is sent
+pages0=$(jq .pages.requests "$T/state.json")
+sed 's/^name: az1$/name: az2/; s/^store: .*/&\nimport: object/' "$T/bp.yaml" >"$T/bp2.yaml"
+ferry blueprint apply "$T/bp2.yaml" >/dev/null || fail "apply az2: $(ferry blueprint validate "$T/bp2.yaml" 2>&1)"
+ferry migrate web01 --blueprint az2 --test >/dev/null || fail "migrate 3"
+timeout 120 ferry job watch 3 >"$T/w3.out" 2>&1 || fail "the import migration failed: $(tail -5 "$T/w3.out")"
+state
+jq -e '.violations == []' "$T/state.json" >/dev/null || fail "import requests off the models: $(jq -c .violations "$T/state.json")"
+rg2=/subscriptions/$AZURE_SUBSCRIPTION_ID/resourceGroups/ferry-az2
+for d in sda sdb; do
+  up=$(jq --arg id "$(tr 'A-Z' 'a-z' <<<"$rg2/providers/Microsoft.Compute/disks/web01-test-$d")" '.uploads[$id]' "$T/state.json")
+  [ "$(jq -r .import <<<"$up")" = "$AZ_ENDPOINT/ferry/mig/web01/$d.vhd" ] || fail "disk $d imported from: $up"
+  # converted again for this migration (a VHD footer has its own time and id)
+  "$AZ" get ferry "mig/web01/$d.vhd" >"$T/$d-3.vhd" || fail "read $d.vhd"
+  [ "$(jq -r .sha256 <<<"$up")" = "$(sha256sum <"$T/$d-3.vhd" | cut -d' ' -f1)" ] || fail "disk $d: another blob imported"
+done
+[ "$(jq .pages.requests "$T/state.json")" = "$pages0" ] || fail "Put Page sent for an import"
+[ "$(jq -r --arg id "$(tr 'A-Z' 'a-z' <<<"$rg2/providers/Microsoft.Compute/virtualMachines/web01-test")" '.resources[$id].properties.provisioningState' "$T/state.json")" = Succeeded ] ||
+  fail "no VM in ferry-az2"
+ok "import: object makes each disk from its converted page blob (Import with sourceUri and storageAccountId), no Put Page, and the VM"
