@@ -11,7 +11,8 @@
 # written; a 429 and a 503 are survived; ferry-server killed with SIGKILL
 # in the middle of an upload finishes after a restart, creating nothing
 # twice and resending no page; ferry target cleanup deletes the VM, NIC
-# and disks and keeps the network.
+# and disks and keeps the network; import: object makes the disks from the
+# converted page blobs without a Put Page.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/servers.sh"
 requires jq curl sha256sum
