@@ -232,3 +232,8 @@ done
 [ "$(jq -r --arg id "$(tr 'A-Z' 'a-z' <<<"$rg2/providers/Microsoft.Compute/virtualMachines/web01-test")" '.resources[$id].properties.provisioningState' "$T/state.json")" = Succeeded ] ||
   fail "no VM in ferry-az2"
 ok "import: object makes each disk from its converted page blob (Import with sourceUri and storageAccountId), no Put Page, and the VM"
+
+# nothing secret in what ferry-server logged or the CLI showed
+! grep -qF -- "$SECRET" "$T/server.log" "$T"/w*.out || fail "the client secret appears in a log"
+! grep -q "sig=" "$T/server.log" "$T"/w*.out || fail "a disk's SAS appears in a log: $(grep -m1 -o '.\{60\}sig=' "$T/server.log")"
+ok "neither the client secret nor a SAS appears in ferry-server's log or the CLI's output"
