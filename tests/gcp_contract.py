@@ -557,6 +557,17 @@ class Handler(BaseHTTPRequestHandler):
         coll = "projects/%s/%s" % (p, coll % (params.get("region") or params.get("zone"))
                                    if "%s" in coll else coll)
         single = svc[:-1] if svc != "subnetworks" else "subnetwork"
+        if verb == "list":
+            # pages of at most --page-size, so a client must follow
+            # nextPageToken as GCE may answer fewer than maxResults
+            keys = sorted(k for k in st.res if k.startswith(coll + "/") and "/" not in k[len(coll) + 1:])
+            start = int((query.get("pageToken") or ["0"])[0])
+            size = min(int((query.get("maxResults") or ["500"])[0]), a.page_size)
+            ans = {"kind": "compute#%sList" % single, "id": coll, "items": [st.res[k] for k in keys[start:start + size]],
+                   "selfLink": self.base() + coll}
+            if start + size < len(keys):
+                ans["nextPageToken"] = str(start + size)
+            return 200, ans
         if verb == "get":
             key = coll + "/" + params[single]
             if key not in st.res:
@@ -818,6 +829,7 @@ def main():
     ap.add_argument("--op-seconds", type=float, default=0.5)
     ap.add_argument("--image-seconds", type=float, default=1.0)
     ap.add_argument("--wait-max", type=float, default=2.0)
+    ap.add_argument("--page-size", type=int, default=2)
     ap.add_argument("--ready-file")
     args = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

@@ -82,6 +82,7 @@ networks:
       - {proto: tcp, ports: 22, from: 10.0.0.0/8}
       - {proto: tcp, ports: "8000-8099", from: 0.0.0.0/0}
       - {proto: icmp, from: 10.40.0.0/16}
+      - {proto: udp, ports: 53, from: 10.0.0.0/8}
     subnets:
       - name: web
         cidr: 10.40.1.0/24
@@ -104,54 +105,65 @@ run() {
 }
 count() { ctl log | jq "[.[] | select($1)] | length"; }
 
-# 1. a key the service account does not have: invalid_grant, at once
+# 1. a key file others can read is refused before any request
+chmod 644 "$T/sa.json"
+! run 1 || fail "migration 1 with a world-readable key succeeded"
+grep -q "GOOGLE_APPLICATION_CREDENTIALS: .*$T/sa.json.*chmod 600" "$T/watch-1" ||
+  fail "the key file's mode is not explained: $(cat "$T/watch-1")"
+[ "$(ctl log | jq length)" = 0 ] || fail "a world-readable key was used: $(ctl log | jq -c .)"
+ok "a key file the group or others can read is refused, naming GOOGLE_APPLICATION_CREDENTIALS and the fix"
+
+# 2. a key the service account does not have: invalid_grant, at once
 make_key "$T/other.pem"
-! run 1 || fail "migration 1 with a wrong key succeeded"
-grep -q "refused the service-account key (HTTP 400 invalid_grant: Invalid JWT Signature.): check the key file GOOGLE_APPLICATION_CREDENTIALS names ($T/sa.json" "$T/watch-1" ||
-  fail "the wrong key is not explained: $(cat "$T/watch-1")"
+! run 2 || fail "migration 2 with a wrong key succeeded"
+grep -q "refused the service-account key (HTTP 400 invalid_grant: Invalid JWT Signature.): check the key file GOOGLE_APPLICATION_CREDENTIALS names ($T/sa.json" "$T/watch-2" ||
+  fail "the wrong key is not explained: $(cat "$T/watch-2")"
 [ "$(count '.method == "oauth2.token"')" = 1 ] && [ "$(count '.method | startswith("compute.")')" = 0 ] ||
   fail "a refused key was retried or went on: $(ctl log | jq -c .)"
 ok "a wrong service-account key fails the migration at its first token request, naming GOOGLE_APPLICATION_CREDENTIALS and Google's invalid_grant"
 make_key "$T/sa.pem"
 
-# 2. an operation error: GCE's code and message, then cleanup
+# 3. an operation error: GCE's code and message, then cleanup
 ctl_post faults '{"op_errors": [{"method": "compute.instances.insert", "code": "ZONE_RESOURCE_POOL_EXHAUSTED",
   "message": "The zone '"'"'projects/ferry-test/zones/europe-west1-b'"'"' does not have enough resources available to fulfill the request."}]}'
-! run 2 || fail "migration 2 succeeded despite the operation error"
-grep -q "GCE insert instance gcp01-test failed in project ferry-test: operation operation-[0-9a-f-]*: ZONE_RESOURCE_POOL_EXHAUSTED: The zone 'projects/ferry-test/zones/europe-west1-b' does not have enough resources" "$T/watch-2" ||
-  fail "the operation error is not reported: $(cat "$T/watch-2")"
+! run 3 || fail "migration 3 succeeded despite the operation error"
+grep -q "GCE insert instance gcp01-test failed in project ferry-test: operation operation-[0-9a-f-]*: ZONE_RESOURCE_POOL_EXHAUSTED: The zone 'projects/ferry-test/zones/europe-west1-b' does not have enough resources" "$T/watch-3" ||
+  fail "the operation error is not reported: $(cat "$T/watch-3")"
 ok "an instance operation that ends in error fails the migration with GCE's code and message"
 
-ctl state >"$T/s2.json"
-jq -e '.resources | keys | map(select(test("/images/ferry-m2-gcp01-sd[ab]$"))) | length == 2' "$T/s2.json" >/dev/null ||
-  fail "migration 2's images are not there: $(jq -c '.resources | keys' "$T/s2.json")"
-ferry target cleanup 2 >"$T/c2.out" 2>&1 || fail "cleanup 2: $(cat "$T/c2.out")"
-ctl state >"$T/s2c.json"
-[ "$(jq '[.resources | keys[] | select(test("/(images|disks|instances)/"))] | length' "$T/s2c.json")" = 0 ] ||
-  fail "cleanup 2 left: $(jq -c '.resources | keys' "$T/s2c.json")"
-jq -e '.resources["projects/ferry-test/global/networks/wave-gcp-prod"]' "$T/s2c.json" >/dev/null ||
+ctl state >"$T/s3.json"
+jq -e '.resources | keys | map(select(test("/images/ferry-m3-gcp01-sd[ab]$"))) | length == 2' "$T/s3.json" >/dev/null ||
+  fail "migration 3's images are not there: $(jq -c '.resources | keys' "$T/s3.json")"
+ferry target cleanup 3 >"$T/c3.out" 2>&1 || fail "cleanup 3: $(cat "$T/c3.out")"
+ctl state >"$T/s3c.json"
+[ "$(jq '[.resources | keys[] | select(test("/(images|disks|instances)/"))] | length' "$T/s3c.json")" = 0 ] ||
+  fail "cleanup 3 left: $(jq -c '.resources | keys' "$T/s3c.json")"
+jq -e '.resources["projects/ferry-test/global/networks/wave-gcp-prod"]' "$T/s3c.json" >/dev/null ||
   fail "cleanup removed the blueprint's network"
 ok "ferry target cleanup of the failed migration deletes its images (and the instance GCE never made), and keeps the network"
 
-# 3. throttling, an outage, and ferry-server killed during the image import
+# 4. throttling, an outage, and ferry-server killed during the image import
 ctl_post faults '{"answers": [{"method": "compute.networks.get", "status": 429, "count": 2},
   {"method": "compute.instances.insert", "status": 503, "count": 1}]}'
 ctl_post timing '{"image_seconds": 10}'
-ferry migrate gcp01 --blueprint wave-gcp --test >/dev/null || fail "migrate 3"
-image_inserted() { ctl log | jq -e 'any(.[]; .method == "compute.images.insert" and .name == "ferry-m3-gcp01-sda")' >/dev/null; }
+grep -v "proto: udp" "$T/bp.yaml" >"$T/bp2.yaml"      # a rule taken out
+ferry blueprint apply "$T/bp2.yaml" >/dev/null 2>"$T/err" || fail "apply bp2: $(cat "$T/err")"
+mark=$(ctl log | jq length)
+ferry migrate gcp01 --blueprint wave-gcp --test >/dev/null || fail "migrate 4"
+image_inserted() { ctl log | jq -e 'any(.[]; .method == "compute.images.insert" and .name == "ferry-m4-gcp01-sda")' >/dev/null; }
 wait_for 60 image_inserted ||
-  fail "migration 3 did not insert its boot image: $(ferry job show 3)"
+  fail "migration 4 did not insert its boot image: $(ferry job show 4)"
 kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 ctl_post timing '{"image_seconds": 1}'
 start_server "$T/state/ferry.db" --lease 3 --convert-workers 2
-timeout 120 ferry job watch 3 >"$T/watch-3" 2>&1 || fail "migration 3 did not finish after the restart: $(cat "$T/watch-3")"
-grep -q "found GCE image ferry-m3-gcp01-sda (PENDING): waiting for it" "$T/watch-3" ||
-  { ferry job show 3 | grep -q "found GCE image ferry-m3-gcp01-sda (PENDING)" ||
-      fail "the restarted server did not find the pending image: $(ferry job show 3)"; }
+timeout 120 ferry job watch 4 >"$T/watch-4" 2>&1 || fail "migration 4 did not finish after the restart: $(cat "$T/watch-4")"
+grep -q "found GCE image ferry-m4-gcp01-sda (PENDING): waiting for it" "$T/watch-4" ||
+  { ferry job show 4 | grep -q "found GCE image ferry-m4-gcp01-sda (PENDING)" ||
+      fail "the restarted server did not find the pending image: $(ferry job show 4)"; }
 ok "ferry-server killed (-9) during the image import: after the restart the driver finds the pending image and finishes"
 
 ctl log >"$T/log.json"
-dups=$(jq -r '[.[] | select((.method | endswith(".insert")) and .status == 200) | .method + " " + .name] | group_by(.) | map(select(length > 1)) | .[][0]' "$T/log.json")
+dups=$(jq -r --argjson m "$mark" '[.[$m:][] | select((.method | endswith(".insert")) and .status == 200) | .method + " " + .name] | group_by(.) | map(select(length > 1)) | .[][0]' "$T/log.json")
 [ -z "$dups" ] || fail "created twice: $dups"
 [ "$(jq '[.[] | select(.status == 409)] | length' "$T/log.json")" = 0 ] || fail "an insert met alreadyExists: a resource was asked for twice"
 [ "$(jq '[.[] | select(.method == "compute.networks.insert" and .status == 200)] | length' "$T/log.json")" = 1 ] ||
@@ -161,44 +173,46 @@ dups=$(jq -r '[.[] | select((.method | endswith(".insert")) and .status == 200) 
   fail "the access token is not cached: $(jq -c '[.[] | select(.method == "oauth2.token")]' "$T/log.json")"
 ok "nothing was inserted twice (no 409), the network once for both migrations; 429 and 503 were retried; the token is cached"
 
-ctl state >"$T/s3.json"
+ctl state >"$T/s4.json"
 I='.resources["projects/ferry-test/zones/europe-west1-b/instances/gcp01-test"]'
-[ "$(jq -r "$I | [.status, (.machineType | sub(\".*/compute/v1/\"; \"\")), .networkInterfaces[0].subnetwork, .networkInterfaces[0].networkIP, .labels[\"ferry-migration\"], .labels[\"ferry-test\"], .disks[0].boot, .disks[1].source, .metadata.items[0].key] | map(tostring) | join(\" \")" "$T/s3.json")" = \
-  "RUNNING projects/ferry-test/zones/europe-west1-b/machineTypes/e2-standard-2 projects/ferry-test/regions/europe-west1/subnetworks/wave-gcp-web 10.40.1.10 3 true true projects/ferry-test/zones/europe-west1-b/disks/ferry-m3-gcp01-sdb serial-port-enable" ] ||
-  fail "the instance is not as planned: $(jq -c "$I" "$T/s3.json")"
-jq -e '.resources["projects/ferry-test/global/images/ferry-m3-gcp01-sda"].guestOsFeatures | map(.type) | index("UEFI_COMPATIBLE")' "$T/s3.json" >/dev/null ||
+[ "$(jq -r "$I | [.status, (.machineType | sub(\".*/compute/v1/\"; \"\")), .networkInterfaces[0].subnetwork, .networkInterfaces[0].networkIP, .labels[\"ferry-migration\"], .labels[\"ferry-test\"], .disks[0].boot, .disks[1].source, .metadata.items[0].key] | map(tostring) | join(\" \")" "$T/s4.json")" = \
+  "RUNNING projects/ferry-test/zones/europe-west1-b/machineTypes/e2-standard-2 projects/ferry-test/regions/europe-west1/subnetworks/wave-gcp-web 10.40.1.10 3 true true projects/ferry-test/zones/europe-west1-b/disks/ferry-m4-gcp01-sdb serial-port-enable" ] ||
+  fail "the instance is not as planned: $(jq -c "$I" "$T/s4.json")"
+jq -e '.resources["projects/ferry-test/global/images/ferry-m4-gcp01-sda"].guestOsFeatures | map(.type) | index("UEFI_COMPATIBLE")' "$T/s4.json" >/dev/null ||
   fail "the UEFI host's image lacks UEFI_COMPATIBLE"
 for d in sda sdb; do
   want=$( { cat "$T/$d.img"; head -c $(( (1 << 30) - $(stat -c %s "$T/$d.img") )) /dev/zero; } | sha256sum | cut -d' ' -f1)
-  got=$(jq -r ".resources[\"projects/ferry-test/global/images/ferry-m3-gcp01-$d\"].x_disk_sha256" "$T/s3.json")
+  got=$(jq -r ".resources[\"projects/ferry-test/global/images/ferry-m4-gcp01-$d\"].x_disk_sha256" "$T/s4.json")
   [ "$got" = "$want" ] || fail "image of $d: GCE read disk.raw with digest $got, the source padded to 1 GiB is $want"
 done
-api GET /v1/migrations/3 | jq -e '.tasks[] | select(.kind == "create") | .result |
+api GET /v1/migrations/4 | jq -e '.tasks[] | select(.kind == "create") | .result |
   (.network_ip == "10.40.1.10") and (.instance_id | length > 0) and (.machine_type == "e2-standard-2") and
   (.console | startswith("gcloud compute instances get-serial-port-output gcp01-test --zone=europe-west1-b --project=ferry-test"))' >/dev/null ||
-  fail "the create result: $(api GET /v1/migrations/3 | jq -c '.tasks[] | select(.kind == "create") | .result')"
+  fail "the create result: $(api GET /v1/migrations/4 | jq -c '.tasks[] | select(.kind == "create") | .result')"
 ok "the instance runs in europe-west1-b as e2-standard-2 on subnetwork wave-gcp-web at 10.40.1.10 with its data disk, from images GCE read with the source disks' digests (UEFI_COMPATIBLE)"
 
 N='projects/ferry-test/global/networks/wave-gcp-prod'
-jq -e ".resources[\"$N\"].autoCreateSubnetworks == false" "$T/s3.json" >/dev/null || fail "the network is not in custom subnet mode"
-[ "$(jq -r '[.resources[] | select(.kind == "compute#subnetwork") | .name + "=" + .ipCidrRange] | sort | join(" ")' "$T/s3.json")" = \
-  "wave-gcp-data=10.40.2.0/24 wave-gcp-web=10.40.1.0/24" ] || fail "subnetworks: $(jq -c '[.resources[] | select(.kind == "compute#subnetwork")]' "$T/s3.json")"
-[ "$(jq -r '[.resources[] | select(.kind == "compute#firewall") | [.direction, (.network | sub(".*/networks/"; "")), .sourceRanges[0], .allowed[0].IPProtocol, (.allowed[0].ports // [] | join(","))] | join(" ")] | sort | join("; ")' "$T/s3.json")" = \
+jq -e ".resources[\"$N\"].autoCreateSubnetworks == false" "$T/s4.json" >/dev/null || fail "the network is not in custom subnet mode"
+[ "$(jq -r '[.resources[] | select(.kind == "compute#subnetwork") | .name + "=" + .ipCidrRange] | sort | join(" ")' "$T/s4.json")" = \
+  "wave-gcp-data=10.40.2.0/24 wave-gcp-web=10.40.1.0/24" ] || fail "subnetworks: $(jq -c '[.resources[] | select(.kind == "compute#subnetwork")]' "$T/s4.json")"
+[ "$(jq -r '[.resources[] | select(.kind == "compute#firewall") | [.direction, (.network | sub(".*/networks/"; "")), .sourceRanges[0], .allowed[0].IPProtocol, (.allowed[0].ports // [] | join(","))] | join(" ")] | sort | join("; ")' "$T/s4.json")" = \
   "INGRESS wave-gcp-prod 0.0.0.0/0 tcp 8000-8099; INGRESS wave-gcp-prod 10.0.0.0/8 tcp 22; INGRESS wave-gcp-prod 10.40.0.0/16 icmp " ] ||
-  fail "firewall rules differ from the blueprint's: $(jq -c '[.resources[] | select(.kind == "compute#firewall")]' "$T/s3.json")"
-ok "the network is custom-mode with the blueprint's two subnetworks, and its firewall holds exactly the blueprint's three allow rules"
+  fail "firewall rules differ from the blueprint's: $(jq -c '[.resources[] | select(.kind == "compute#firewall")]' "$T/s4.json")"
+jq -e '[.[] | select(.method == "compute.firewalls.delete" and (.name | test("^wave-gcp-prod-udp-53-")))] | length == 1' "$T/log.json" >/dev/null ||
+  fail "the rule taken out of the blueprint was not deleted once"
+ok "the network is custom-mode with the blueprint's two subnetworks, and its firewall holds exactly the blueprint's three allow rules (the one taken out of it was deleted)"
 
 # secrets: neither the key nor a token in the server's log or the job
-ferry job show 3 >"$T/show3" 2>&1
-for f in "$T/server.log" "$T/show3" "$T/watch-3"; do
+ferry job show 4 >"$T/show4" 2>&1
+for f in "$T/server.log" "$T/show4" "$T/watch-4"; do
   ! grep -q "ya29\.\|PRIVATE KEY\|eyJhbGciOi" "$f" || fail "$f holds a token, a JWT or the key"
 done
 no_cloud_credentials gcp01
 
-ferry target cleanup 3 >"$T/c3.out" 2>&1 || fail "cleanup 3: $(cat "$T/c3.out")"
-ctl state >"$T/s3c.json"
-[ "$(jq '[.resources | keys[] | select(test("/(images|disks|instances)/"))] | length' "$T/s3c.json")" = 0 ] ||
-  fail "cleanup 3 left: $(jq -c '.resources | keys' "$T/s3c.json")"
-[ "$(jq '[.resources[] | select(.kind == "compute#network" or .kind == "compute#subnetwork" or .kind == "compute#firewall")] | length' "$T/s3c.json")" = 6 ] ||
-  fail "cleanup touched the blueprint's network: $(jq -c '.resources | keys' "$T/s3c.json")"
+ferry target cleanup 4 >"$T/c4.out" 2>&1 || fail "cleanup 4: $(cat "$T/c4.out")"
+ctl state >"$T/s4c.json"
+[ "$(jq '[.resources | keys[] | select(test("/(images|disks|instances)/"))] | length' "$T/s4c.json")" = 0 ] ||
+  fail "cleanup 4 left: $(jq -c '.resources | keys' "$T/s4c.json")"
+[ "$(jq '[.resources[] | select(.kind == "compute#network" or .kind == "compute#subnetwork" or .kind == "compute#firewall")] | length' "$T/s4c.json")" = 6 ] ||
+  fail "cleanup touched the blueprint's network: $(jq -c '.resources | keys' "$T/s4c.json")"
 ok "ferry target cleanup deletes the test instance, its data disk and both images, and keeps the network, subnetworks and firewall rules"

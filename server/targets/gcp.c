@@ -648,11 +648,93 @@ static json_t *firewall_allowed(json_t *rule, char *ports, size_t size)
   return a;
 }
 
+/* The blueprint's rules are exactly the network's: delete the firewall
+ * rules ferry made for this blueprint on network nname (its description)
+ * whose name is not in want (a rule taken out of the blueprint, or
+ * changed: a changed rule has a new name).  Rules ferry did not make are
+ * never touched. */
+#define LIST_PAGES 50
+
+static int prune_firewalls(struct gcp *g, const char *nname, json_t *want,
+                           const char *desc)
+{
+  CLEANUP_FREE char *token = NULL;
+  int page;
+
+  for (page = 0; page < LIST_PAGES; page++) {
+    CLEANUP_FREE char *url = NULL;
+    json_t *ans = NULL, *fw;
+    const char *next;
+    long status;
+    size_t i;
+
+    url = token ? proj_url(g, "global/firewalls?maxResults=500&pageToken=%s",
+                           token)
+                : proj_url(g, "global/firewalls?maxResults=500");
+    if (url == NULL)
+      return -1;
+    status = gcp_call(g, "list firewalls", "GET", url, NULL, &ans);
+    if (status != 200) {
+      if (status != -1)
+        gcp_fail(g, "list firewalls", status, ans);
+      json_decref(ans);
+      return -1;
+    }
+    json_array_foreach(json_object_get(ans, "items"), i, fw) {
+      const char *name = json_string_value(json_object_get(fw, "name"));
+      const char *d = json_string_value(json_object_get(fw, "description"));
+      const char *net = last_segment(json_string_value(
+        json_object_get(fw, "network")));
+      CLEANUP_FREE char *del = NULL;
+      json_t *op = NULL;
+      char what[160];
+
+      if (name == NULL || d == NULL || net == NULL ||
+          strcmp(d, desc) != 0 || strcmp(net, nname) != 0 ||
+          json_object_get(want, name) != NULL)
+        continue;
+      snprintf(what, sizeof what, "delete firewall %s", name);
+      task_ctx_event(g->t, "deleting GCE firewall rule %s: the blueprint "
+                     "no longer has it", name);
+      if ((del = proj_url(g, "global/firewalls/%s", name)) == NULL) {
+        json_decref(ans);
+        return -1;
+      }
+      status = gcp_call(g, what, "DELETE", del, NULL, &op);
+      if (status == 200) {
+        if (op_wait(g, what, op, OTHER_SECONDS) == -1) {
+          json_decref(ans);
+          return -1;
+        }
+      } else if (status != 404) {
+        if (status != -1)
+          gcp_fail(g, what, status, op);
+        json_decref(op);
+        json_decref(ans);
+        return -1;
+      } else {
+        json_decref(op);
+      }
+      cloud_ledger_gone(g->t, "firewall", name);
+    }
+    next = json_string_value(json_object_get(ans, "nextPageToken"));
+    free(token);
+    token = next && *next ? http_escape(next, 0) : NULL;
+    json_decref(ans);
+    if (token == NULL)
+      return 0;
+  }
+  ferry_error("GCE list firewalls in project %s: more than %d pages",
+              g->project, LIST_PAGES);
+  return -1;
+}
+
 /* The host's network, its subnetworks and firewall rules.  On success
  * *subnet is the partial URL of the host's subnetwork (caller frees). */
 static int ensure_network(struct gcp *g, char **subnet)
 {
   json_t *net = json_object_get(g->plan, "network"), *s, *rule, *j;
+  json_t *want = json_object();
   json_t *host = json_object_get(g->plan, "host");
   const char *hs = json_string_value(json_object_get(host, "subnet"));
   char nname[NAME_MAX_GCE + 1], tmp[512], desc[256];
@@ -661,7 +743,12 @@ static int ensure_network(struct gcp *g, char **subnet)
   int r = -1;
 
   *subnet = NULL;
+  if (want == NULL) {
+    ferry_error("out of memory");
+    return -1;
+  }
   if (!json_is_object(net) || hs == NULL) {
+    json_decref(want);
     ferry_error("host %s has no subnet in a network of blueprint %s: the "
                 "gcp target puts every instance on a blueprint network "
                 "(networks:, hosts[].subnet)",
@@ -746,7 +833,10 @@ static int ensure_network(struct gcp *g, char **subnet)
     if ((j = ensure_one(g, &fr)) == NULL)
       goto out;
     json_decref(j);
+    json_object_set_new(want, name, json_true());
   }
+  if (prune_firewalls(g, nname, want, desc) == -1)
+    goto out;
   if (*subnet == NULL) {
     ferry_error("subnet %s of host %s is not in network %s", hs,
                 json_string_value(json_object_get(host, "name")),
@@ -756,6 +846,7 @@ static int ensure_network(struct gcp *g, char **subnet)
   r = 0;
 out:
   cloud_network_unlock();
+  json_decref(want);
   if (r == -1) {
     free(*subnet);
     *subnet = NULL;
