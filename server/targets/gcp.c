@@ -353,10 +353,15 @@ static int owned(struct gcp *g, struct res *r, json_t *found)
     json_object_get(found, "labels"), "ferry-migration"));
   if (have && strcmp(have, g->migration) == 0)
     return 1;
-  ferry_error("GCE %s %s exists in project %s but was not made by ferry "
-              "migration %s (its label ferry-migration is '%s'): delete it "
-              "or rename the host", r->kind, r->name, g->project,
-              g->migration, have ? have : "");
+  if (have)
+    ferry_error("GCE %s %s exists in project %s and belongs to ferry "
+                "migration %s, not %s: 'ferry target cleanup %s' removes it "
+                "if that was a test or failed run", r->kind, r->name,
+                g->project, have, g->migration, have);
+  else
+    ferry_error("GCE %s %s exists in project %s and was not made by ferry "
+                "(no ferry-migration label): delete or rename it",
+                r->kind, r->name, g->project);
   return 0;
 }
 
@@ -791,11 +796,10 @@ static int ensure_network(struct gcp *g, char **subnet)
     gce_name(tmp, name);
     sr.url = proj_url(g, "regions/%s/subnetworks/%s", g->region, name);
     sr.collection = proj_url(g, "regions/%s/subnetworks", g->region);
-    sr.body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", name,
+    sr.body = json_pack("{s:s, s:s, s:s, s:s}", "name", name,
                         "description", desc, "network", net_path,
                         "ipCidrRange",
-                        json_string_value(json_object_get(s, "cidr")),
-                        "region", g->region);
+                        json_string_value(json_object_get(s, "cidr")));
     if ((j = ensure_one(g, &sr)) == NULL)
       goto out;
     json_decref(j);
