@@ -622,8 +622,12 @@ class Handler(BaseHTTPRequestHandler):
         def failed():
             if svc == "images":
                 res["status"] = "FAILED"
-            else:
-                st.res.pop(key, None)
+                return
+            st.res.pop(key, None)
+            for d in res.get("disks", []) if svc == "instances" else []:
+                src = self.ref(p, d.get("source"))
+                if src in st.res:
+                    st.res[src]["users"] = []
         err = res.pop("_error", None)
         op = self.new_op(mid, params, key, "insert", seconds, done, err, failed)
         if rid:

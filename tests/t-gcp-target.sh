@@ -176,7 +176,7 @@ ok "nothing was inserted twice (no 409), the network once for both migrations; 4
 ctl state >"$T/s4.json"
 I='.resources["projects/ferry-test/zones/europe-west1-b/instances/gcp01-test"]'
 [ "$(jq -r "$I | [.status, (.machineType | sub(\".*/compute/v1/\"; \"\")), .networkInterfaces[0].subnetwork, .networkInterfaces[0].networkIP, .labels[\"ferry-migration\"], .labels[\"ferry-test\"], .disks[0].boot, .disks[1].source, .metadata.items[0].key] | map(tostring) | join(\" \")" "$T/s4.json")" = \
-  "RUNNING projects/ferry-test/zones/europe-west1-b/machineTypes/e2-standard-2 projects/ferry-test/regions/europe-west1/subnetworks/wave-gcp-web 10.40.1.10 3 true true projects/ferry-test/zones/europe-west1-b/disks/ferry-m4-gcp01-sdb serial-port-enable" ] ||
+  "RUNNING projects/ferry-test/zones/europe-west1-b/machineTypes/e2-standard-2 projects/ferry-test/regions/europe-west1/subnetworks/wave-gcp-web 10.40.1.10 4 true true projects/ferry-test/zones/europe-west1-b/disks/ferry-m4-gcp01-sdb serial-port-enable" ] ||
   fail "the instance is not as planned: $(jq -c "$I" "$T/s4.json")"
 jq -e '.resources["projects/ferry-test/global/images/ferry-m4-gcp01-sda"].guestOsFeatures | map(.type) | index("UEFI_COMPATIBLE")' "$T/s4.json" >/dev/null ||
   fail "the UEFI host's image lacks UEFI_COMPATIBLE"

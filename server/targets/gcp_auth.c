@@ -78,7 +78,7 @@ struct gcp_key *gcp_key_load(const char *token_uri)
   }
   text = file_read_small(path, KEY_FILE_MAX, 1, &len);
   if (text == NULL) {
-    ferry_error_prefix(ENV);
+    ferry_error_prefix(ENV ": ");
     return NULL;
   }
   j = json_loadb(text, len, 0, &jerr);
