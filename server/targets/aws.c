@@ -516,7 +516,8 @@ static int net_resource(struct aws *a, const char *kind, const char *name,
     }
     task_ctx_event(a->t, "created %s %s (%s)", kind, name, *id);
   }
-  return cloud_ledger_put(a->t, kind, name, *id, CLOUD_BLUEPRINT);
+  return cloud_ledger_put(a->t, kind, name, *id, CLOUD_BLUEPRINT) == -1
+         ? -1 : 0;
 }
 
 /* ports: 22, "22", "8000-8099" or absent (every port). */
@@ -950,7 +951,7 @@ static json_t *tag_array(json_t *tags, const char *name, const char *disk)
 static char *start_snapshot(struct aws *a, json_t *d, const char *disk)
 {
   const char *inst = cloud_plan_str(a->plan, "instance_name");
-  char token[80], name[160];
+  char token[80], what[80], name[160];
   CLEANUP_FREE char *body = NULL;
   CLEANUP_JSON json_t *req = NULL, *ans = NULL;
   struct http_response resp = { 0 };
@@ -958,8 +959,8 @@ static char *start_snapshot(struct aws *a, json_t *d, const char *disk)
   char *r = NULL;
 
   snprintf(name, sizeof name, "%s-%s", inst ? inst : "ferry", disk);
-  snprintf(token, sizeof token, "snap-%s", disk);
-  cloud_token(a->t, token, token, sizeof token);
+  snprintf(what, sizeof what, "snap-%s", disk);
+  cloud_token(a->t, what, token, sizeof token);
   req = json_pack("{s:I, s:s, s:o, s:s, s:i}", "VolumeSize", disk_gib(d),
                   "ClientToken", token, "Tags",
                   tag_array(json_object_get(a->plan, "tags"), name, disk),
@@ -1113,7 +1114,8 @@ static char *import_snapshot(struct aws *a, json_t *d, const char *disk)
       return NULL;
     }
     /* cleanup deletes nothing for it (a finished task is a record) */
-    if (cloud_ledger_put(a->t, "import-task", disk, task, CLOUD_MIGRATION))
+    if (cloud_ledger_put(a->t, "import-task", disk, task, CLOUD_MIGRATION)
+        == -1)
       return NULL;
     task_ctx_event(a->t, "disk %s: EC2 import task %s from %s", disk, task,
                    out);
@@ -1143,14 +1145,16 @@ static char *disk_snapshot(struct aws *a, json_t *d, int object)
     return NULL;
   if (r == 0 && object) {
     if ((snap = import_snapshot(a, d, disk)) == NULL ||
-        cloud_ledger_put(a->t, "snapshot", disk, snap, CLOUD_MIGRATION)) {
+        cloud_ledger_put(a->t, "snapshot", disk, snap, CLOUD_MIGRATION)
+          == -1) {
       free(snap);
       return NULL;
     }
   } else if (!object) {
     if (r == 0) {
       if ((snap = start_snapshot(a, d, disk)) == NULL ||
-          cloud_ledger_put(a->t, "snapshot", disk, snap, CLOUD_MIGRATION)) {
+          cloud_ledger_put(a->t, "snapshot", disk, snap, CLOUD_MIGRATION)
+          == -1) {
         free(snap);
         return NULL;
       }
