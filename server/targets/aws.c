@@ -885,7 +885,7 @@ stop:
   pthread_mutex_unlock(&u.mu);
   while (nth > 0)
     pthread_join(th[--nth], NULL);
-  if (r == 0 && u.failed) {
+  if (u.failed) {               /* a worker's error is the cause */
     ferry_error_set(u.err);
     r = -1;
   }
