@@ -95,7 +95,7 @@ job() { api GET "/v1/migrations/$1"; }
 restart() {  # [VAR=value ...]: ferry-server again on its port and database
   local tls=(--http)
   [[ $SERVER_URL == https:* ]] && tls=()
-  kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true
+  kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
   env "$@" ferry-server --listen "127.0.0.1:$SERVER_PORT" --db "$T/state/ferry.db" "${tls[@]}" --lease 3 >>"$T/server.log" 2>&1 &
   SERVER_PID=$!
   at_exit "kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null"
@@ -117,10 +117,11 @@ awscli ec2 describe-images --owners self --filters Name=name,Values='ferry-m1-*'
 awscli ec2 describe-instances --filters Name=tag:ferry-migration,Values=1 | jq -e '[.Reservations[].Instances[]] | length == 1' >/dev/null ||
   fail "instances of migration 1"
 I2=$(json "$(result 1)" .instance_id)
-awscli ec2 describe-instances --instance-ids "$I2" | jq -e '.Reservations[0].Instances[0].Tags | from_entries | .Name == "web01-test"' >/dev/null ||
-  fail "the test instance's name"
+awscli ec2 describe-instances --instance-ids "$I2" | jq -e '.Reservations[0].Instances[0] | (.Tags | from_entries | .Name == "web01-test") and
+  .PrivateIpAddress != "10.20.1.10" and (.PrivateIpAddress | startswith("10.20.1."))' >/dev/null ||
+  fail "the test instance's name or address: $(awscli ec2 describe-instances --instance-ids "$I2" | jq -c '.Reservations[0].Instances[0] | {Tags, PrivateIpAddress}')"
 no_violations
-ok "killed with -9 during a block upload, a restarted server completes the test launch: 2 snapshots, 1 image, 1 instance"
+ok "killed with -9 during a block upload, a restarted server completes the test launch: 2 snapshots, 1 image, 1 instance (web01-test, in subnet web, not on the host's address)"
 
 # cleanup: the test launch's instance, image and snapshots go, the VPC stays
 ferry target cleanup 1 >"$T/cleanup.out" 2>&1 || fail "ferry target cleanup 1: $(cat "$T/cleanup.out")"

@@ -1316,7 +1316,9 @@ static char *run_instance(struct aws *a, const char *ami,
     form_add(&f, "MaxCount", "1");
     if (ids->subnet)
       form_add(&f, "SubnetId", "%s", ids->subnet);
-    if (ids->subnet && ip)
+    /* a test launch takes an address of the subnet's pool: the host's
+     * own stays free for the cutover instance */
+    if (ids->subnet && ip && !json_is_true(json_object_get(a->plan, "test")))
       form_add(&f, "PrivateIpAddress", "%s", ip);
     if (ids->sg)
       form_add(&f, "SecurityGroupId.1", "%s", ids->sg);
