@@ -134,6 +134,10 @@ awscli ec2 describe-snapshots --owner-ids self --filters Name=tag:ferry-migratio
 awscli ec2 describe-vpcs --filters Name=tag:ferry-blueprint,Values=aws1 | jq -e '.Vpcs | length == 1' >/dev/null || fail "cleanup deleted the VPC"
 no_violations
 ok "ferry target cleanup terminates the test instance, deregisters its image, deletes its snapshots, keeps the VPC"
+# a rule added by hand is not the blueprint's: the next run revokes it
+SG1=$(awscli ec2 describe-security-groups --filters Name=group-name,Values=ferry-aws1-prod | jq -r '.SecurityGroups[0].GroupId')
+awscli ec2 authorize-security-group-ingress --group-id "$SG1" --protocol tcp --port 3389 --cidr 0.0.0.0/0 >/dev/null ||
+  fail "aws authorize-security-group-ingress"
 ferry migrate web01 --blueprint aws1 >/dev/null || fail "migrate"
 timeout 90 ferry job watch 2 >"$T/watch2.out" 2>&1 || fail "migration 2 did not complete: $(tail -5 "$T/watch2.out"; tail -5 "$T/server.log")"
 R=$(result 2)
@@ -191,7 +195,7 @@ requests RegisterImage | tail -1 | jq -e --arg a "$SNAP_A" --arg b "$SNAP_B" '.p
   fail "RegisterImage: $(requests RegisterImage)"
 requests RunInstances | tail -1 | jq -e '.params.ClientToken | startswith("ferry-m2-")' >/dev/null || fail "RunInstances without a client token"
 no_violations
-ok "the VPC (tagged, made once for the blueprint and found again), both subnets, a security group with exactly the blueprint's rules, the image (x86_64, ENA, BIOS, boot disk then data disk) and the instance (t3.micro, subnet web, 10.20.1.10) exist"
+ok "the VPC (tagged, made once for the blueprint and found again), both subnets, a security group with exactly the blueprint's rules (a hand-added one revoked), the image (x86_64, ENA, BIOS, boot disk then data disk) and the instance (t3.micro, subnet web, 10.20.1.10) exist"
 
 # a wrong credential fails fast, naming what to check
 fails_fast() {  # MIGRATION NEEDLE: the migration fails within 30 s, its error holding NEEDLE

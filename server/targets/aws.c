@@ -504,8 +504,8 @@ static int net_resource(struct aws *a, const char *kind, const char *name,
   if (*id) {
     free(params->buf);
     *params = (struct form){ 0 };
-    task_ctx_event(a->t, "found %s %s (%s), made by an earlier run", kind,
-                   name, *id);
+    task_ctx_event(a->t, "found %s %s (%s), made earlier for the "
+                   "blueprint", kind, name, *id);
   } else {
     if (ec2_call(a, create, params, &xml, code, sizeof code) != 0)
       return -1;
@@ -548,19 +548,128 @@ static int port_range(json_t *ports, long *from, long *to)
   return -1;
 }
 
-static int sg_rules(struct aws *a, const char *sg, json_t *allow)
+/* The next <item> of in at the top level (items nest in EC2 answers:
+ * a permission's item holds the items of its ranges). */
+static int next_item(struct xml_span in, size_t *pos, struct xml_span *out)
 {
-  json_t *rule;
+  const char *end = in.p + in.len, *p = in.p + *pos, *start = NULL;
+  int depth = 0;
+
+  while ((p = memmem(p, (size_t)(end - p), "<", 1)) != NULL) {
+    if ((size_t)(end - p) >= 6 && memcmp(p, "<item>", 6) == 0) {
+      if (depth++ == 0)
+        start = p + 6;
+      p += 6;
+    } else if ((size_t)(end - p) >= 7 && memcmp(p, "</item>", 7) == 0) {
+      if (depth > 0 && --depth == 0) {
+        out->p = start;
+        out->len = (size_t)(p - start);
+        *pos = (size_t)(p + 7 - in.p);
+        return 1;
+      }
+      p += 7;
+    } else {
+      p++;
+    }
+  }
+  return 0;
+}
+
+/* A rule as "proto from to cidr", the form both sides are compared in. */
+static void rule_key(char *buf, size_t size, const char *proto, long lo,
+                     long hi, const char *cidr)
+{
+  snprintf(buf, size, "%s %ld %ld %s", proto, lo, hi, cidr);
+}
+
+/* The group's inbound rules, as rule_key strings. */
+static json_t *sg_current(struct aws *a, const char *sg)
+{
+  CLEANUP_FREE char *xml = NULL;
+  struct form f = { 0 };
+  struct xml_span b, perms, item;
+  json_t *keys;
+  char code[96];
+  size_t pos = 0, ipos = 0;
+
+  form_add(&f, "GroupId.1", "%s", sg);
+  if (ec2_call(a, "DescribeSecurityGroups", &f, &xml, code, sizeof code))
+    return NULL;
+  keys = json_array();
+  b = (struct xml_span){ xml, strlen(xml) };
+  if (!xml_next(b, &pos, "ipPermissions", &perms))
+    return keys;
+  while (next_item(perms, &ipos, &item)) {
+    CLEANUP_FREE char *proto = xml_get(item, "ipProtocol");
+    CLEANUP_FREE char *lo = xml_get(item, "fromPort");
+    CLEANUP_FREE char *hi = xml_get(item, "toPort");
+    struct xml_span ranges, r;
+    size_t rpos = 0, p2 = 0;
+
+    if (!xml_next(item, &p2, "ipRanges", &ranges))
+      continue;
+    while (next_item(ranges, &rpos, &r)) {
+      CLEANUP_FREE char *cidr = xml_get(r, "cidrIp");
+      char key[160];
+
+      if (proto == NULL || cidr == NULL)
+        continue;
+      rule_key(key, sizeof key, proto, lo ? strtol(lo, NULL, 10) : -1,
+               hi ? strtol(hi, NULL, 10) : -1, cidr);
+      json_array_append_new(keys, json_string(key));
+    }
+  }
+  return keys;
+}
+
+static int has_key(json_t *keys, const char *key)
+{
+  json_t *k;
   size_t i;
 
+  json_array_foreach(keys, i, k)
+    if (strcmp(json_string_value(k), key) == 0)
+      return 1;
+  return 0;
+}
+
+/* One rule in or out of the group. */
+static int sg_change(struct aws *a, const char *action, const char *sg,
+                     const char *proto, long lo, long hi, const char *cidr)
+{
+  CLEANUP_FREE char *xml = NULL;
+  struct form f = { 0 };
+  char code[96];
+  int r;
+
+  form_add(&f, "GroupId", "%s", sg);
+  form_add(&f, "IpPermissions.1.IpProtocol", "%s", proto);
+  form_add(&f, "IpPermissions.1.FromPort", "%ld", lo);
+  form_add(&f, "IpPermissions.1.ToPort", "%ld", hi);
+  form_add(&f, "IpPermissions.1.IpRanges.1.CidrIp", "%s", cidr);
+  r = ec2_call(a, action, &f, &xml, code, sizeof code);
+  if (r == 1 && (strcmp(code, "InvalidPermission.Duplicate") == 0 ||
+                 strcmp(code, "InvalidPermission.NotFound") == 0))
+    return 0;                       /* already so */
+  return r == 0 ? 0 : -1;
+}
+
+/* Make the group's inbound rules exactly the blueprint's allow rules:
+ * add the missing ones, revoke any other (someone's hand edit, or a rule
+ * the blueprint no longer has). */
+static int sg_rules(struct aws *a, const char *sg, json_t *allow)
+{
+  CLEANUP_JSON json_t *have = sg_current(a, sg), *want = json_array();
+  json_t *rule, *k;
+  size_t i;
+
+  if (have == NULL)
+    return -1;
   json_array_foreach(allow, i, rule) {
     const char *proto = json_string_value(json_object_get(rule, "proto"));
     const char *from = json_string_value(json_object_get(rule, "from"));
-    CLEANUP_FREE char *xml = NULL;
-    struct form f = { 0 };
-    char code[96];
+    char key[160];
     long lo, hi;
-    int r;
 
     if (proto == NULL || from == NULL) {
       ferry_error("allow rule %zu has no proto or from", i + 1);
@@ -570,16 +679,25 @@ static int sg_rules(struct aws *a, const char *sg, json_t *allow)
       lo = hi = -1;                 /* EC2: -1 = every ICMP type and code */
     else if (port_range(json_object_get(rule, "ports"), &lo, &hi) == -1)
       return -1;
-    form_add(&f, "GroupId", "%s", sg);
-    form_add(&f, "IpPermissions.1.IpProtocol", "%s", proto);
-    form_add(&f, "IpPermissions.1.FromPort", "%ld", lo);
-    form_add(&f, "IpPermissions.1.ToPort", "%ld", hi);
-    form_add(&f, "IpPermissions.1.IpRanges.1.CidrIp", "%s", from);
-    r = ec2_call(a, "AuthorizeSecurityGroupIngress", &f, &xml, code,
-                 sizeof code);
-    if (r == 1 && strcmp(code, "InvalidPermission.Duplicate") == 0)
-      continue;                     /* a re-run: the rule is there */
-    if (r != 0)
+    rule_key(key, sizeof key, proto, lo, hi, from);
+    json_array_append_new(want, json_string(key));
+    if (!has_key(have, key) &&
+        sg_change(a, "AuthorizeSecurityGroupIngress", sg, proto, lo, hi,
+                  from) == -1)
+      return -1;
+  }
+  json_array_foreach(have, i, k) {
+    char proto[16], cidr[64];
+    long lo, hi;
+
+    if (has_key(want, json_string_value(k)) ||
+        sscanf(json_string_value(k), "%15s %ld %ld %63s", proto, &lo, &hi,
+               cidr) != 4)
+      continue;
+    task_ctx_event(a->t, "security group %s: revoking %s, which the "
+                   "blueprint does not allow", sg, json_string_value(k));
+    if (sg_change(a, "RevokeSecurityGroupIngress", sg, proto, lo, hi,
+                  cidr) == -1)
       return -1;
   }
   return 0;
