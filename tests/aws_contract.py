@@ -485,6 +485,15 @@ def ebs(op, p, body):
 
 def import_snapshot(p):
     tok = p.get("ClientToken")
+    bucket = p.get("DiskContainer.UserBucket.S3Bucket")
+    key = p.get("DiskContainer.UserBucket.S3Key")
+    if p.get("DiskContainer.Format") not in ("VMDK", "VHD", "RAW"):
+        return ec2_error("InvalidParameter", "DiskContainer.Format must be "
+                         "VMDK, VHD or RAW")
+    try:
+        moto("s3").head_object(Bucket=bucket, Key=key)
+    except Exception as e:
+        return ec2_error("InvalidParameter", f"s3://{bucket}/{key}: {e}")
     for tid, t in IMPORTS.items():
         if tok and t["token"] == tok:
             break

@@ -12,7 +12,8 @@
 # client, lists what ferry made.  A server killed with -9 in the middle of
 # an upload resumes without making anything twice; a wrong credential
 # fails fast naming the variable or the file to check; ferry target
-# cleanup removes the instance, image and snapshots and keeps the VPC.
+# cleanup removes the instance, image and snapshots and keeps the VPC;
+# import: object has EC2 import the converted VMDKs from S3 (moto's).
 . "$(dirname "$0")/lib.sh"
 requires python3 jq curl /usr/bin/aws
 python3 -c 'import moto.server, boto3' 2>/dev/null ||
@@ -215,3 +216,43 @@ ferry migrate web01 --blueprint aws1 >/dev/null || fail "migrate 4"
 fails_fast 4 "profile [default] of $T/credentials"
 ok "a wrong key fails the migration within seconds with EC2's AuthFailure, naming the variables or the credentials file to check"
 
+
+# import: object: EC2 imports each converted VMDK from S3 (moto's S3 holds
+# them; the contract server answers ImportSnapshot, which moto does not
+# implement, after checking the object is there); a blueprint without
+# networks lands in the default VPC
+restart AWS_ENDPOINT_URL_S3="$MOTO"
+awscli s3 mb s3://ferry-obj >/dev/null || fail "aws s3 mb"
+cat > "$T/bp-obj.yaml" <<YAML
+name: aws-obj
+provider: aws
+region: $REGION
+store: s3://ferry-obj/m
+import: object
+options:
+  chunk_size: 1M
+endpoints:
+  ec2: $CONTRACT
+  ebs: $CONTRACT
+hosts:
+  - name: web01
+    machine_type: t3.small
+    format: vmdk
+YAML
+ferry blueprint apply "$T/bp-obj.yaml" >/dev/null || fail "apply: $(ferry blueprint validate "$T/bp-obj.yaml" 2>&1)"
+blocks_before=$(requests PutSnapshotBlock | wc -l)
+ferry migrate web01 --blueprint aws-obj >/dev/null || fail "migrate 5"
+timeout 90 ferry job watch 5 >"$T/watch5.out" 2>&1 || fail "migration 5 did not complete: $(tail -5 "$T/watch5.out")"
+R5=$(result 5)
+awscli s3 ls s3://ferry-obj/m/web01/ | grep -q " sda.vmdk$" || fail "no sda.vmdk in S3"
+[ "$(requests ImportSnapshot | jq -s -c '[.[].params | [.["DiskContainer.Format"], .["DiskContainer.UserBucket.S3Bucket"], .["DiskContainer.UserBucket.S3Key"]]] | sort')" = \
+  '[["VMDK","ferry-obj","m/web01/sda.vmdk"],["VMDK","ferry-obj","m/web01/sdb.vmdk"]]' ] ||
+  fail "ImportSnapshot requests: $(requests ImportSnapshot)"
+[ "$(requests PutSnapshotBlock | wc -l)" = "$blocks_before" ] || fail "import: object sent blocks"
+requests RegisterImage | tail -1 | jq -e --arg a "$(json "$R5" '.snapshot_ids[0]')" '.params["BlockDeviceMapping.1.Ebs.SnapshotId"] == $a' >/dev/null ||
+  fail "the image is not on the imported snapshot: $(requests RegisterImage | tail -1)"
+requests RunInstances | tail -1 | jq -e '.params | has("SubnetId") | not' >/dev/null || fail "RunInstances named a subnet"
+awscli ec2 describe-instances --instance-ids "$(json "$R5" .instance_id)" |
+  jq -e '.Reservations[0].Instances[0] | .InstanceType == "t3.small" and .State.Name == "running"' >/dev/null || fail "instance of migration 5"
+no_violations
+ok "import: object imports each converted VMDK from S3 with ImportSnapshot (no block sent) and boots the image in the default VPC"
