@@ -71,7 +71,8 @@ def check_scalar(shape, value, where):
         float(value)
     elif t == "string":
         if shape.enum and value not in shape.enum:
-            raise Violation(f"{where}: {value!r} is not one of {shape.enum}")
+            raise Violation(f"{where}: {value!r} is not one of the model's "
+                            f"values ({', '.join(shape.enum[:8])}, ...)")
     elif t == "timestamp":
         pass
     elif t == "blob":
