@@ -75,6 +75,12 @@ test_tools() {
     npm install --prefix "$TOOLS_DIR/azurite" --no-audit --no-fund \
       --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null
   fi
+  # moto's server mode for tests/t-aws.sh, into the python3 on PATH (pip)
+  if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
+    echo "setup.sh: pip install moto[server] into $(command -v python3)" >&2
+    python3 -m pip install --quiet 'moto[server]' >/dev/null ||
+      echo "setup.sh: pip could not install moto[server]; t-aws will skip" >&2
+  fi
 }
 
 missing=()
