@@ -176,7 +176,7 @@ ok "nothing was inserted twice (no 409), the network once for both migrations; 4
 ctl state >"$T/s4.json"
 I='.resources["projects/ferry-test/zones/europe-west1-b/instances/gcp01-test"]'
 [ "$(jq -r "$I | [.status, (.machineType | sub(\".*/compute/v1/\"; \"\")), .networkInterfaces[0].subnetwork, .networkInterfaces[0].networkIP, .labels[\"ferry-migration\"], .labels[\"ferry-test\"], .disks[0].boot, .disks[1].source, .metadata.items[0].key] | map(tostring) | join(\" \")" "$T/s4.json")" = \
-  "RUNNING projects/ferry-test/zones/europe-west1-b/machineTypes/e2-standard-2 projects/ferry-test/regions/europe-west1/subnetworks/wave-gcp-web 10.40.1.10 4 true true projects/ferry-test/zones/europe-west1-b/disks/ferry-m4-gcp01-sdb serial-port-enable" ] ||
+  "RUNNING projects/ferry-test/zones/europe-west1-b/machineTypes/e2-standard-2 projects/ferry-test/regions/europe-west1/subnetworks/wave-gcp-web 10.40.1.2 4 true true projects/ferry-test/zones/europe-west1-b/disks/ferry-m4-gcp01-sdb serial-port-enable" ] ||
   fail "the instance is not as planned: $(jq -c "$I" "$T/s4.json")"
 jq -e '.resources["projects/ferry-test/global/images/ferry-m4-gcp01-sda"].guestOsFeatures | map(.type) | index("UEFI_COMPATIBLE")' "$T/s4.json" >/dev/null ||
   fail "the UEFI host's image lacks UEFI_COMPATIBLE"
@@ -186,10 +186,10 @@ for d in sda sdb; do
   [ "$got" = "$want" ] || fail "image of $d: GCE read disk.raw with digest $got, the source padded to 1 GiB is $want"
 done
 api GET /v1/migrations/4 | jq -e '.tasks[] | select(.kind == "create") | .result |
-  (.network_ip == "10.40.1.10") and (.instance_id | length > 0) and (.machine_type == "e2-standard-2") and
+  (.network_ip == "10.40.1.2") and (.instance_id | length > 0) and (.machine_type == "e2-standard-2") and
   (.console | startswith("gcloud compute instances get-serial-port-output gcp01-test --zone=europe-west1-b --project=ferry-test"))' >/dev/null ||
   fail "the create result: $(api GET /v1/migrations/4 | jq -c '.tasks[] | select(.kind == "create") | .result')"
-ok "the instance runs in europe-west1-b as e2-standard-2 on subnetwork wave-gcp-web at 10.40.1.10 with its data disk, from images GCE read with the source disks' digests (UEFI_COMPATIBLE)"
+ok "the test instance runs in europe-west1-b as e2-standard-2 on subnetwork wave-gcp-web at an address of its range (the host's 10.40.1.10 stays free), with its data disk, from images GCE read with the source disks' digests (UEFI_COMPATIBLE)"
 
 N='projects/ferry-test/global/networks/wave-gcp-prod'
 jq -e ".resources[\"$N\"].autoCreateSubnetworks == false" "$T/s4.json" >/dev/null || fail "the network is not in custom subnet mode"
@@ -216,3 +216,10 @@ ctl state >"$T/s4c.json"
 [ "$(jq '[.resources[] | select(.kind == "compute#network" or .kind == "compute#subnetwork" or .kind == "compute#firewall")] | length' "$T/s4c.json")" = 6 ] ||
   fail "cleanup touched the blueprint's network: $(jq -c '.resources | keys' "$T/s4c.json")"
 ok "ferry target cleanup deletes the test instance, its data disk and both images, and keeps the network, subnetworks and firewall rules"
+
+# 5. the migration itself (not a test launch): the host's own address
+ferry migrate gcp01 --blueprint wave-gcp >/dev/null || fail "migrate 5"
+timeout 120 ferry job watch 5 >"$T/watch-5" 2>&1 || fail "migration 5: $(cat "$T/watch-5")"
+[ "$(ctl state | jq -r '.resources["projects/ferry-test/zones/europe-west1-b/instances/gcp01"] | [.status, .networkInterfaces[0].networkIP, (.labels["ferry-test"] // "no"), (.disks | length)] | map(tostring) | join(" ")')" = "RUNNING 10.40.1.10 no 2" ] ||
+  fail "instance gcp01: $(ctl state | jq -c '.resources["projects/ferry-test/zones/europe-west1-b/instances/gcp01"]')"
+ok "the cutover instance gcp01 runs at the host's static address 10.40.1.10 with both disks"

@@ -1013,7 +1013,9 @@ static json_t *gcp_create(struct task_ctx *t, json_t *plan)
   snprintf(mt, sizeof mt, "projects/%s/zones/%s/machineTypes/%s",
            g.project, g.zone, type);
   nic = json_pack("{s:s}", "subnetwork", subnet);
-  if (nic && ip)
+  /* a test launch takes an address of the subnetwork's range: the host's
+   * stays free for the cutover instance */
+  if (nic && ip && !json_is_true(json_object_get(plan, "test")))
     json_object_set_new(nic, "networkIP", json_string(ip));
   {
     struct res r = { .kind = "instance", .name = iname,
