@@ -428,7 +428,7 @@ enum MHD_Result api_migration_get(struct request *r)
     resources = db_query(r->srv->db, "SELECT kind, name, cloud_id AS id, "
                          "scope, state, created, updated FROM "
                          "target_resources WHERE migration_id = ?1 ORDER BY "
-                         "id", "i", id);
+                         "target_resources.id", "i", id);
   }
   db_unlock();
   if (m == NULL)

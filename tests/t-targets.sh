@@ -85,7 +85,8 @@ INSERT INTO target_resources (migration_id, provider, kind, name, cloud_id, scop
   VALUES (1, 'local', 'network', 'lan', 'net-1', 'blueprint', 'live', '$now', '$now'),
          (1, 'local', 'instance', 'web01-test', 'i-1', 'migration', 'live', '$now', '$now');"
 expect_fail "provider 'local' has no cleanup in this ferry: delete the 1 resource(s) listed by ferry job show by hand" ferry target cleanup 1
-[ "$(api GET /v1/migrations/1 | jq -c '[.resources[] | [.kind, .scope, .state]] | sort')" = '[["instance","migration","live"],["network","blueprint","live"]]' ] ||
+# in the order they were made, not by their ids (i-1 sorts before net-1)
+[ "$(api GET /v1/migrations/1 | jq -c '[.resources[] | [.kind, .scope, .state]]')" = '[["network","blueprint","live"],["instance","migration","live"]]' ] ||
   fail "resources: $(cat "$T/api.body")"
 ferry job show 1 >"$T/show.out" || fail "job show"
 grep -q "^resource: network lan net-1 (blueprint, live)$" "$T/show.out" &&

@@ -76,12 +76,13 @@ json_t *target_cleanup(struct task_ctx *t, json_t *plan)
   db_lock();
   mine = db_query(task_ctx_db(t), "SELECT kind, name, cloud_id AS id FROM "
                   "target_resources WHERE migration_id = ?1 AND scope = "
-                  "'migration' AND state = 'live' ORDER BY id DESC", "i",
+                  "'migration' AND state = 'live' ORDER BY "
+                  "target_resources.id DESC", "i",
                   task_ctx_migration(t));
   kept = mine ? db_query(task_ctx_db(t), "SELECT kind, name, cloud_id AS id "
                          "FROM target_resources WHERE migration_id = ?1 AND "
                          "scope = 'blueprint' AND state = 'live' ORDER BY "
-                         "id", "i", task_ctx_migration(t))
+                         "target_resources.id", "i", task_ctx_migration(t))
               : NULL;
   db_unlock();
   if (mine == NULL || kept == NULL) {
