@@ -289,29 +289,36 @@ static int cmd_migrate(int argc, char **argv)
   const char *bp = NULL, *host = NULL;
   CLEANUP_FREE char *body = NULL;
   json_t *req, *r;
-  int i;
+  int i, test = 0;
 
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--blueprint") == 0 && i + 1 < argc)
       bp = argv[++i];
+    else if (strcmp(argv[i], "--test") == 0)
+      test = 1;
     else if (host == NULL && argv[i][0] != '-')
       host = argv[i];
     else
       host = NULL, bp = NULL, i = argc;
   }
   if (host == NULL || bp == NULL) {
-    fprintf(stderr, "ferry: usage: ferry migrate HOST --blueprint NAME\n");
+    fprintf(stderr, "ferry: usage: ferry migrate HOST --blueprint NAME "
+            "[--test]\n");
     return EXIT_USAGE;
   }
-  req = json_pack("{s:s, s:s}", "host", host, "blueprint", bp);
+  req = json_pack("{s:s, s:s, s:b}", "host", host, "blueprint", bp, "test",
+                  test);
   body = json_dumps(req, JSON_COMPACT);
   json_decref(req);
   if (call("POST", "/v1/migrations", body, "application/json", &r) != 201) {
     json_decref(r);
     return 1;
   }
-  printf("migration %lld of %s started (watch it: ferry job watch %lld)\n",
-         n(r, "id"), host, n(r, "id"));
+  printf("%smigration %lld of %s started (watch it: ferry job watch "
+         "%lld)\n", test ? "test " : "", n(r, "id"), host, n(r, "id"));
+  if (test)
+    printf("its instance is %s-test; remove it with ferry target cleanup "
+           "%lld before the real migration\n", host, n(r, "id"));
   json_decref(r);
   return 0;
 }
@@ -375,6 +382,22 @@ static int cmd_job_show(const char *id)
              json_is_string(json_object_get(r, "next_sync")) &&
                !n(r, "cutover") ? s(r, "next_sync") : "");
     }
+    json_array_foreach(json_object_get(r, "tasks"), i, e) {
+      json_t *res = json_object_get(e, "result");
+      const char *key;
+      json_t *v;
+
+      if (strcmp(s(e, "kind"), "create") != 0 || !json_is_object(res))
+        continue;
+      printf("instance:");
+      json_object_foreach(res, key, v)
+        if (json_is_string(v))
+          printf(" %s=%s", key, json_string_value(v));
+      printf("\n");
+    }
+    json_array_foreach(json_object_get(r, "resources"), i, e)
+      printf("resource: %s %s %s (%s, %s)\n", s(e, "kind"), s(e, "name"),
+             s(e, "id"), s(e, "scope"), s(e, "state"));
     json_array_foreach(json_object_get(r, "events"), i, e)
       printf("  %s  %-11s %s\n", s(e, "time"), s(e, "phase"),
              s(e, "message"));
@@ -862,6 +885,77 @@ static int cmd_ca(int argc, char **argv)
   return 0;
 }
 
+/* ferry target cleanup ID: delete what a failed, canceled or test
+ * migration made in the cloud, and wait for it. */
+static int cmd_target(int argc, char **argv)
+{
+  char path[128];
+  unsigned timeout = 1800;
+  long long task;
+  time_t start = time(NULL);
+  json_t *r;
+
+  if (argc == 5 && strcmp(argv[3], "--timeout") == 0 &&
+      parse_uint("--timeout", argv[4], 1, 86400, &timeout) == -1) {
+    fprintf(stderr, "ferry: %s\n", ferry_errmsg());
+    return EXIT_USAGE;
+  }
+  if ((argc != 3 && argc != 5) || strcmp(argv[1], "cleanup") != 0) {
+    fprintf(stderr, "ferry: usage: ferry target cleanup MIGRATION "
+            "[--timeout SECONDS]\n");
+    return EXIT_USAGE;
+  }
+  snprintf(path, sizeof path, "/v1/migrations/%s/cleanup", argv[2]);
+  if (call("POST", path, "{}", "application/json", &r) != 202) {
+    json_decref(r);
+    return 1;
+  }
+  task = n(r, "task");
+  printf("migration %s: cleanup of %lld resource(s) (task %lld)\n", argv[2],
+         n(r, "resources"), task);
+  json_decref(r);
+  snprintf(path, sizeof path, "/v1/migrations/%s", argv[2]);
+  for (;;) {
+    json_t *t, *x;
+    size_t i, k;
+
+    if (call("GET", path, NULL, NULL, &r) != 200)
+      return 1;
+    json_array_foreach(json_object_get(r, "tasks"), i, t) {
+      const char *state = s(t, "state");
+
+      if (n(t, "id") != task || strcmp(state, "queued") == 0 ||
+          strcmp(state, "running") == 0)
+        continue;
+      if (strcmp(state, "succeeded") != 0) {
+        fprintf(stderr, "ferry: cleanup of migration %s %s: %s\n", argv[2],
+                state, json_is_string(json_object_get(t, "error"))
+                         ? s(t, "error") : "(no message)");
+        json_decref(r);
+        return 1;
+      }
+      json_array_foreach(json_object_get(json_object_get(t, "result"),
+                                         "deleted"), k, x)
+        printf("deleted %s %s (%s)\n", s(x, "kind"), s(x, "name"),
+               s(x, "id"));
+      json_array_foreach(json_object_get(json_object_get(t, "result"),
+                                         "kept"), k, x)
+        printf("kept %s %s (%s): the blueprint's, shared by its hosts\n",
+               s(x, "kind"), s(x, "name"), s(x, "id"));
+      json_decref(r);
+      return 0;
+    }
+    json_decref(r);
+    if (time(NULL) - start > (time_t)timeout) {
+      fprintf(stderr, "ferry: cleanup of migration %s still running after "
+              "%u s (ferry job show %s follows it)\n", argv[2], timeout,
+              argv[2]);
+      return 1;
+    }
+    sleep(1);
+  }
+}
+
 static int cmd_host(int argc, char **argv)
 {
   if (argc >= 2 && strcmp(argv[1], "show") == 0)
@@ -878,7 +972,10 @@ static const struct command {
   { "hosts", cmd_hosts, "list discovered hosts" },
   { "host", cmd_host, "host show ID: one host's inventory" },
   { "blueprint", cmd_blueprint, "blueprint validate|apply FILE, list" },
-  { "migrate", cmd_migrate, "migrate HOST --blueprint NAME" },
+  { "migrate", cmd_migrate, "migrate HOST --blueprint NAME [--test: a "
+    "test instance, HOST-test]" },
+  { "target", cmd_target, "target cleanup ID [--timeout S]: delete what a "
+    "failed, canceled or test migration made in the cloud" },
   { "jobs", cmd_jobs, "list migrations" },
   { "job", cmd_job, "job show ID | job watch ID [--timeout S]" },
   { "cancel", cmd_action, "cancel ID: stop a migration" },

@@ -124,6 +124,7 @@ enum MHD_Result api_migration_create(struct request *r);
 enum MHD_Result api_migration_get(struct request *r);
 enum MHD_Result api_migration_cancel(struct request *r);
 enum MHD_Result api_migration_retry(struct request *r);
+enum MHD_Result api_migration_cleanup(struct request *r);
 enum MHD_Result api_migration_cutover(struct request *r);
 enum MHD_Result api_events_list(struct request *r);
 enum MHD_Result api_projects_list(struct request *r);      /* api_tokens.c */

@@ -10,6 +10,7 @@
 #include "util/error.h"
 #include "events.h"
 #include "image/names.h"
+#include "preflight.h"
 #include "targets/target.h"
 
 static const char *format_ext(const char *format)
@@ -139,7 +140,7 @@ static json_t *make_plan(json_t *bp, json_t *entry, json_t *inv,
     }
   }
   return json_pack("{s:s, s:s, s:O, s:s, s:s, s:o, s:O, s:O, s:b, s:b, s:b,"
-                   " s:I}",
+                   " s:I, s:s?}",
                    "hostname", hostname, "provider",
                    json_string_value(json_object_get(bp, "provider")),
                    "region", json_object_get(bp, "region")
@@ -153,7 +154,81 @@ static json_t *make_plan(json_t *bp, json_t *entry, json_t *inv,
                    "quiesce", !json_is_false(json_object_get(entry,
                                                              "quiesce")),
                    "sync_interval",
-                   (json_int_t)blueprint_sync_interval(bp));
+                   (json_int_t)blueprint_sync_interval(bp),
+                   "blueprint", json_string_value(json_object_get(bp,
+                                                                  "name")));
+}
+
+/* The blueprint network holding subnet, or NULL. */
+static json_t *network_of(json_t *bp, const char *subnet)
+{
+  json_t *net, *sub;
+  size_t i, k;
+
+  json_array_foreach(json_object_get(bp, "networks"), i, net)
+    json_array_foreach(json_object_get(net, "subnets"), k, sub)
+      if (subnet && json_is_string(json_object_get(sub, "name")) &&
+          strcmp(json_string_value(json_object_get(sub, "name")), subnet)
+          == 0)
+        return net;
+  return NULL;
+}
+
+/* What a target driver needs beyond the disks (targets/cloud.h): the
+ * boot disk first, the boot mode, the networks, endpoints and import,
+ * the instance's name and tags.  0, or -1 with an error (OOM). */
+static int plan_target(json_t *plan, json_t *bp, json_t *entry, json_t *inv,
+                       const char *hostname, int test)
+{
+  const struct target_ops *ops = target_lookup(json_string_value(
+                                   json_object_get(bp, "provider")));
+  const char *boot = preflight_boot_disk(plan, inv);
+  const char *mode = json_string_value(json_object_get(
+                       json_object_get(inv, "boot"), "mode"));
+  const char *import = json_string_value(json_object_get(bp, "import"));
+  json_t *disks = json_object_get(plan, "disks"), *d, *net, *tags;
+  char name[300];
+  size_t i;
+  int r = 0;
+
+  json_array_foreach(disks, i, d)
+    if (i > 0 && boot && json_is_string(json_object_get(d, "name")) &&
+        strcmp(json_string_value(json_object_get(d, "name")), boot) == 0) {
+      json_incref(d);
+      r |= json_array_remove(disks, i);
+      r |= json_array_insert_new(disks, 0, d);
+      break;
+    }
+  if (import == NULL && ops && ops->rules.imports)
+    import = ops->rules.imports[0];
+  net = network_of(bp, json_string_value(json_object_get(entry, "subnet")));
+  snprintf(name, sizeof name, "%s%s", hostname, test ? "-test" : "");
+  tags = json_pack("{s:s, s:s}", "ferry-blueprint",
+                   json_string_value(json_object_get(bp, "name")),
+                   "ferry-host", hostname);
+  if (tags && test)
+    r |= json_object_set_new(tags, "ferry-test", json_string("true"));
+  r |= json_object_set_new(plan, "boot_disk", boot ? json_string(boot)
+                                                   : json_null());
+  r |= json_object_set_new(plan, "boot_mode",
+                           mode && (strcmp(mode, "uefi") == 0 ||
+                                    strcmp(mode, "bios") == 0)
+                             ? json_string(mode) : json_null());
+  r |= json_object_set_new(plan, "import", import ? json_string(import)
+                                                  : json_null());
+  r |= json_object_set(plan, "network", net ? net : json_null());
+  r |= json_object_set(plan, "networks", json_object_get(bp, "networks")
+                         ? json_object_get(bp, "networks") : json_null());
+  r |= json_object_set(plan, "endpoints", json_object_get(bp, "endpoints")
+                         ? json_object_get(bp, "endpoints") : json_null());
+  r |= json_object_set_new(plan, "test", json_boolean(test));
+  r |= json_object_set_new(plan, "instance_name", json_string(name));
+  r |= json_object_set_new(plan, "tags", tags);
+  if (r != 0 || tags == NULL) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  return 0;
 }
 
 enum MHD_Result api_migration_create(struct request *r)
@@ -161,9 +236,9 @@ enum MHD_Result api_migration_create(struct request *r)
   CLEANUP_FREE char *plan_text = NULL;
   sqlite3 *db = r->srv->db;
   enum MHD_Result ret;
-  json_t *body, *bprow = NULL, *inv = NULL, *plan = NULL, *entry, *v;
+  json_t *body, *bprow = NULL, *inv = NULL, *plan = NULL, *entry, *v, *test;
   long long host_id, bp_id, id = -1, holder;
-  int foreign;
+  int foreign, is_test;
   const char *hostname, *bad_disk = NULL;
   char now[32];
 
@@ -203,6 +278,13 @@ enum MHD_Result api_migration_create(struct request *r)
     return reply_error(r, 404, "blueprint", "no such blueprint: apply it "
                        "first (ferry blueprint apply FILE)");
   }
+  test = json_object_get(body, "test");
+  if (test && !json_is_boolean(test)) {
+    db_unlock();
+    json_decref(body);
+    return reply_error(r, 400, "test", "field 'test' must be true or false");
+  }
+  is_test = json_is_true(test);
   json_decref(body);
   hostname = NULL;
   bprow = db_query_one(db, "SELECT body AS bp_json FROM blueprints WHERE "
@@ -239,6 +321,11 @@ enum MHD_Result api_migration_create(struct request *r)
                       "inventory to migrate", hostname);
     goto out;
   }
+  if (plan_target(plan, json_object_get(bprow, "bp"), entry,
+                  json_object_get(inv, "inv"), hostname, is_test) == -1) {
+    ret = reply_error(r, 500, NULL, "%s", ferry_errmsg());
+    goto out;
+  }
   plan_text = json_dumps(plan, JSON_COMPACT | JSON_PRESERVE_ORDER);
   if (db_int(db, 0, "SELECT id FROM migrations WHERE host_id = ?1 AND "
              "state = 'active'", "i", host_id) > 0) {
@@ -260,12 +347,20 @@ enum MHD_Result api_migration_create(struct request *r)
                  (long long)json_integer_value(json_object_get(plan,
                                                        "sync_interval")),
                  db_now(now), r->project_id);
+  /* the plan names its migration, and so does every cloud resource made
+   * for it (tags) */
+  if (id >= 0 &&
+      db_run(db, "UPDATE migrations SET plan = json_set(plan, "
+             "'$.migration', ?1, '$.tags.\"ferry-migration\"', CAST(?1 AS "
+             "TEXT)) WHERE id = ?1", "i", id) == -1)
+    id = -1;
   if (id < 0) {
     ret = reply_error(r, 500, NULL, "%s", ferry_errmsg());
     goto out;
   }
-  event_add(db, id, host_id, "phase", "discovered", "migration of %s "
-            "created (blueprint %lld, %zu disk(s), format %s)", hostname,
+  event_add(db, id, host_id, "phase", "discovered", "%smigration of %s "
+            "created (blueprint %lld, %zu disk(s), format %s)",
+            is_test ? "test " : "", hostname,
             bp_id, json_array_size(json_object_get(plan, "disks")),
             json_string_value(json_object_get(plan, "format")));
   ret = MHD_YES;
@@ -310,7 +405,7 @@ enum MHD_Result api_migrations_list(struct request *r)
 enum MHD_Result api_migration_get(struct request *r)
 {
   long long id = request_id(r, 0);
-  json_t *m, *tasks = NULL, *events = NULL;
+  json_t *m, *tasks = NULL, *events = NULL, *resources = NULL;
 
   if (id <= 0)
     return reply_error(r, 400, "id", "migration id '%s' is not a positive "
@@ -330,6 +425,10 @@ enum MHD_Result api_migration_get(struct request *r)
     events = db_query(r->srv->db, "SELECT id, time, kind, phase, message "
                       "FROM events WHERE migration_id = ?1 ORDER BY id",
                       "i", id);
+    resources = db_query(r->srv->db, "SELECT kind, name, cloud_id AS id, "
+                         "scope, state, created, updated FROM "
+                         "target_resources WHERE migration_id = ?1 ORDER BY "
+                         "id", "i", id);
   }
   db_unlock();
   if (m == NULL)
@@ -338,6 +437,7 @@ enum MHD_Result api_migration_get(struct request *r)
     return reply_error(r, 404, "id", "no migration %lld", id);
   json_object_set_new(m, "tasks", tasks ? tasks : json_array());
   json_object_set_new(m, "events", events ? events : json_array());
+  json_object_set_new(m, "resources", resources ? resources : json_array());
   return reply_json(r, 200, m);
 }
 
@@ -480,8 +580,8 @@ enum MHD_Result api_migration_retry(struct request *r)
          "updated = ?3 WHERE id = ?1", "itt", id, phase, db_now(now));
   db_run(r->srv->db, "UPDATE tasks SET state = 'queued', attempts = 0, "
          "error = NULL, lease_until = NULL, updated = ?2 WHERE "
-         "migration_id = ?1 AND state IN ('failed', 'canceled', 'queued', "
-         "'running')", "it", id, now);
+         "migration_id = ?1 AND kind != 'cleanup' AND state IN ('failed', "
+         "'canceled', 'queued', 'running')", "it", id, now);
   event_add(r->srv->db, id, host_id, "phase", phase, "retry requested by "
             "the operator: resuming at %s", phase);
   db_unlock();
@@ -555,4 +655,68 @@ enum MHD_Result api_migration_cutover(struct request *r)
                                      "cutover", 1));
   json_decref(m);
   return ret;
+}
+
+/* The operator removes what a failed, canceled or test run made in the
+ * cloud (ferry target cleanup): a cleanup task, run by a worker through
+ * the target driver, deletes the migration's own resources of the ledger
+ * (never the blueprint's shared networks, never what it did not make). */
+enum MHD_Result api_migration_cleanup(struct request *r)
+{
+  long long id, host_id, task = 0, live = 0;
+  const char *state;
+  char now[32];
+  enum MHD_Result ret;
+  json_t *m = locked_migration(r, "SELECT state, phase, host_id, plan, "
+                               "coalesce(json_extract(plan, '$.test'), 0) "
+                               "AS test FROM migrations WHERE id = ?1 AND "
+                               "project_id = ?2", &id, &ret);
+
+  if (m == NULL)
+    return ret;
+  state = json_string_value(json_object_get(m, "state"));
+  host_id = json_integer_value(json_object_get(m, "host_id"));
+  if (strcmp(state, "active") == 0 ||
+      (strcmp(state, "done") == 0 &&
+       !json_integer_value(json_object_get(m, "test")))) {
+    db_unlock();
+    ret = reply_error(r, 409, NULL, "migration %lld is %s: cleanup removes "
+                      "only what a failed, canceled or test run made%s", id,
+                      state, strcmp(state, "active") == 0
+                        ? " (cancel it first)" : " (this one is the "
+                          "migrated server)");
+    json_decref(m);
+    return ret;
+  }
+  if (db_get_int(r->srv->db, &live, "SELECT count(*) FROM target_resources "
+                 "WHERE migration_id = ?1 AND scope = 'migration' AND state "
+                 "= 'live'", "i", id) == -1 ||
+      db_get_int(r->srv->db, &task, "SELECT coalesce(max(id), 0) FROM tasks "
+                 "WHERE migration_id = ?1 AND kind = 'cleanup' AND state IN "
+                 "('queued', 'running')", "i", id) == -1)
+    goto fail;
+  if (task == 0) {
+    task = db_insert(r->srv->db, "INSERT INTO tasks (migration_id, host_id, "
+                     "kind, runner, state, spec, created, updated) VALUES "
+                     "(?1, ?2, 'cleanup', 'server', 'queued', ?3, ?4, ?4)",
+                     "iitt", id, host_id, json_string_value(json_object_get(
+                       m, "plan")), db_now(now));
+    if (task < 0 ||
+        event_add(r->srv->db, id, host_id, "cleanup", NULL, "cleanup "
+                  "requested by the operator: %lld resource(s) of this "
+                  "migration to delete", live) == -1)
+      goto fail;
+  }
+  db_unlock();
+  json_decref(m);
+  server_wake(r->srv);
+  return reply_json(r, 202, json_pack("{s:I, s:I, s:I}", "id",
+                                      (json_int_t)id, "task",
+                                      (json_int_t)task, "resources",
+                                      (json_int_t)live));
+fail:
+  db_unlock();
+  json_decref(m);
+  return reply_error(r, 500, NULL, "cannot start the cleanup of migration "
+                     "%lld: %s", id, ferry_errmsg());
 }

@@ -220,10 +220,112 @@ static int ip_set_add(struct ip_set *set, uint32_t a)
   return 0;
 }
 
+/* A port or a range of ports: "22", 22 or "8000-8099".  0 with lo/hi,
+ * -1 when it is not one. */
+static int ports_parse(json_t *v, long *lo, long *hi)
+{
+  const char *s;
+  char *end;
+
+  if (json_is_integer(v)) {
+    *lo = *hi = (long)json_integer_value(v);
+    return *lo >= 1 && *lo <= 65535 ? 0 : -1;
+  }
+  if (!json_is_string(v))
+    return -1;
+  s = json_string_value(v);
+  *lo = strtol(s, &end, 10);
+  if (end == s || *lo < 1 || *lo > 65535)
+    return -1;
+  if (*end == '\0') {
+    *hi = *lo;
+    return 0;
+  }
+  if (*end != '-')
+    return -1;
+  s = end + 1;
+  *hi = strtol(s, &end, 10);
+  if (end == s || *end != '\0' || *hi < *lo || *hi > 65535)
+    return -1;
+  return 0;
+}
+
+/* networks[i].allow: the inbound rules of the network's security group
+ * (AWS), NSG (Azure), firewall (GCP) or security group (OpenStack);
+ * nothing else is let in. */
+static int validate_allow(json_t *net, const char *path, json_t *lines,
+                          json_t *findings)
+{
+  static const char *const rule_keys[] = { "proto", "ports", "from", NULL };
+  json_t *allow = json_object_get(net, "allow"), *rule;
+  char apath[64], p[300];
+  size_t j;
+  int errors = 0;
+
+  if (allow == NULL || json_is_null(allow))
+    return 0;
+  snprintf(apath, sizeof apath, "%s.allow", path);
+  if (!json_is_array(allow)) {
+    finding_add(findings, lines, "error", apath, "'allow' must be a list of "
+                "rules {proto, ports, from}");
+    return 1;
+  }
+  json_array_foreach(allow, j, rule) {
+    const char *proto, *from;
+    char rpath[96];
+    uint32_t net_addr;
+    int prefix;
+    long lo, hi;
+
+    snprintf(rpath, sizeof rpath, "%s[%zu]", apath, j);
+    if (!json_is_object(rule)) {
+      finding_add(findings, lines, "error", rpath, "a rule must be a mapping "
+                  "{proto: tcp|udp|icmp, ports: 22 or 8000-8099, from: "
+                  "CIDR}");
+      errors++;
+      continue;
+    }
+    errors += check_keys(rule, rule_keys, rpath, lines, findings);
+    proto = str_field(rule, "proto", rpath, 1, lines, findings, &errors);
+    from = str_field(rule, "from", rpath, 1, lines, findings, &errors);
+    if (proto && strcmp(proto, "tcp") && strcmp(proto, "udp") &&
+        strcmp(proto, "icmp")) {
+      snprintf(p, sizeof p, "%s.proto", rpath);
+      finding_add(findings, lines, "error", p, "'%s': use tcp, udp or icmp",
+                  proto);
+      errors++;
+    }
+    snprintf(p, sizeof p, "%s.ports", rpath);
+    if (proto && strcmp(proto, "icmp") == 0) {
+      if (json_object_get(rule, "ports")) {
+        finding_add(findings, lines, "error", p, "icmp has no ports");
+        errors++;
+      }
+    } else if (proto && (strcmp(proto, "tcp") == 0 ||
+                         strcmp(proto, "udp") == 0) &&
+               ports_parse(json_object_get(rule, "ports"), &lo, &hi) == -1) {
+      finding_add(findings, lines, "error", p, "%s needs 'ports': a port "
+                  "(22) or a range (8000-8099) within 1-65535", proto);
+      errors++;
+    }
+    snprintf(p, sizeof p, "%s.from", rpath);
+    if (from && cidr_parse(from, &net_addr, &prefix) == -1) {
+      finding_add(findings, lines, "error", p, "'%s' is not an IPv4 CIDR "
+                  "like 10.0.0.0/8 (0.0.0.0/0 for anywhere)", from);
+      errors++;
+    } else if (from && (net_addr & ~mask_of(prefix))) {
+      finding_add(findings, lines, "error", p, "%s has host bits set", from);
+      errors++;
+    }
+  }
+  return errors;
+}
+
 static int validate_networks(json_t *bp, json_t *lines, json_t *findings,
                              struct subnet *subs, size_t *nsubs)
 {
-  static const char *const net_keys[] = { "name", "cidr", "subnets", NULL };
+  static const char *const net_keys[] = { "name", "cidr", "subnets", "allow",
+                                          NULL };
   static const char *const sub_keys[] = { "name", "cidr", NULL };
   json_t *nets = json_object_get(bp, "networks"), *net;
   uint32_t nnet[MAX_SUBNETS];
@@ -253,6 +355,7 @@ static int validate_networks(json_t *bp, json_t *lines, json_t *findings,
       continue;
     }
     errors += check_keys(net, net_keys, path, lines, findings);
+    errors += validate_allow(net, path, lines, findings);
     name = str_field(net, "name", path, 1, lines, findings, &errors);
     cidr = str_field(net, "cidr", path, 1, lines, findings, &errors);
     (void)name;
@@ -374,7 +477,7 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
   static const char *const host_keys[] = { "name", "machine_type", "subnet",
                                            "ip", "format", "disks", "boot",
                                            "boot_marker", "boot_timeout",
-                                           "warm", "quiesce", NULL };
+                                           "warm", "quiesce", "zone", NULL };
   const char *name, *subnet, *ip, *format, *mt;
   const struct subnet *sub = NULL;
   json_t *disks, *d;
@@ -518,11 +621,85 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
   return errors;
 }
 
+/* Names of a NULL-terminated list, "a, b" into buf ("none" if empty). */
+static const char *list_names(const char *const *list, char *buf,
+                              size_t size)
+{
+  size_t i, n = 0;
+
+  snprintf(buf, size, "none");
+  for (i = 0; list && list[i] && n < size; i++)
+    n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "",
+                          list[i]);
+  return buf;
+}
+
+static int in_list(const char *const *list, const char *s)
+{
+  size_t i;
+
+  for (i = 0; list && list[i]; i++)
+    if (strcmp(list[i], s) == 0)
+      return 1;
+  return 0;
+}
+
+/* endpoints: (API URLs the driver uses instead of the cloud's own, for
+ * private endpoints and tests) and import: (how disks reach the cloud). */
+static int validate_target_fields(json_t *bp, const struct target_ops *prov,
+                                  json_t *lines, json_t *findings)
+{
+  json_t *eps = json_object_get(bp, "endpoints"), *v;
+  json_t *imp = json_object_get(bp, "import");
+  const char *key;
+  char names[256], p[300];
+  int errors = 0;
+
+  if (eps && !json_is_object(eps)) {
+    finding_add(findings, lines, "error", "endpoints", "'endpoints' must be "
+                "a mapping of API name to URL (%s for %s)",
+                list_names(prov->rules.endpoint_keys, names, sizeof names),
+                prov->name);
+    errors++;
+  } else if (eps) {
+    json_object_foreach(eps, key, v) {
+      const char *url = json_string_value(v);
+
+      snprintf(p, sizeof p, "endpoints.%s", key);
+      if (!in_list(prov->rules.endpoint_keys, key)) {
+        finding_add(findings, lines, "error", p, "provider %s has no "
+                    "endpoint '%s' (its endpoints: %s)", prov->name, key,
+                    list_names(prov->rules.endpoint_keys, names,
+                               sizeof names));
+        errors++;
+      } else if (url == NULL || (strncmp(url, "https://", 8) &&
+                                 strncmp(url, "http://", 7)) ||
+                 strchr(url, '@') || strchr(url, '?')) {
+        finding_add(findings, lines, "error", p, "'%s' must be an http:// "
+                    "or https:// URL without credentials or query",
+                    url ? url : "(not a string)");
+        errors++;
+      }
+    }
+  }
+  if (imp && (!json_is_string(imp) ||
+              !in_list(prov->rules.imports, json_string_value(imp)))) {
+    finding_add(findings, lines, "error", "import", "'import' for %s must "
+                "be one of: %s (upload: the driver writes the disk from the "
+                "chunked image; object: the cloud imports the converted "
+                "object)", prov->name,
+                list_names(prov->rules.imports, names, sizeof names));
+    errors++;
+  }
+  return errors;
+}
+
 int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
 {
   static const char *const top_keys[] = { "name", "provider", "region",
                                           "store", "networks", "hosts",
-                                          "options", NULL };
+                                          "options", "endpoints", "import",
+                                          NULL };
   static const char *const schemes[] = { "file://", "s3://", "azure://",
                                          "gs://" };
   CLEANUP_FREE struct subnet *subs = NULL;
@@ -565,6 +742,8 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
                 "region", prov->name);
     errors++;
   }
+  if (prov)
+    errors += validate_target_fields(bp, prov, lines, findings);
   store = str_field(bp, "store", "", 1, lines, findings, &errors);
   if (store) {
     for (k = 0; k < sizeof schemes / sizeof schemes[0]; k++)

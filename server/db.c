@@ -160,6 +160,20 @@ static const char *const migrations[] = {
   "  revoked TEXT,"
   "  last_used TEXT);"
   "CREATE INDEX tokens_project ON tokens(project_id);",
+
+  /* 5: what the target drivers made in a cloud (server/targets/cloud.h) */
+  "CREATE TABLE target_resources ("
+  "  id INTEGER PRIMARY KEY,"
+  "  migration_id INTEGER NOT NULL REFERENCES migrations(id),"
+  "  provider TEXT NOT NULL,"
+  "  kind TEXT NOT NULL,"
+  "  name TEXT NOT NULL,"
+  "  cloud_id TEXT NOT NULL,"
+  "  scope TEXT NOT NULL CHECK (scope IN ('migration', 'blueprint')),"
+  "  state TEXT NOT NULL CHECK (state IN ('live', 'gone')),"
+  "  created TEXT NOT NULL,"
+  "  updated TEXT NOT NULL,"
+  "  UNIQUE (migration_id, kind, name));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -42,6 +42,8 @@ static const struct route routes[] = {
     api_migration_cancel },
   { "POST", "/v1/migrations/{id}/retry", SCOPE_OPERATOR,
     api_migration_retry },
+  { "POST", "/v1/migrations/{id}/cleanup", SCOPE_OPERATOR,
+    api_migration_cleanup },
   { "POST", "/v1/migrations/{id}/cutover", SCOPE_OPERATOR,
     api_migration_cutover },
   { "GET", "/v1/events", SCOPE_VIEWER, api_events_list },

@@ -52,7 +52,7 @@ static json_t *inv_disk(json_t *inv, const char *name)
 
 /* The disk holding /boot (or /boot/efi, or /) among the plan's disks; the
  * first planned disk when the inventory cannot tell. */
-static const char *boot_disk(json_t *plan, json_t *inv)
+const char *preflight_boot_disk(json_t *plan, json_t *inv)
 {
   static const char *const mounts[] = { "/boot/efi", "/boot", "/" };
   json_t *pd = json_object_get(plan, "disks"), *d, *p;
@@ -279,7 +279,7 @@ int preflight_run(json_t *plan, json_t *inv, json_t *findings)
   if (inv == NULL || !json_is_object(inv))
     return add(findings, "error", "inventory", "the host has no inventory: "
                "run ferry-agent discover on it");
-  boot = boot_disk(plan, inv);
+  boot = preflight_boot_disk(plan, inv);
   errors += check_disks(p, plan, inv, boot, findings);
   errors += check_boot(p, inv, boot, findings);
   errors += check_drivers(p, inv, findings);

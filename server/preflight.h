@@ -9,4 +9,8 @@
  * host entry) against inventory inv; returns the number of errors. */
 int preflight_run(json_t *plan, json_t *inv, json_t *findings);
 
+/* The planned disk holding /boot/efi, /boot or / (in that order), else
+ * the plan's first disk: the disk that boots. */
+const char *preflight_boot_disk(json_t *plan, json_t *inv);
+
 #endif

@@ -247,3 +247,33 @@ void task_ctx_set_child(struct task_ctx *t, pid_t pid)
     signal_child(t);            /* started after the stop: stop it too */
   pthread_mutex_unlock(&t->lock);
 }
+
+sqlite3 *task_ctx_db(struct task_ctx *t)
+{
+  return t->srv->db;
+}
+
+long long task_ctx_migration(struct task_ctx *t)
+{
+  return t->migration;
+}
+
+long long task_ctx_host(struct task_ctx *t)
+{
+  return t->host;
+}
+
+int task_ctx_sleep(struct task_ctx *t, unsigned ms)
+{
+  while (!task_ctx_stopping(t)) {
+    unsigned step = ms < 200 ? ms : 200;
+    struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)step * 1000000L };
+
+    if (ms == 0)
+      return 0;
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+      ;
+    ms -= step;
+  }
+  return -1;
+}

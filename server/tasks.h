@@ -58,6 +58,16 @@ void task_ctx_event(struct task_ctx *t, const char *fmt, ...)
  * child, so that its pid is never signaled once reused. */
 void task_ctx_set_child(struct task_ctx *t, pid_t pid);
 
+/* The server's database (take db_lock() around its use), and the task's
+ * migration and host. */
+sqlite3 *task_ctx_db(struct task_ctx *t);
+long long task_ctx_migration(struct task_ctx *t);
+long long task_ctx_host(struct task_ctx *t);
+
+/* Sleep ms milliseconds, or less once the task is stopping: 0, or -1
+ * when it is stopping (no error set). */
+int task_ctx_sleep(struct task_ctx *t, unsigned ms);
+
 /* Why a task stopped before its op returned on its own. */
 enum task_stop {
   TASK_RUNS,                    /* it did not: the op's result stands */

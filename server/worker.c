@@ -71,6 +71,13 @@ static json_t *run_create(struct server *srv, struct task_ctx *t,
   return target_create(t, spec);
 }
 
+static json_t *run_cleanup(struct server *srv, struct task_ctx *t,
+                           json_t *spec)
+{
+  (void)srv;
+  return target_cleanup(t, spec);
+}
+
 /* The kinds of task the server runs itself. */
 static const struct task_kind {
   const char *name;
@@ -81,6 +88,7 @@ static const struct task_kind {
 } kinds[] = {
   { "convert", run_convert, 0 },
   { "create", run_create, 1 },
+  { "cleanup", run_cleanup, 1 },
 };
 
 static const struct task_kind *kind_lookup(const char *name)

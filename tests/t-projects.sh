@@ -26,7 +26,7 @@ says() { grep -qF -- "$1" "$T/body" || fail "the answer lacks '$1': $(head -c 40
 mkdir -p "$T/up"
 sqlite3 "$T/up/ferry.db" <"$TOP/tests/fixtures/db/schema3.sql"
 start_server "$T/up/ferry.db"
-[ "$(sqlite3 "$T/up/ferry.db" 'PRAGMA user_version')" = 4 ] || fail "the schema is not version 4"
+[ "$(sqlite3 "$T/up/ferry.db" 'PRAGMA user_version')" = 5 ] || fail "the schema is not version 5 (the current one)"
 api GET /v1/migrations/1 >/dev/null
 [ "$HTTP_STATUS" = 200 ] && [ "$(json "$T/api.body" .hostname)/$(json "$T/api.body" .blueprint)" = web01/wave1 ] ||
   fail "the old migration is not in 'default': $(cat "$T/api.body")"

@@ -2,7 +2,7 @@
  * the ledger of what a migration made in a cloud, requests to control
  * APIs with bounded retries, bounded waits, and the plan's fields.
  *
- * The plan a driver gets (server/api_migrations.c make_plan):
+ * The plan a driver receives, made by server/api_migrations.c:
  *   migration     the migration's id (integer)
  *   blueprint     the blueprint's name
  *   provider, region, store, format

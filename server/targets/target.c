@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "util/error.h"
+#include "../db.h"
+#include "../tasks.h"
 
 extern const struct target_ops target_local, target_aws, target_azure,
   target_gcp, target_openstack;
@@ -63,4 +65,44 @@ json_t *target_create(struct task_ctx *t, json_t *plan)
               "converted disks are ready in the store for a manual import",
               p ? p : "(none)");
   return NULL;
+}
+
+json_t *target_cleanup(struct task_ctx *t, json_t *plan)
+{
+  const char *p = json_string_value(json_object_get(plan, "provider"));
+  const struct target_ops *ops = target_lookup(p);
+  json_t *mine, *kept, *res;
+
+  db_lock();
+  mine = db_query(task_ctx_db(t), "SELECT kind, name, cloud_id AS id FROM "
+                  "target_resources WHERE migration_id = ?1 AND scope = "
+                  "'migration' AND state = 'live' ORDER BY id DESC", "i",
+                  task_ctx_migration(t));
+  kept = mine ? db_query(task_ctx_db(t), "SELECT kind, name, cloud_id AS id "
+                         "FROM target_resources WHERE migration_id = ?1 AND "
+                         "scope = 'blueprint' AND state = 'live' ORDER BY "
+                         "id", "i", task_ctx_migration(t))
+              : NULL;
+  db_unlock();
+  if (mine == NULL || kept == NULL) {
+    json_decref(mine);
+    return NULL;
+  }
+  if (json_array_size(mine) == 0)
+    res = json_pack("{s:[]}", "deleted");
+  else if (ops == NULL || ops->cleanup == NULL) {
+    ferry_error("provider '%s' has no cleanup in this ferry: delete the %zu "
+                "resource(s) listed by ferry job show by hand",
+                p ? p : "(none)", json_array_size(mine));
+    res = NULL;
+  } else {
+    task_ctx_event(t, "deleting %zu resource(s) this migration made on %s",
+                   json_array_size(mine), p);
+    res = ops->cleanup(t, plan, mine);
+  }
+  if (res != NULL)
+    json_object_set(res, "kept", kept);
+  json_decref(mine);
+  json_decref(kept);
+  return res;
 }

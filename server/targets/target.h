@@ -95,4 +95,9 @@ void target_formats(const struct target_ops *t, char *buf, size_t size);
 /* Dispatch on plan.provider. */
 json_t *target_create(struct task_ctx *t, json_t *plan);
 
+/* ferry target cleanup: the driver's cleanup op on the migration's live
+ * CLOUD_MIGRATION resources, newest first.  Its result, plus "kept" (the
+ * blueprint's shared resources, left in place), or NULL with an error. */
+json_t *target_cleanup(struct task_ctx *t, json_t *plan);
+
 #endif
