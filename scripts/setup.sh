@@ -16,7 +16,8 @@ test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   swift swift-proxy swift-object swift-container swift-account awscli
   ansible ansible-lint grub-pc-bin grub-common busybox-static cpio kmod
   debootstrap systemd systemd-container procps iproute2 bc xz-utils gzip zstd
-  tar util-linux time clang libclang-rt-14-dev)
+  tar util-linux time clang libclang-rt-14-dev
+  keystone glance-api python3-openstackclient python3-neutron python3-nova)
 
 case $what in
   build) want=("${build_pkgs[@]}") ;;

@@ -26,7 +26,12 @@ the test reads; every request is logged one line: METHOD PATH STATUS.
 Usage: openstack_contract.py PORT KEYSTONE_URL GLANCE_URL LOG
 Neutron is served under /network, Nova under /compute/v2.1.
 """
-import copy
+import os
+# Nova's modules patch the standard library for eventlet when imported,
+# which blocks this threaded server's sockets: not here
+os.environ["OS_NOVA_DISABLE_EVENTLET_PATCHING"] = "1"
+
+import copy  # noqa: E402
 import ipaddress
 import json
 import re

@@ -203,17 +203,22 @@ make_disk "$T/sda.img" 24M random
 make_root "$T/root" web01 sda=$((24 << 20))
 mkdir -p "$T/store" "$T/state"
 
-server_env() {  # the server's cloud environment: nothing of the test's
-  env -u OS_CLOUD -u OS_AUTH_URL -u OS_USERNAME -u OS_PASSWORD -u OS_PROJECT_NAME "$@"
-}
 start_server_with() {  # ENV-ASSIGNMENTS...: ferry-server with that environment
-  local pid
+  local pid try
   SERVER_PORT=${SERVER_PORT:-$(free_port)}
-  server_env "$@" ferry-server --listen "127.0.0.1:$SERVER_PORT" --db "$T/state/ferry.db" --http \
-    --lease 3 >>"$T/server.log" 2>&1 &
-  SERVER_PID=$!
-  pid=$SERVER_PID
-  at_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+  # the port of a server just stopped may take a moment to be free
+  for ((try = 0; try < 20; try++)); do
+    # the server's cloud environment: nothing of the test's but "$@" (env
+    # execs ferry-server: SERVER_PID is the server's)
+    env -u OS_CLOUD -u OS_AUTH_URL -u OS_USERNAME -u OS_PASSWORD -u OS_PROJECT_NAME \
+      "$@" ferry-server --listen "127.0.0.1:$SERVER_PORT" --db "$T/state/ferry.db" --http \
+      --lease 3 >>"$T/server.log" 2>&1 &
+    SERVER_PID=$!
+    pid=$SERVER_PID
+    at_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+    sleep 0.5
+    kill -0 "$pid" 2>/dev/null && break
+  done
   SERVER_URL=http://127.0.0.1:$SERVER_PORT
   export FERRY_SERVER=$SERVER_URL FERRY_TOKEN_FILE=$T/state/operator.token
   wait_for 10 curl -s -o /dev/null "$SERVER_URL/v1/hosts" || fail "ferry-server did not start: $(tail "$T/server.log")"
@@ -338,7 +343,7 @@ ok "server $sid ACTIVE with flavor m1.small on port 192.168.10.5; the result rec
 
 # ---- 3. cleanup: the migration's server, port and image, nothing else
 ferry target cleanup 2 >"$T/cleanup.out" 2>&1 || fail "ferry target cleanup 2: $(cat "$T/cleanup.out")"
-for k in server port image; do grep -q "$k" "$T/cleanup.out" || fail "cleanup did not report the $k: $(cat "$T/cleanup.out")"; done
+for k in "server web01" "port web01" "image sda"; do grep -q "^deleted $k " "$T/cleanup.out" || fail "cleanup did not report the $k: $(cat "$T/cleanup.out")"; done
 [ "$(oscurl -o /dev/null -w '%{http_code}' "$CT/compute/v2.1/servers/$sid")" = 404 ] || fail "the server is still there"
 [ "$(oscurl -o /dev/null -w '%{http_code}' "$CT/network/v2.0/ports/$port")" = 404 ] || fail "the port is still there"
 [ "$(oscurl -o /dev/null -w '%{http_code}' "$GL/v2/images/$img")" = 404 ] || fail "the image is still there"

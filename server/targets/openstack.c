@@ -711,7 +711,7 @@ static int image_check(void *opaque, unsigned *next_ms)
 {
   struct image_wait *w = opaque;
   char path[200];
-  const char *status;
+  const char *status, *failed;
   int st;
 
   (void)next_ms;
@@ -729,14 +729,19 @@ static int image_check(void *opaque, unsigned *next_ms)
   status = json_string_value(json_object_get(w->image, "status"));
   if (status && strcmp(status, "active") == 0)
     return 1;
+  /* a failed import returns the image to queued and names the store in
+   * os_glance_failed_import (an empty string until then) */
+  failed = json_string_value(json_object_get(w->image,
+                                             "os_glance_failed_import"));
+  if (failed && *failed == '\0')
+    failed = NULL;
   if (status && (strcmp(status, "killed") == 0 ||
                  strcmp(status, "deleted") == 0 ||
                  (w->importing && strcmp(status, "queued") == 0 &&
-                  json_object_get(w->image, "os_glance_failed_import")))) {
-    ferry_error("Glance image %s is %s%s%s", w->id, status,
-                json_object_get(w->image, "os_glance_failed_import")
-                  ? ": the import failed (glance task list says why)" : "",
-                "");
+                  failed))) {
+    ferry_error("Glance image %s is %s%s", w->id, status,
+                failed ? ": Glance's import failed (openstack image task "
+                         "list says why)" : "");
     return -1;
   }
   return 0;
