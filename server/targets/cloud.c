@@ -33,7 +33,7 @@ int cloud_ledger_get(struct task_ctx *t, const char *kind, const char *name,
   db_lock();
   row = db_query_one(task_ctx_db(t), "SELECT cloud_id FROM target_resources "
                      "WHERE migration_id = ?1 AND kind = ?2 AND name = ?3 "
-                     "AND state = 'live'", "iss", task_ctx_migration(t),
+                     "AND state = 'live'", "itt", task_ctx_migration(t),
                      kind, name);
   db_unlock();
   if (row == NULL)
@@ -65,14 +65,14 @@ int cloud_ledger_put(struct task_ctx *t, const char *kind, const char *name,
              "migrations WHERE id = ?1 ON CONFLICT (migration_id, kind, "
              "name) DO UPDATE SET cloud_id = excluded.cloud_id, scope = "
              "excluded.scope, state = 'live', updated = excluded.updated",
-             "isssst", task_ctx_migration(t), kind, name, id,
+             "ittttt", task_ctx_migration(t), kind, name, id,
              scope == CLOUD_BLUEPRINT ? "blueprint" : "migration",
              db_now(now));
   db_unlock();
   if (r == -1)
     ferry_error_prefix("cannot record %s %s (%s) of migration %lld: ", kind,
                        name, id, task_ctx_migration(t));
-  return r;
+  return r == -1 ? -1 : 0;
 }
 
 int cloud_ledger_gone(struct task_ctx *t, const char *kind, const char *name)
@@ -83,9 +83,9 @@ int cloud_ledger_gone(struct task_ctx *t, const char *kind, const char *name)
   db_lock();
   r = db_run(task_ctx_db(t), "UPDATE target_resources SET state = 'gone', "
              "updated = ?4 WHERE migration_id = ?1 AND kind = ?2 AND name "
-             "= ?3", "isst", task_ctx_migration(t), kind, name, db_now(now));
+             "= ?3", "ittt", task_ctx_migration(t), kind, name, db_now(now));
   db_unlock();
-  return r;
+  return r == -1 ? -1 : 0;
 }
 
 const char *cloud_token(struct task_ctx *t, const char *what, char *buf,
