@@ -71,6 +71,8 @@ for res, attrs in n_sg.EXTENDED_ATTRIBUTES_2_0.items():
 for res in ("networks", "subnets", "ports", "security_groups",
             "security_group_rules"):   # standard attributes
     N_ATTRS[res].update(copy.deepcopy(n_desc.DESCRIPTION_BODY))
+    # the project-id extension: project_id beside tenant_id
+    N_ATTRS[res]["project_id"] = copy.deepcopy(N_ATTRS[res]["tenant_id"])
 N_SINGULAR = {"networks": "network", "subnets": "subnet", "ports": "port",
               "security-groups": "security_group",
               "security-group-rules": "security_group_rule"}
@@ -168,7 +170,7 @@ def neutron_prepare(collection, body, project):
         raise
     except Exception as e:   # webob's HTTPBadRequest, InvalidInput
         raise violation("Neutron %s: %s" % (singular, getattr(
-            e, "explanation", None) or getattr(e, "msg", None) or e))
+            e, "detail", None) or getattr(e, "msg", None) or e))
     for k, v in list(item.items()):
         if v is n_attributes.constants.ATTR_NOT_SPECIFIED:
             item[k] = None

@@ -275,12 +275,13 @@ secs=$(jq -r '[.events[] | select(.phase == "creating")] | [first.time, last.tim
 ! grep -rqF not-the-password "$T/server.log" "$T/m1.json" "$T/w1.out" || fail "the password is in a log or the job"
 ok "a wrong OS_PASSWORD fails the create in ${secs}s with Keystone's 401, naming the OS_* variables to check, and is logged nowhere"
 
-# ---- 2. the real run from clouds.yaml, killed mid-upload
+# ---- 2. a test launch (ferry migrate --test) with clouds.yaml, the server
+# killed mid-upload
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 start_server_with HOME="$T/home" OS_CLOUD=ferrytest FERRY_OPENSTACK_MAX_RATE=3000000
-ferry migrate web01 --blueprint os-wave >/dev/null || fail "migrate web01 (2)"
+ferry migrate web01 --blueprint os-wave --test >/dev/null || fail "migrate web01 --test (2)"
 image_status() {
-  oscurl "$GL/v2/images?name=web01-sda" | jq -r '.images[0].status // "none"'
+  oscurl "$GL/v2/images?name=web01-test-sda" | jq -r '.images[0].status // "none"'
 }
 wait_for 90 eval '[ "$(image_status)" = saving ]' || fail "the upload did not start: $(image_status); $(api GET /v1/migrations/2 | jq -c '.events[-3:]')"
 kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
@@ -295,8 +296,8 @@ result=$(jq -c '.tasks[] | select(.kind == "create") | .result' "$T/m2.json")
 ok "the restarted server finished the migration; every Neutron and Nova request matched the services' models"
 
 # the image: one (nothing made twice), active, holding the converted bytes
-osc image list --name web01-sda -f json >"$T/images.json" 2>"$T/osc.err" || fail "openstack image list: $(cat "$T/osc.err")"
-[ "$(jq length "$T/images.json")" = 1 ] || fail "not exactly one image web01-sda: $(cat "$T/images.json")"
+osc image list --name web01-test-sda -f json >"$T/images.json" 2>"$T/osc.err" || fail "openstack image list: $(cat "$T/osc.err")"
+[ "$(jq length "$T/images.json")" = 1 ] || fail "not exactly one image web01-test-sda: $(cat "$T/images.json")"
 img=$(jq -r '.[0].ID' "$T/images.json")
 [ "$(jq -r '.image_ids[0]' <<<"$result")" = "$img" ] || fail "the result names another image: $result"
 osc image show "$img" -f json >"$T/image.json" 2>"$T/osc.err" || fail "openstack image show: $(cat "$T/osc.err")"
@@ -308,9 +309,9 @@ want=$(sha512sum "$out" | cut -d' ' -f1)
   fail "Glance's sha512 is not the converted object's: $(jq -c '{os_hash_value, properties}' "$T/image.json")"
 [ "$(jq -r .disk_format "$T/image.json")" = qcow2 ] && [ "$(jq -r .container_format "$T/image.json")" = bare ] ||
   fail "wrong formats: $(jq -c '{disk_format, container_format}' "$T/image.json")"
-jq -e '.tags | index("ferry-migration=2") and index("ferry-blueprint=os-wave")' "$T/image.json" >/dev/null ||
+jq -e '.tags | index("ferry-migration=2") and index("ferry-blueprint=os-wave") and index("ferry-test=true")' "$T/image.json" >/dev/null ||
   fail "the image lacks ferry's tags: $(jq -c .tags "$T/image.json")"
-ok "one Glance image web01-sda (openstack image show): active, qcow2/bare, tagged, os_hash_value = sha512 of the converted object"
+ok "one Glance image web01-test-sda (openstack image show): active, qcow2/bare, tagged, os_hash_value = sha512 of the converted object"
 
 # the network: made once, the security group holds exactly the allow rules
 count() { grep -c "^$1 $2 $3\$" "$T/contract.log" || true; }
@@ -331,6 +332,7 @@ ok "network, subnet, security group and port made once; ingress = the blueprint'
 sid=$(jq -r .instance_id <<<"$result")
 port=$(jq -r .port_id <<<"$result")
 oscurl "$CT/compute/v2.1/servers/$sid" >"$T/server.json"
+[ "$(jq -r .server.name "$T/server.json")" = web01-test ] || fail "the test instance's name: $(jq -r .server.name "$T/server.json")"
 [ "$(jq -r .server.flavor.original_name "$T/server.json")" = m1.small ] || fail "wrong flavor: $(jq -c .server.flavor "$T/server.json")"
 [ "$(jq -r .server.status "$T/server.json")" = ACTIVE ] || fail "the server is not ACTIVE"
 jq -e '.server.metadata["ferry-migration"] == "2"' "$T/server.json" >/dev/null || fail "no ferry metadata on the server"
@@ -343,23 +345,27 @@ ok "server $sid ACTIVE with flavor m1.small on port 192.168.10.5; the result rec
 
 # ---- 3. cleanup: the migration's server, port and image, nothing else
 ferry target cleanup 2 >"$T/cleanup.out" 2>&1 || fail "ferry target cleanup 2: $(cat "$T/cleanup.out")"
-for k in "server web01" "port web01" "image sda"; do grep -q "^deleted $k " "$T/cleanup.out" || fail "cleanup did not report the $k: $(cat "$T/cleanup.out")"; done
+for k in "server web01-test" "port web01-test" "image sda"; do grep -q "^deleted $k " "$T/cleanup.out" || fail "cleanup did not report the $k: $(cat "$T/cleanup.out")"; done
 [ "$(oscurl -o /dev/null -w '%{http_code}' "$CT/compute/v2.1/servers/$sid")" = 404 ] || fail "the server is still there"
 [ "$(oscurl -o /dev/null -w '%{http_code}' "$CT/network/v2.0/ports/$port")" = 404 ] || fail "the port is still there"
 [ "$(oscurl -o /dev/null -w '%{http_code}' "$GL/v2/images/$img")" = 404 ] || fail "the image is still there"
 net=$(jq -r .network_id <<<"$result")
 [ "$(oscurl -o /dev/null -w '%{http_code}' "$CT/network/v2.0/networks/$net")" = 200 ] || fail "cleanup deleted the blueprint's network"
 [ "$(oscurl -o /dev/null -w '%{http_code}' "$CT/network/v2.0/security-groups/$sg")" = 200 ] || fail "cleanup deleted the blueprint's security group"
-ok "ferry target cleanup deleted the server, the port and the image; the blueprint's network and security group stay"
+ok "ferry target cleanup of the test launch deleted its server, port and image; the blueprint's network and security group stay"
 
-# ---- 4. a second migration finds the blueprint's network
+# ---- 4. the cutover: a second migration finds the blueprint's network
 ferry migrate web01 --blueprint os-wave >/dev/null || fail "migrate web01 (3)"
 timeout 120 ferry job watch 3 >"$T/w3.out" 2>&1 || fail "the third migration failed: $(tail -5 "$T/w3.out")"
+api GET /v1/migrations/3 | jq -c '.tasks[] | select(.kind == "create") | .result' >"$T/r3.json"
+jq -e '.addresses.tenant[0].addr == "192.168.10.5"' "$T/r3.json" >/dev/null || fail "the cutover instance: $(cat "$T/r3.json")"
+[ "$(oscurl "$GL/v2/images?name=web01-sda" | jq -r '.images[0].status')" = active ] || fail "no active image web01-sda"
+expect_fail "cleanup removes only" ferry target cleanup 3
 for r in networks subnets security-groups; do
   [ "$(count POST /network/v2.0/$r 201)" = 1 ] || fail "the re-run made another of $r"
 done
 [ "$(count POST /network/v2.0/ports 201)" = 2 ] || fail "the re-run made no port of its own"
 ! grep -q CONTRACT- "$T/contract.log" || fail "$(grep CONTRACT- "$T/contract.log")"
-ok "a second migration of the blueprint found its network, subnet and security group (tag ferry-blueprint=os-wave)"
+ok "the cutover migration found the blueprint's network, subnet and security group (tag ferry-blueprint=os-wave), got 192.168.10.5 back, and is not for cleanup"
 ! grep -rqF ferrypw "$T/server.log" "$T/state" 2>/dev/null || fail "the password is in the server's log or state"
 echo "  t-openstack: $(( $(date +%s) - T0 )) s"

@@ -156,7 +156,13 @@ static int neutron_ensure(struct os_run *r, const char *singular,
     os_error(what, st, ans, NULL);
     goto fail;
   }
-  json_array_foreach(json_object_get(ans, plural), i, item) {
+  /* the answer's key is the collection: security_groups for
+   * security-groups */
+  snprintf(what, sizeof what, "%s", plural);
+  for (i = 0; what[i]; i++)
+    if (what[i] == '-')
+      what[i] = '_';
+  json_array_foreach(json_object_get(ans, what), i, item) {
     const char *iid = json_string_value(json_object_get(item, "id"));
 
     if (iid && has_tag(item, tag)) {
