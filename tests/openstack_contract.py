@@ -280,7 +280,8 @@ def neutron_create(res, item):
                 raise Fail(400, "InvalidIpForSubnet", "IP address %s is "
                            "not a valid IP for the specified subnet." % ip)
             for p in db["ports"].values():
-                if any(x["ip_address"] == ip for x in p["fixed_ips"]):
+                if any(x["ip_address"] == ip and
+                       x["subnet_id"] == sub["id"] for x in p["fixed_ips"]):
                     raise Fail(409, "IpAddressAlreadyAllocated",
                                "IP address %s already allocated in subnet "
                                "%s" % (ip, sub["id"]))

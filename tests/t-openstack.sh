@@ -18,6 +18,7 @@
 # The openstack CLI (python3-openstackclient), reading the same
 # clouds.yaml, is the independent client.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/servers.sh"
 requires jq curl qemu-img keystone-manage keystone-wsgi-public glance-api glance-manage sha512sum
 [ -x /usr/bin/openstack ] || { echo "SKIP: /usr/bin/openstack (python3-openstackclient) is not installed (scripts/setup.sh test)"; exit 77; }
 /usr/bin/python3 -c 'import neutron.extensions.securitygroup, nova.api.validation' 2>/dev/null ||
@@ -78,6 +79,11 @@ username = glance
 password = glancepw
 [oslo_policy]
 enforce_new_defaults = false
+[import_filtering_opts]
+# web-download (import: object) fetches from the S3 server's port
+allowed_ports = [${S3_PORT:-80}]
+# and from 127.0.0.1, which Glance refuses unless allowed (SSRF guard)
+allowed_hosts = [127.0.0.1]
 EOF
 }
 
@@ -156,6 +162,9 @@ PY
   ok "Keystone and Glance bootstrapped once into $TEMPLATE ($(( $(date +%s) - T0 )) s)"
 fi
 
+# the S3 server of the import: object run (section 5), before Glance's
+# configuration names its port
+swift_start
 OS=$T/os
 mkdir -p "$OS"; cp -a "$TEMPLATE/." "$OS/"; rm -f "$OS/ready"; os_conf "$OS"
 keystone_start "$OS"
@@ -367,5 +376,35 @@ done
 [ "$(count POST /network/v2.0/ports 201)" = 2 ] || fail "the re-run made no port of its own"
 ! grep -q CONTRACT- "$T/contract.log" || fail "$(grep CONTRACT- "$T/contract.log")"
 ok "the cutover migration found the blueprint's network, subnet and security group (tag ferry-blueprint=os-wave), got 192.168.10.5 back, and is not for cleanup"
+
+# ---- 5. import: object: Glance fetches the converted object from the
+# store itself (web-download of a presigned URL); nothing passes through
+# ferry-server
+cat >"$T/bp-obj.yaml" <<YAML
+name: os-obj
+provider: openstack
+store: s3://test/obj
+import: object
+options:
+  chunk_size: 1M
+hosts:
+  - name: web01
+    machine_type: m1.tiny
+    format: raw
+YAML
+ferry blueprint apply "$T/bp-obj.yaml" >/dev/null || fail "apply: $(ferry blueprint validate "$T/bp-obj.yaml" 2>&1)"
+ferry migrate web01 --blueprint os-obj >/dev/null || fail "migrate web01 (4)"
+timeout 120 ferry job watch 4 >"$T/w4.out" 2>&1 || fail "the import: object migration failed: $(tail -5 "$T/w4.out")"
+api GET /v1/migrations/4 | jq -c '.tasks[] | select(.kind == "create") | .result' >"$T/r4.json"
+img4=$(jq -r '.image_ids[0]' "$T/r4.json")
+oscurl "$GL/v2/images/$img4" >"$T/image4.json"
+want=$(/usr/bin/aws --endpoint-url "$S3_ENDPOINT" s3 cp s3://test/obj/web01/sda.raw - | sha512sum | cut -d' ' -f1)
+[ "$(jq -r .os_hash_value "$T/image4.json")" = "$want" ] && [ "$(jq -r .disk_format "$T/image4.json")" = raw ] ||
+  fail "the imported image is not the raw object: $(jq -c '{status, disk_format, os_hash_value}' "$T/image4.json")"
+grep -q "GET /test/obj/web01/sda.raw" "$S3_ACCESS_LOG" || fail "Glance did not fetch the object from the store"
+! grep -q "PUT /v2/images/$img4/file" "$OS/log/glance-api.log" || fail "ferry uploaded the image instead of Glance importing it"
+! grep -q "X-Amz-Signature" "$T/server.log" "$T/w4.out" || fail "a presigned URL's signature is in the server's log"
+ok "import: object: Glance web-downloaded the raw object from a presigned S3 URL (sha512 matches); no upload through ferry-server"
+
 ! grep -rqF ferrypw "$T/server.log" "$T/state" 2>/dev/null || fail "the password is in the server's log or state"
 echo "  t-openstack: $(( $(date +%s) - T0 )) s"

@@ -1274,9 +1274,13 @@ static json_t *openstack_cleanup(struct task_ctx *t, json_t *plan,
   json_t *res, *deleted = json_array(), *item;
   struct os_run r;
   size_t i;
+  int pass;
 
   if (run_open(&r, t, plan) == -1)
     goto fail;
+  /* servers, then ports, then images, whatever the rows' order: a port
+   * is its server's until Nova has deleted the server */
+  for (pass = 0; pass < 3; pass++)
   json_array_foreach(resources, i, item) {
     const char *kind = json_string_value(json_object_get(item, "kind"));
     const char *name = json_string_value(json_object_get(item, "name"));
@@ -1286,7 +1290,9 @@ static json_t *openstack_cleanup(struct task_ctx *t, json_t *plan,
     char path[300], what[200];
     int st;
 
-    if (kind == NULL || name == NULL || id == NULL)
+    if (kind == NULL || name == NULL || id == NULL ||
+        pass != (strcmp(kind, "server") == 0 ? 0
+                 : strcmp(kind, "port") == 0 ? 1 : 2))
       continue;
     if (strcmp(kind, "server") == 0) {
       svc = OS_COMPUTE;

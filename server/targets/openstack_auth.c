@@ -488,6 +488,22 @@ void os_error(const char *what, long status, json_t *body, const char *hint)
   for (char *p = buf; *p; p++)
     if (*p == '\n' || *p == '\r')
       *p = ' ';
+  /* Glance echoes the URL it was given: a presigned URL's query is a
+   * credential, never to be logged */
+  for (char *p = strstr(buf, "://"); p; p = strstr(p + 3, "://")) {
+    char *q = p + strcspn(p, "? \"'<");
+    size_t rest;
+
+    if (*q != '?')
+      continue;
+    rest = strcspn(q, " \"'<");
+    memmove(q + 1, q + rest, strlen(q + rest) + 1);
+    *q = '?';
+    if (strlen(buf) + 9 < sizeof buf) {
+      memmove(q + 9, q + 1, strlen(q + 1) + 1);
+      memcpy(q + 1, "REDACTED", 8);
+    }
+  }
   ferry_error("%s failed: HTTP %ld %s%s%s%s%s", what, status,
               code ? code : "", code ? ": " : "", buf, hint ? "; " : "",
               hint ? hint : "");
