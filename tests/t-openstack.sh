@@ -11,11 +11,13 @@
 # the cloud: the network, subnet and security group (exactly the
 # blueprint's allow rules) and a port with the host's IP, a Glance image
 # holding the converted bytes (Glance's sha512 against the object), a
-# server with the flavor.  A wrong password fails fast naming OS_PASSWORD;
-# the server is killed mid-upload and the restarted one finishes without
-# making anything twice; a re-run finds the blueprint's network; ferry
-# target cleanup deletes the migration's server, port and image only.
-# The openstack CLI (python3-openstackclient), reading the same
+# server with the flavor.  1: a wrong password fails fast naming
+# OS_PASSWORD; 2: a test launch (credentials from clouds.yaml) whose
+# server is killed mid-upload: the restarted one finishes without making
+# anything twice; 3: ferry target cleanup deletes its server, port and
+# image only; 4: the cutover migration finds the blueprint's network;
+# 5: import: object, Glance web-downloading the raw object from Swift's
+# S3 API.  The openstack CLI (python3-openstackclient), reading the same
 # clouds.yaml, is the independent client.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/servers.sh"
