@@ -408,5 +408,35 @@ grep -q "GET /test/obj/web01/sda.raw" "$S3_ACCESS_LOG" || fail "Glance did not f
 ! grep -q "X-Amz-Signature" "$T/server.log" "$T/w4.out" || fail "a presigned URL's signature is in the server's log"
 ok "import: object: Glance web-downloaded the raw object from a presigned S3 URL (sha512 matches); no upload through ferry-server"
 
+# ---- 6. a host with a data disk, on a cloud without Cinder: refused
+# before anything is made
+make_disk "$T/db-sda.img" 8M sparse
+make_disk "$T/db-sdb.img" 8M sparse
+make_root "$T/root-db" db01 sda=$((8 << 20)) sdb=$((8 << 20))
+conf=$(make_agent db01 "$T/root-db" "sda=$T/db-sda.img" "sdb=$T/db-sdb.img")
+start_agent db01 "$conf"
+wait_for 20 eval 'api GET /v1/hosts | jq -e ".hosts | any(.hostname == \"db01\")" >/dev/null' || fail "db01 did not register"
+sed 's/^  - name: web01/  - name: db01/; s/^name: os-obj/name: os-db/' "$T/bp-obj.yaml" >"$T/bp-db.yaml"
+ferry blueprint apply "$T/bp-db.yaml" >/dev/null || fail "apply: $(ferry blueprint validate "$T/bp-db.yaml" 2>&1)"
+posts=$(grep -c "^POST " "$T/contract.log")
+ferry migrate db01 --blueprint os-db >/dev/null || fail "migrate db01"
+rc=0; timeout 120 ferry job watch 5 >"$T/w5.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "a two-disk host on a cloud without Cinder did not fail (exit $rc)"
+grep -q "has 2 disks: OpenStack attaches data disks as Cinder volumes" "$T/w5.out" ||
+  fail "the two-disk failure is not explained: $(tail -3 "$T/w5.out")"
+[ "$(grep -c "^POST " "$T/contract.log")" = "$posts" ] && [ "$(oscurl "$GL/v2/images?name=db01-sda" | jq '.images | length')" = 0 ] ||
+  fail "the refused two-disk host made something"
+ok "a host with a data disk on a cloud without Cinder fails before anything is made, saying why"
+
+# the contract server is no pass-through: a request off Neutron's and
+# Nova's models is refused and recorded
+code=$(oscurl -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+  -d '{"network": {"name": "x", "cidr": "10.0.0.0/8"}}' "$CT/network/v2.0/networks")
+code2=$(oscurl -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+  -d '{"server": {"name": "x", "flavorRef": "2", "imageRef": "not-a-uuid"}}' "$CT/compute/v2.1/servers")
+[ "$code $code2" = "400 400" ] && [ "$(grep -c CONTRACT-VIOLATION "$T/contract.log")" = 2 ] ||
+  fail "the contract server let a wrong shape through ($code $code2): $(grep CONTRACT "$T/contract.log")"
+ok "the contract server refuses a network with a cidr and a server with a bad imageRef (400)"
+
 ! grep -rqF ferrypw "$T/server.log" "$T/state" 2>/dev/null || fail "the password is in the server's log or state"
 echo "  t-openstack: $(( $(date +%s) - T0 )) s"
