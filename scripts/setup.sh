@@ -35,13 +35,18 @@ fi
 # Test servers that are not Debian packages (test|all), into TOOLS_DIR:
 #   memcached for Swift, unpacked (apt-get download + dpkg -x) rather than
 #     installed, so no system-wide daemon starts;
-#   azurite, Microsoft's Azure Storage emulator, from npm.
-# Both are checked with one test each and skipped when present.
+#   azurite, Microsoft's Azure Storage emulator, from npm;
+#   the Compute Engine v1 API model for tests/gcp_contract.py: the one file
+#     compute/v1/compute-gen.go of golang-google-api-dev (Google's generated
+#     client, which embeds every method's discovery entry and every schema),
+#     unpacked (apt-get download + dpkg -x) without its Go dependencies.
+# Each is checked with one test and skipped when present.
 TOOLS_DIR=${FERRY_TOOLS_DIR:-/var/cache/ferry}
 AZURITE_VERSION=3.37.0
 test_tools() {
   local mc=$TOOLS_DIR/memcached/usr/bin/memcached
   local az=$TOOLS_DIR/azurite/node_modules/azurite/package.json
+  local gce=$TOOLS_DIR/gce-api/compute-gen.go
   if ! mkdir -p "$TOOLS_DIR" 2>/dev/null || [ ! -w "$TOOLS_DIR" ]; then
     echo "setup.sh: cannot write $TOOLS_DIR (set FERRY_TOOLS_DIR):" \
       "memcached and azurite not installed; their tests will skip" >&2
@@ -55,11 +60,27 @@ test_tools() {
           apt-get -o APT::Sandbox::User=root download memcached >/dev/null; }; } &&
       rm -rf memcached && dpkg -x memcached_*.deb memcached && rm -f memcached_*.deb )
   fi
+  if [ ! -s "$gce" ]; then
+    echo "setup.sh: fetching the Compute Engine v1 model into $TOOLS_DIR" >&2
+    ( cd "$TOOLS_DIR" && rm -rf golang-google-api-dev_*.deb gce-api.tmp &&
+      { apt-get -o APT::Sandbox::User=root download golang-google-api-dev >/dev/null 2>&1 ||
+        { apt-get -q update >/dev/null &&
+          apt-get -o APT::Sandbox::User=root download golang-google-api-dev >/dev/null; }; } &&
+      dpkg -x golang-google-api-dev_*.deb gce-api.tmp && mkdir -p gce-api &&
+      mv gce-api.tmp/usr/share/gocode/src/google.golang.org/api/compute/v1/compute-gen.go "$gce" &&
+      rm -rf gce-api.tmp golang-google-api-dev_*.deb )
+  fi
   if ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$az" 2>/dev/null; then
     echo "setup.sh: npm install azurite@$AZURITE_VERSION into $TOOLS_DIR" >&2
     mkdir -p "$TOOLS_DIR/azurite"
     npm install --prefix "$TOOLS_DIR/azurite" --no-audit --no-fund \
       --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null
+  fi
+  # moto's server mode for tests/t-aws.sh, into the python3 on PATH (pip)
+  if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
+    echo "setup.sh: pip install moto[server] into $(command -v python3)" >&2
+    python3 -m pip install --quiet 'moto[server]' >/dev/null ||
+      echo "setup.sh: pip could not install moto[server]; t-aws will skip" >&2
   fi
 }
 

@@ -273,8 +273,13 @@ def neutron_create(res, item):
                            "operation: subnet %s is not on network %s"
                            % (f.get("subnet_id"), net["id"]))
             ip = f.get("ip_address")
-            if ip is None:
-                raise violation("this test expects a fixed ip_address")
+            taken = {x["ip_address"] for p in db["ports"].values()
+                     for x in p["fixed_ips"] if x["subnet_id"] == sub["id"]}
+            if ip is None:    # Neutron's IPAM: the first free address
+                ip = next(str(a) for a in
+                          ipaddress.ip_network(sub["cidr"]).hosts()
+                          if str(a) != sub["gateway_ip"] and
+                          str(a) not in taken)
             if ipaddress.ip_address(ip) not in \
                     ipaddress.ip_network(sub["cidr"]):
                 raise Fail(400, "InvalidIpForSubnet", "IP address %s is "

@@ -23,6 +23,7 @@
 #include "hash/digest.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "store/aws_creds.h"
 #include "store/sigv4.h"
 #include "store/store.h"
 #include "store/http.h"
@@ -87,79 +88,25 @@ static char *env_dup(const char *name)
   return v && *v ? strdup(v) : NULL;
 }
 
-/* Value of name in [section] of an INI file (the AWS shared credentials
- * and config files); NULL if absent. */
-static char *ini_get(const char *path, const char *section, const char *name)
-{
-  CLEANUP_FCLOSE FILE *fp = fopen(path, "r");
-  char line[1024];
-  int in = 0;
-
-  if (fp == NULL)
-    return NULL;
-  while (fgets(line, sizeof line, fp)) {
-    char *p = line, *e, *eq;
-
-    while (*p == ' ' || *p == '\t')
-      p++;
-    e = p + strlen(p);
-    while (e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' ||
-                     e[-1] == '\t'))
-      *--e = '\0';
-    if (*p == '[') {
-      in = e > p && e[-1] == ']' && (size_t)(e - p - 2) == strlen(section) &&
-           strncmp(p + 1, section, strlen(section)) == 0;
-      continue;
-    }
-    if (!in || *p == '#' || *p == ';' || (eq = strchr(p, '=')) == NULL)
-      continue;
-    e = eq;
-    while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-      e--;
-    if ((size_t)(e - p) != strlen(name) || strncmp(p, name, strlen(name)))
-      continue;
-    eq++;
-    while (*eq == ' ' || *eq == '\t')
-      eq++;
-    return *eq ? strdup(eq) : NULL;
-  }
-  return NULL;
-}
-
-/* ~/.aws/<file>, or the path in env. */
-static char *aws_file(const char *env, const char *file)
-{
-  const char *home = getenv("HOME");
-  char *p;
-
-  if (getenv(env) && *getenv(env))
-    return strdup(getenv(env));
-  if (home == NULL || asprintf(&p, "%s/.aws/%s", home, file) == -1)
-    return NULL;
-  return p;
-}
-
 /* AWS credentials: the environment, else the shared credentials file's
  * profile (AWS_PROFILE, default "default"); the region: AWS_REGION,
  * AWS_DEFAULT_REGION, the config file's profile, else us-east-1. */
 static int s3_config_aws(struct store_s3 *s)
 {
   const char *profile = getenv("AWS_PROFILE");
-  CLEANUP_FREE char *creds = NULL, *conf = NULL, *section = NULL;
+  CLEANUP_FREE char *conf = NULL, *section = NULL;
+  struct aws_creds c;
 
   if (profile == NULL || *profile == '\0')
     profile = "default";
-  s->access_key = env_dup("AWS_ACCESS_KEY_ID");
-  s->secret_key = env_dup("AWS_SECRET_ACCESS_KEY");
-  s->session_token = env_dup("AWS_SESSION_TOKEN");
-  if (s->access_key == NULL && s->secret_key == NULL) {
-    creds = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
-    if (creds) {
-      s->access_key = ini_get(creds, profile, "aws_access_key_id");
-      s->secret_key = ini_get(creds, profile, "aws_secret_access_key");
-      s->session_token = ini_get(creds, profile, "aws_session_token");
-    }
-  }
+  if (aws_creds_load(&c) == -1)
+    return -1;
+  /* the store keeps the strings; c's profile and file are not needed */
+  s->access_key = c.access_key;
+  s->secret_key = c.secret_key;
+  s->session_token = c.session_token;
+  free(c.profile);
+  free(c.file);
   s->region = env_dup("AWS_REGION");
   if (s->region == NULL)
     s->region = env_dup("AWS_DEFAULT_REGION");
@@ -169,7 +116,7 @@ static int s3_config_aws(struct store_s3 *s)
     else if (asprintf(&section, "profile %s", profile) == -1)
       section = NULL;
     if (section)
-      s->region = ini_get(conf, section, "region");
+      s->region = aws_ini_get(conf, section, "region");
   }
   if (s->region == NULL)
     s->region = strdup("us-east-1");

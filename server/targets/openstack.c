@@ -418,7 +418,9 @@ static int ensure_network(struct os_run *r, struct net_ids *ids)
   fixed = json_object();
   if (ids->subnet)
     json_object_set_new(fixed, "subnet_id", json_string(ids->subnet));
-  if (ip)
+  /* a test launch takes an address Neutron picks on the subnet: the
+   * host's stays free for the cutover, which may run beside it */
+  if (ip && !json_is_true(json_object_get(r->plan, "test")))
     json_object_set_new(fixed, "ip_address", json_string(ip));
   rc = neutron_ensure(r, "port", "ports", "port", r->inst, filter,
                       r->mig_tag, r->tags, CLOUD_MIGRATION,
