@@ -19,7 +19,11 @@ test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   tar util-linux time clang libclang-rt-14-dev
   # the Azure SDK's REST models, by which tests/azure_contract.py checks
   # the azure driver's requests
-  python3-azure)
+  python3-azure
+  # real Keystone and Glance for t-openstack, the openstack CLI as its
+  # independent client, and Neutron's and Nova's own API models for
+  # tests/openstack_contract.py
+  keystone glance-api python3-openstackclient python3-neutron python3-nova)
 
 case $what in
   build) want=("${build_pkgs[@]}") ;;
