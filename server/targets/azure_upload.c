@@ -18,6 +18,7 @@
 #include "net/http_client.h"
 #include "store/store.h"
 #include "azure_upload.h"
+#include "target.h"
 #include "cloud.h"
 #include "../tasks.h"
 
@@ -30,32 +31,10 @@ struct range {
   uint64_t start, end;       /* inclusive, as Get Page Ranges says */
 };
 
-/* Split "scheme://a/b/name" into its store and key. */
-static struct store *open_parent(const char *url, const char **key)
-{
-  const char *slash = strrchr(url, '/');
-  char *parent;
-  struct store *s;
-
-  if (slash == NULL || slash[1] == '\0' || strstr(url, "://") == NULL) {
-    ferry_error("%s does not name an object in a store", url);
-    return NULL;
-  }
-  parent = strndup(url, (size_t)(slash - url));
-  if (parent == NULL) {
-    ferry_error("out of memory");
-    return NULL;
-  }
-  s = store_open(parent);
-  free(parent);
-  *key = slash + 1;
-  return s;
-}
-
 int azure_object_size(const char *src, uint64_t *size)
 {
   const char *key;
-  struct store *s = open_parent(src, &key);
+  struct store *s = target_store_object(src, &key);
   int rc;
 
   if (s == NULL)
@@ -204,7 +183,7 @@ int azure_upload(struct task_ctx *t, const char *what, const char *sas,
     ferry_error("out of memory");
     return -1;
   }
-  if ((s = open_parent(src, &key)) == NULL)
+  if ((s = target_store_object(src, &key)) == NULL)
     return -1;
   next_report = size / 4;
   while (off < size) {

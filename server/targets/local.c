@@ -32,34 +32,12 @@
 #define BOOT_MARKER_DEFAULT "login:"
 #define COPY_STEP (8u << 20)
 
-/* Split "scheme://a/b/name" into a store URL and the object key. */
-static struct store *open_parent(const char *url, const char **key)
-{
-  const char *slash = strrchr(url, '/');
-  char *parent;
-  struct store *s;
-
-  if (slash == NULL || slash[1] == '\0') {
-    ferry_error("output URL %s does not name an object", url);
-    return NULL;
-  }
-  parent = strndup(url, (size_t)(slash - url));
-  if (parent == NULL) {
-    ferry_error("out of memory");
-    return NULL;
-  }
-  s = store_open(parent);
-  free(parent);
-  *key = slash + 1;
-  return s;
-}
-
 /* Copy an object to a local file, leaving holes for zero blocks. */
 static int download(const char *url, const char *path)
 {
   CLEANUP_FREE char *buf = malloc(COPY_STEP);
   const char *key;
-  struct store *s = open_parent(url, &key);
+  struct store *s = target_store_object(url, &key);
   uint64_t off = 0;
   int fd = -1, r = -1;
 
@@ -442,7 +420,7 @@ static json_t *local_create(struct task_ctx *t, json_t *plan)
     uint64_t size;
     int r;
 
-    if (out == NULL || (s = open_parent(out, &key)) == NULL)
+    if (out == NULL || (s = target_store_object(out, &key)) == NULL)
       goto fail;
     r = store_head(s, key, &size);
     store_close(s);

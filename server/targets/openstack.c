@@ -435,28 +435,6 @@ out:
 
 /* ---- Glance ---- */
 
-/* Split "scheme://a/b/name" into a store and the object key. */
-static struct store *open_parent(const char *url, const char **key)
-{
-  const char *slash = strrchr(url, '/');
-  char *parent;
-  struct store *s;
-
-  if (slash == NULL || slash[1] == '\0') {
-    ferry_error("output URL %s does not name an object", url);
-    return NULL;
-  }
-  parent = strndup(url, (size_t)(slash - url));
-  if (parent == NULL) {
-    oom();
-    return NULL;
-  }
-  s = store_open(parent);
-  free(parent);
-  *key = slash + 1;
-  return s;
-}
-
 /* The streamed upload: curl pulls the object from the store, a step at a
  * time, hashing it as Glance will (os_hash_algo sha512). */
 struct upload {
@@ -558,7 +536,7 @@ static int glance_upload(struct os_run *r, const char *id, const char *url,
   long status = 0;
   int rc = -1, h;
 
-  u.st = open_parent(url, &u.key);
+  u.st = target_store_object(url, &u.key);
   if (u.st == NULL)
     return -1;
   h = store_head(u.st, u.key, &u.size);
@@ -683,7 +661,7 @@ static int glance_web_download(struct os_run *r, const char *id,
                 st_code == 200 ? "see GET /v2/info/import" : "none");
     return -1;
   }
-  if ((st = open_parent(url, &key)) == NULL)
+  if ((st = target_store_object(url, &key)) == NULL)
     return -1;
   /* a day: Glance may queue the task */
   signed_url = store_presign(st, key, "GET", 86400);

@@ -2,9 +2,11 @@
 #include "target.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/error.h"
+#include "store/store.h"
 #include "../db.h"
 #include "../tasks.h"
 
@@ -106,4 +108,25 @@ json_t *target_cleanup(struct task_ctx *t, json_t *plan)
   json_decref(mine);
   json_decref(kept);
   return res;
+}
+
+struct store *target_store_object(const char *url, const char **key)
+{
+  const char *slash = strrchr(url, '/');
+  char *parent;
+  struct store *s;
+
+  if (slash == NULL || slash[1] == '\0' || strstr(url, "://") == NULL) {
+    ferry_error("%s does not name an object in a store", url);
+    return NULL;
+  }
+  parent = strndup(url, (size_t)(slash - url));
+  if (parent == NULL) {
+    ferry_error("out of memory");
+    return NULL;
+  }
+  s = store_open(parent);
+  free(parent);
+  *key = slash + 1;
+  return s;
 }

@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 struct task_ctx;                      /* server/tasks.h */
+struct store;                         /* lib/store/store.h */
 
 /* What a provider accepts; docs/BLUEPRINTS.md explains each rule. */
 struct target_rules {
@@ -94,6 +95,11 @@ void target_formats(const struct target_ops *t, char *buf, size_t size);
 
 /* Dispatch on plan.provider. */
 json_t *target_create(struct task_ctx *t, json_t *plan);
+
+/* The store holding the object url names ("s3://bucket/a/b/name"), opened,
+ * and in *key the object's key in it ("name"); NULL with an error when url
+ * does not name an object in a store. */
+struct store *target_store_object(const char *url, const char **key);
 
 /* ferry target cleanup: the driver's cleanup op on the migration's live
  * CLOUD_MIGRATION resources, newest first.  Its result, plus "kept" (the
