@@ -256,3 +256,7 @@ awscli ec2 describe-instances --instance-ids "$(json "$R5" .instance_id)" |
   jq -e '.Reservations[0].Instances[0] | .InstanceType == "t3.small" and .State.Name == "running"' >/dev/null || fail "instance of migration 5"
 no_violations
 ok "import: object imports each converted VMDK from S3 with ImportSnapshot (no block sent) and boots the image in the default VPC"
+
+# the server signed hundreds of requests with the key: it never logs it
+! grep -aqF "$AWS_SECRET_ACCESS_KEY" "$T/server.log" "$T"/watch*.out || fail "the secret key is in a log"
+ok "the secret key appears in no log of the server or job output"
