@@ -56,8 +56,10 @@ expect_preflight app01 kvm fail "kernel 3.10.0-1160.el7.x86_64 has no virtio_blk
 ok "RHEL 7 from VMware without virtio in its initramfs is stopped before KVM, with the dracut fix"
 
 bp az1 azure gce-app-1
-expect_preflight gce-app-1 az1 fail "the host boots UEFI and azure (Gen1 VHD) boots BIOS only"
-ok "a UEFI host is refused by Azure Gen1"
+expect_preflight gce-app-1 az1 fail "kernel 5.15.0-1049-gcp has no hv_vmbus in its initramfs"
+jq -e '[.plan.preflight[] | select(.code == "boot-mode")] == []' "$T/m$n.json" >/dev/null ||
+  fail "the UEFI host got a boot-mode finding on azure: $(jq -c .plan.preflight "$T/m$n.json")"
+ok "a UEFI host is not refused by Azure for its boot mode (it becomes a Gen2 VM); a GCE kernel without the Hyper-V drivers is"
 
 bp aws1 aws web-azure-01
 expect_preflight web-azure-01 aws1 fail "boot disk sda has a GPT partition table and boots BIOS: aws boots a GPT boot disk only in UEFI mode"

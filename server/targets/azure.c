@@ -1,6 +1,7 @@
 /* azure.c - Microsoft Azure.  Rules (checked 2026): uploads are fixed
- * VHDs with a whole number of MiB; a Gen1 VM boots BIOS only, from an MBR
- * disk of at most 2040 GiB; managed data disks up to 32 TiB; the guest
+ * VHDs with a whole number of MiB; a Gen1 VM boots BIOS, from an MBR
+ * disk of at most 2040 GiB, a Gen2 VM UEFI (the driver makes the disk
+ * hyperVGeneration V2 for a UEFI host); managed data disks up to 32 TiB; the guest
  * needs the Hyper-V drivers (hv_vmbus, hv_storvsc, hv_netvsc) in its
  * initramfs.
  *
@@ -805,7 +806,8 @@ const struct target_ops target_azure = {
   .name = "azure",
   .rules = {
     .needs_region = 1, .needs_machine_type = 1, .formats = formats,
-    .bios_ok = 1, .gpt_bios_ok = 1, .max_boot_disk = 2040 * GiB,
+    .bios_ok = 1, .uefi_ok = 1, .gpt_bios_ok = 1,
+    .max_boot_disk = 2040 * GiB,
     .max_disk = 32 * TiB, .storage_drivers = storage, .net_drivers = net,
     .driver_hint = "add hv_vmbus hv_storvsc hv_netvsc to the initramfs "
                    "(dracut -f --add-drivers, or /etc/initramfs-tools/"
