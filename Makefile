@@ -123,9 +123,14 @@ $(O)/tests/%: tests/unit/%.c $(LIBFERRY) \
 	  $(LIBFERRY) $(LIBS)
 
 # Helpers the shell tests drive (not run as unit tests).
-TEST_TOOLS := $(O)/tests/store-tool
+TEST_TOOLS := $(O)/tests/store-tool $(O)/tests/nbd-serve
 
 $(O)/tests/store-tool: tests/tools/store_tool.c $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(call say,TOOL,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
+	  $(LIBFERRY) $(LIBS)
+
+$(O)/tests/nbd-serve: tests/tools/nbd_serve.c $(LIBFERRY)
 	@mkdir -p $(dir $@)
 	$(call say,TOOL,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 	  $(LIBFERRY) $(LIBS)
