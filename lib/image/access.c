@@ -705,6 +705,21 @@ static void rebase(struct image_access *a, const struct image_manifest *nm,
   }
 }
 
+static int prepared_for_check(const char *name)
+{
+  size_t len = strlen(name);
+
+  if (len == 0 || len >= IMAGE_PREPARED_FOR_MAX ||
+      strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                   "0123456789._-") != len) {
+    ferry_error("commit: prepared_for '%.80s' is not a target name: use 1 "
+                "to %d of A-Z a-z 0-9 . _ -", name,
+                IMAGE_PREPARED_FOR_MAX - 1);
+    return -1;
+  }
+  return 0;
+}
+
 static int commit_locked(struct image_access *a,
                          const struct image_commit_opts *o,
                          struct image_manifest *out)
@@ -722,6 +737,8 @@ static int commit_locked(struct image_access *a,
     *out = a->m;
     return 0;
   }
+  if (o && o->prepared_for && prepared_for_check(o->prepared_for) == -1)
+    return -1;
   if (image_last_generation(a->s, &last) == -1)
     return -1;
   nm.generation = (last > a->m.generation ? last : a->m.generation) + 1;
@@ -735,13 +752,8 @@ static int commit_locked(struct image_access *a,
     return -1;
   r = image_manifest_parse(text, strlen(text), "the new manifest", &check);
   free(text);
-  if (r == -1 || (o && o->prepared_for &&
-                  strcmp(check.prepared_for, o->prepared_for) != 0)) {
-    if (r == 0)
-      ferry_error("prepared_for '%.80s' is longer than %d characters",
-                  o->prepared_for, IMAGE_PREPARED_FOR_MAX - 1);
+  if (r == -1)
     return -1;
-  }
   r = -1;
 
   k.buf = malloc(a->m.chunk_size);

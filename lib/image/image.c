@@ -338,11 +338,14 @@ int image_manifest_load_generation(struct store *s, uint64_t generation,
     ferry_error("out of memory");
     return -1;
   }
-  if (image_manifest_parse(text, len, where, m) == -1)
+  if (image_manifest_parse(text, len, where, m) == -1) {
+    errno = EBADMSG;
     return -1;
+  }
   if (m->generation != generation) {
     ferry_error("%s says it is generation %" PRIu64 ": the image is "
                 "damaged", where, m->generation);
+    errno = EBADMSG;
     return -1;
   }
   return 0;

@@ -80,7 +80,9 @@ char *image_manifest_format(const struct image_manifest *m);
  * parsed, EBADMSG. */
 int image_manifest_load(struct store *s, struct image_manifest *m);
 
-/* Read generations/<N>.json of the image at s (N >= 1). */
+/* Read generations/<N>.json of the image at s (N >= 1); errno ENOENT when
+ * it is missing, EBADMSG when it cannot be parsed or is another
+ * generation. */
 int image_manifest_load_generation(struct store *s, uint64_t generation,
                                    struct image_manifest *m);
 
