@@ -39,17 +39,25 @@ char *gf_read(struct prep *x, const char *path, size_t *len)
   return text;
 }
 
-/* Keep the guest's original as path.ferry-orig, once: what preparation
- * changed stays visible in the prepared disk itself. */
+/* Keep the guest's original, once, under PREP_ORIG_DIR with its full
+ * path: what preparation changed stays visible in the prepared disk
+ * itself, and no copy sits where the guest's tools would read it as a
+ * configuration of its own (NetworkManager reads every file of
+ * system-connections/, initscripts every ifcfg-*). */
 static int keep_original(struct prep *x, const char *path)
 {
-  char orig[512];
+  char orig[600], dir[600], *slash;
 
-  snprintf(orig, sizeof orig, "%s.ferry-orig", path);
+  snprintf(orig, sizeof orig, "%s%s", PREP_ORIG_DIR, path);
   if (guestfs_exists(x->g, orig) == 1 ||
       guestfs_is_file_opts(x->g, path, -1) != 1)
     return 0;
-  if (guestfs_cp_a(x->g, path, orig) == -1) {
+  snprintf(dir, sizeof dir, "%s", orig);
+  slash = strrchr(dir, '/');
+  if (slash)
+    *slash = 0;
+  if (guestfs_mkdir_p(x->g, dir) == -1 ||
+      guestfs_cp_a(x->g, path, orig) == -1) {
     gf_error(x, "cannot keep a copy of", path);
     return -1;
   }

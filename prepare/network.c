@@ -44,8 +44,8 @@ static int drop_mac_rules(struct prep *x)
       break;
     }
     prep_change(x, rules[i], "it names NICs by the source's MAC addresses; "
-                "the target's NICs have others", "removed (kept as "
-                "%s.ferry-orig)", rules[i]);
+                "the target's NICs have others", "removed (kept in "
+                PREP_ORIG_DIR ")");
   }
   free_strings(rules);
   return r;
@@ -223,7 +223,9 @@ static int keyfile(struct prep *x, const char *path)
         (strcmp(section, "[ipv4]") == 0 &&
          (strncmp(line, "method=", 7) == 0 ||
           strncmp(line, "address", 7) == 0 ||
-          strncmp(line, "gateway=", 8) == 0)))
+          strncmp(line, "gateway=", 8) == 0 ||
+         (x->net.ip == NULL && (strncmp(line, "dns=", 4) == 0 ||
+                                strncmp(line, "ignore-auto-dns=", 16) == 0)))))
       continue;
     fprintf(o, "%s\n", line);
   }
@@ -335,7 +337,7 @@ static int netplan(struct prep *x, char **files)
     if (gf_remove(x, files[i]) == -1)
       return -1;
     prep_change(x, files[i], "replaced by ferry's netplan file for the "
-                "target's NIC", "moved to %s.ferry-orig", files[i]);
+                "target's NIC", "removed (kept in " PREP_ORIG_DIR ")");
   }
   if (gf_write(x, "/etc/netplan/50-ferry.yaml", body) == -1 ||
       guestfs_chmod(x->g, 0600, "/etc/netplan/50-ferry.yaml") == -1)
@@ -431,12 +433,12 @@ int prep_network(struct prep *x)
       ifupdown(x, "/etc/network/interfaces") == -1)
     goto out;
   for (i = 0; nm && nm[i]; i++)
-    if (strstr(nm[i], ".ferry-orig") == NULL && keyfile(x, nm[i]) == -1)
+    if (keyfile(x, nm[i]) == -1)
       goto out;
   for (i = 0; cfgs && cfgs[i]; i++) {
     CLEANUP_FREE char *t = NULL;
 
-    if (strstr(cfgs[i], "ifcfg-lo") || strstr(cfgs[i], ".ferry-orig"))
+    if (strstr(cfgs[i], "ifcfg-lo"))
       continue;
     if ((t = gf_read(x, cfgs[i], NULL)) == NULL)
       goto out;

@@ -94,14 +94,17 @@ void prep_change(struct prep *x, const char *file, const char *why,
 
 /* ---- guest file helpers (guestfs.c) ---- */
 
+/* Where the guest's originals of the files preparation changes are kept. */
+#define PREP_ORIG_DIR "/var/lib/ferry/prepare-orig"
+
 /* 1 if path is a regular file (symlinks followed inside the guest), 0 not. */
 int gf_is_file(struct prep *x, const char *path);
 /* The file's contents (caller frees), NULL with an error. */
 char *gf_read(struct prep *x, const char *path, size_t *len);
 /* Replace the file's contents keeping its mode and owner; the first time
- * the original is kept as path.ferry-orig. */
+ * the original is kept under PREP_ORIG_DIR. */
 int gf_write(struct prep *x, const char *path, const char *text);
-/* Remove a file, keeping it as path.ferry-orig. */
+/* Remove a file, keeping it under PREP_ORIG_DIR. */
 int gf_remove(struct prep *x, const char *path);
 /* Run a shell command in the guest (its root, /dev /proc /sys bound);
  * its output (caller frees) or NULL with an error holding its stderr. */

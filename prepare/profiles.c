@@ -35,7 +35,8 @@ static const struct prep_profile profiles[] = {
   {
     .name = "azure", .hardware = "Azure Hyper-V (VMBus, storvsc, netvsc)",
     .storage = LIST("hv_vmbus", "hv_storvsc"),
-    .extra = LIST("hv_netvsc", "hv_utils"),
+    /* storvsc's disks are SCSI disks */
+    .extra = LIST("sd_mod", "hv_netvsc", "hv_utils"),
     .nic = LIST("hv_netvsc"),
     /* qemu cannot emulate VMBus: its model of Azure boots from IDE */
     .emulated = LIST("ata_piix", "ata_generic"),

@@ -166,8 +166,8 @@ static int drop_caches(struct prep *x)
       continue;
     if (gf_remove(x, caches[i].path) == -1)
       return -1;
-    prep_change(x, caches[i].path, caches[i].why, "removed (kept as "
-                "%s.ferry-orig)", caches[i].path);
+    prep_change(x, caches[i].path, caches[i].why, "removed (kept in "
+                PREP_ORIG_DIR ")");
   }
   return 0;
 }

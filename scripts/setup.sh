@@ -16,7 +16,7 @@ demo_pkgs=(qemu-utils e2fsprogs fdisk curl python3 jq bc qemu-system-x86
   grub-pc-bin grub-common busybox-static cpio kmod
   # libguestfs' appliance is built from the server's own kernel in /boot;
   # OVMF boots UEFI guests on the local target
-  libguestfs0 linux-image-cloud-amd64 ovmf)
+  libguestfs0 libguestfs-xfs linux-image-cloud-amd64 ovmf)
 test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   swift swift-proxy swift-object swift-container swift-account awscli
   ansible ansible-lint grub-pc-bin grub-common busybox-static cpio kmod
