@@ -34,6 +34,8 @@ hosts:
     boot_timeout: $4
 YAML
 }
+
+FERRY_LOG=debug start_server "$T/ferry.db" --convert-workers 1
 bp bad models vmware 60 > "$T/bad.yaml"
 rc=0; ferry blueprint validate "$T/bad.yaml" >"$T/v.out" 2>&1 || rc=$?
 [ "$rc" = 1 ] && grep -qF "hosts[0].boot_model: 'boot_model' must be one of local, openstack, aws, gcp, azure" "$T/v.out" ||
@@ -44,7 +46,6 @@ rc=0; ferry blueprint validate "$T/bad2.yaml" >"$T/v2.out" 2>&1 || rc=$?
   fail "a boot_model on provider aws was not refused: $(cat "$T/v2.out")"
 ok "the blueprint refuses an unknown boot_model and a boot_model on a cloud provider"
 
-FERRY_LOG=debug start_server "$T/ferry.db" --convert-workers 1
 make_root "$T/root-models" models sda=$((160 << 20))
 start_agent models "$(make_agent models "$T/root-models" "sda=$T/models.img")"
 wait_for 20 eval 'api GET /v1/hosts | jq -e ".hosts | any(.hostname == \"models\")" >/dev/null' ||
