@@ -1,7 +1,7 @@
 # ferry - one Makefile.
 #
 #   make                      build bin/ferry-agent, bin/ferry-server,
-#                             bin/ferry-convert
+#                             bin/ferry-convert, bin/ferry-prepare
 #   make check                install test dependencies, build, run all tests
 #   make demo                 run the main job on embedded defaults
 #   make SANITIZE=address,undefined check
@@ -15,6 +15,8 @@
 #   make check-fuzz           run each for FUZZ_SECONDS (default 30) on its
 #                             seed corpus; a crash, leak or timeout fails
 #   make bench                benchmarks against the peers (docs/PERFORMANCE.md)
+#   make check-prepare-matrix guest preparation's whole boot proof
+#                             (docs/PREPARATION.md)
 #   make deb                  the ferry-agent Debian package in dist/
 #                             (dist/ferry-agent.deb links to it; ansible/
 #                             deploys it: docs/ANSIBLE.md)
@@ -66,17 +68,22 @@ AGENT_SRC := $(wildcard agent/*.c)
 SERVER_SRC := $(wildcard server/*.c server/targets/*.c)
 CONVERT_SRC := $(wildcard converters/*.c converters/formats/*.c)
 CLI_SRC := $(wildcard cli/*.c)
+# guest preparation alone links libguestfs (the agent never does)
+PREPARE_SRC := $(wildcard prepare/*.c)
+GUESTFS_LIBS = $(shell pkg-config --libs libguestfs 2>/dev/null || echo -lguestfs)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(O)/%.o,$(1))
 
 LIBFERRY := $(O)/libferry.a
 PROGRAMS := $(BIN)/ferry-agent $(BIN)/ferry-server $(BIN)/ferry-convert \
+            $(BIN)/ferry-prepare \
             $(BIN)/ferry
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean check check-tsan check-unit check-shell demo bench deps \
-        deps-build checksrc unit deb fuzz fuzzers check-fuzz
+        deps-build checksrc unit deb fuzz fuzzers check-fuzz \
+        check-prepare-matrix
 
 all: $(PROGRAMS)
 
@@ -109,6 +116,10 @@ $(BIN)/ferry-convert: $(call obj,$(CONVERT_SRC)) $(LIBFERRY)
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+$(BIN)/ferry-prepare: $(call obj,$(PREPARE_SRC)) $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(GUESTFS_LIBS) $(LIBS)
+
 $(BIN)/ferry: $(call obj,$(CLI_SRC)) $(LIBFERRY)
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -123,9 +134,14 @@ $(O)/tests/%: tests/unit/%.c $(LIBFERRY) \
 	  $(LIBFERRY) $(LIBS)
 
 # Helpers the shell tests drive (not run as unit tests).
-TEST_TOOLS := $(O)/tests/store-tool
+TEST_TOOLS := $(O)/tests/store-tool $(O)/tests/nbd-serve
 
 $(O)/tests/store-tool: tests/tools/store_tool.c $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(call say,TOOL,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
+	  $(LIBFERRY) $(LIBS)
+
+$(O)/tests/nbd-serve: tests/tools/nbd_serve.c $(LIBFERRY)
 	@mkdir -p $(dir $@)
 	$(call say,TOOL,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 	  $(LIBFERRY) $(LIBS)
@@ -155,12 +171,14 @@ deps:
 checksrc:
 	@bash scripts/checksrc.sh
 
-# The sanitizer pass leaves out the two tests whose minutes are spent in
-# qemu booting guests (t-boot) and in debootstrap and Ansible (t-ansible):
+# The sanitizer pass leaves out the tests whose minutes are spent in qemu
+# booting guests (t-boot, t-prepare), in libguestfs' appliance rebuilding
+# initramfs images (t-prepare) and in debootstrap and Ansible (t-ansible):
 # the normal pass runs them; the C they drive (the local target's boot
-# check, conversions, the agent's discovery and clone) runs under the
-# sanitizers in t-bootcheck, t-formats, t-control and the others.
-SANITIZE_EXCLUDE := $(if $(SANITIZE),t-boot t-ansible)
+# check, conversions, guest preparation, the agent's discovery and clone)
+# runs under the sanitizers in t-bootcheck, t-prepare-basic, t-formats,
+# t-control and the others.
+SANITIZE_EXCLUDE := $(if $(SANITIZE),t-boot t-ansible t-prepare)
 check: deps
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory checksrc
@@ -204,6 +222,13 @@ fuzz:
 check-fuzz: deps
 	@$(MAKE) --no-print-directory FUZZ=1 fuzzers
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh build-fuzz/fuzz
+
+# Guest preparation's whole boot proof (docs/PREPARATION.md, "Measured"):
+# both test guests prepared for every target and booted on its device
+# model, and unprepared where that must fail; CI runs t-prepare's subset.
+check-prepare-matrix: deps
+	@$(MAKE) --no-print-directory all
+	@FERRY_BIN=$(abspath $(BIN)) bash tests/prepare-matrix.sh
 
 demo:
 	@bash scripts/setup.sh demo

@@ -398,6 +398,27 @@ static json_t *one_kernel(struct discover_ctx *ctx, const char *ver)
   return k;
 }
 
+/* The tool that builds the guest's initramfs: guest preparation runs it
+ * (docs/PREPARATION.md), so preflight flags a guest without one. */
+static json_t *initramfs_tool(struct discover_ctx *ctx)
+{
+  static const struct { const char *path, *tool; } tools[] = {
+    { "usr/sbin/update-initramfs", "initramfs-tools" },
+    { "sbin/update-initramfs", "initramfs-tools" },
+    { "usr/bin/dracut", "dracut" },
+    { "usr/sbin/dracut", "dracut" },
+    { "sbin/dracut", "dracut" },
+    { "sbin/mkinitrd", "mkinitrd" },
+    { "usr/sbin/mkinitrd", "mkinitrd" },
+  };
+  size_t i;
+
+  for (i = 0; i < sizeof tools / sizeof tools[0]; i++)
+    if (rootfs_exists(&ctx->root, "%s", tools[i].path))
+      return json_string(tools[i].tool);
+  return json_null();
+}
+
 json_t *discover_drivers(struct discover_ctx *ctx)
 {
   size_t n, i;
@@ -431,5 +452,6 @@ json_t *discover_drivers(struct discover_ctx *ctx)
     kernels = NULL;
   }
   rootfs_names_free(vers, n);
-  return kernels ? json_pack("{s:o}", "kernels", kernels) : NULL;
+  return kernels ? json_pack("{s:o, s:o}", "kernels", kernels,
+                             "initramfs_tool", initramfs_tool(ctx)) : NULL;
 }

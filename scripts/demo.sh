@@ -23,7 +23,14 @@ mkdir -p "$DIR/files/var/lib/db" "$DIR/files/var/log" "$DIR/files/etc"
 head -c 48M /dev/urandom > "$DIR/files/var/lib/db/table.ibd"
 seq 1 400000 | sed 's/^/GET \/index.html 200 /' > "$DIR/files/var/log/access.log"
 printf 'LISTEN=0.0.0.0:80\n' > "$DIR/files/etc/web.conf"
-EXTRA_ROOT=$DIR/files bash "$TOP/scripts/make-boot-disk.sh" "$DIR/web01-sda.img" "$SIZE" web01 |
+# as an old on-prem install: fstab by device name, a static address bound
+# to the old NIC's MAC address (what guest preparation changes)
+mkdir -p "$DIR/files/etc/network" "$DIR/files/etc/udev/rules.d"
+printf 'auto lo\niface lo inet loopback\n\nauto ens192\niface ens192 inet static\n    address 192.168.50.10/24\n    gateway 192.168.50.1\n' \
+  > "$DIR/files/etc/network/interfaces"
+printf 'SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="00:50:56:aa:bb:cc", NAME="ens192"\n' \
+  > "$DIR/files/etc/udev/rules.d/70-persistent-net.rules"
+EXTRA_ROOT=$DIR/files FSTAB_DEVICE=sda bash "$TOP/scripts/make-boot-disk.sh" "$DIR/web01-sda.img" "$SIZE" web01 |
   sed 's/^/  /'
 rm -rf "$DIR/files"
 sfdisk -l "$DIR/web01-sda.img" | sed -n '/^Device/,$p'
@@ -36,7 +43,7 @@ echo $(( $(stat -c %s "$DIR/web01-sda.img") / 512 )) > "$DIR/root/sys/block/sda/
 
 say "starting ferry-server on 127.0.0.1 (state in $DIR/state)"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-FERRY_QEMU_ACCEL=${FERRY_QEMU_ACCEL:-tcg} \
+FERRY_QEMU_ACCEL=${FERRY_QEMU_ACCEL:-tcg} LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct} \
   ferry-server --listen "127.0.0.1:$PORT" --db "$DIR/state/ferry.db" 2>"$DIR/server.log" &
 PIDS+=($!)
 # HTTPS with the server's own CA (state/ca.pem); the CLI trusts the CA
@@ -63,11 +70,12 @@ PIDS+=($!)
 for _ in $(seq 100); do ferry hosts 2>/dev/null | grep -q web01 && break; sleep 0.1; done
 ferry hosts
 
-say "blueprint: web01 onto the local KVM target as qcow2, disks in file://$DIR/store, boot-checked"
+say "blueprint: web01 onto the local KVM target as qcow2, disks in file://$DIR/store, prepared for KVM, boot-checked"
 cat > "$DIR/wave1.yaml" <<YAML
 name: wave1
 provider: local
 store: file://$DIR/store
+prepare: true                           # fit the copy to KVM (docs/PREPARATION.md)
 hosts:
   - name: web01
     format: qcow2
@@ -82,16 +90,19 @@ ferry migrate web01 --blueprint wave1
 ferry job watch 1 --timeout 600
 ferry jobs
 
+say "what preparation changed in the migrated copy (job events; the source is untouched)"
+ferry job show 1 | grep -E "prepar" || true
+
 OUT=$DIR/store/web01/sda.qcow2
-say "proof: the migrated disk is the source disk, and it booted"
+say "proof: the migrated disk is the prepared copy of the source disk, and it booted"
 qemu-img info "$OUT" | sed -n '1,4p'
 qemu-img check -q "$OUT" && echo "qemu-img check: no errors"
-qemu-img compare -f raw -F qcow2 "$DIR/web01-sda.img" "$OUT"
 ferry-convert --verify --from "file://$DIR/store/web01/sda" --format qcow2 --to "$OUT" | sed 's/^/ferry-convert --verify: /'
-say "and back to raw: ferry-convert --from file://$DIR/store/web01/sda --format raw --to restored.raw"
-ferry-convert --from "file://$DIR/store/web01/sda" --format raw --to "$DIR/restored.raw"
-cmp "$DIR/web01-sda.img" "$DIR/restored.raw" && echo "cmp: the restored raw disk is byte-identical to the source"
+say "the source generation back to raw: ferry-convert --from file://$DIR/store/web01/sda --generation 1 --format raw --to restored.raw"
+ferry-convert --from "file://$DIR/store/web01/sda" --generation 1 --format raw --to "$DIR/restored.raw"
+cmp "$DIR/web01-sda.img" "$DIR/restored.raw" && echo "cmp: generation 1 (what the agent sent) is byte-identical to the source"
 qemu-img compare -f raw -F raw "$DIR/web01-sda.img" "$DIR/restored.raw"
+echo "manifest.json: generation $(jq .generation "$DIR/store/web01/sda/manifest.json"), prepared from $(jq .prepared_from "$DIR/store/web01/sda/manifest.json") for $(jq -r .prepared_for "$DIR/store/web01/sda/manifest.json")"
 
 R=$(curl -s --cacert "$DIR/state/ca.pem" -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$FERRY_TOKEN_FILE")") "$FERRY_SERVER/v1/migrations/1")
 clone=$(jq '.tasks[] | select(.kind == "clone") | .result' <<<"$R")
@@ -103,6 +114,9 @@ printf '  bytes read     %s (holes are never read)\n' "$(numfmt --to=iec "$(jq .
 printf '  bytes stored   %s (%.1f%% of the disk, zstd where it pays)\n' "$(numfmt --to=iec "$stored")" \
   "$(echo "100 * $stored / $size" | bc -l)"
 printf '  clone time     %.2f s\n' "$(jq .seconds <<<"$clone")"
+printf '  preparation    %s change(s) in %.1f s (libguestfs)\n' \
+  "$(jq '.tasks[] | select(.kind == "prepare") | .result.changes | length' <<<"$R")" \
+  "$(jq '.tasks[] | select(.kind == "prepare") | .result.seconds' <<<"$R")"
 printf '  boot check     %s after %.1f s (qemu %s)\n' \
   "$(jq -r '.tasks[] | select(.kind == "create") | .result.boot.marker' <<<"$R")" \
   "$(jq '.tasks[] | select(.kind == "create") | .result.boot.seconds' <<<"$R")" \

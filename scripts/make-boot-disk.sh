@@ -18,7 +18,10 @@
 # Env: CACHE (~/.cache/ferry-test-disk), KERNEL_DEB (linux-image .deb; default
 #   apt-get download of linux-image-cloud-amd64's dependency), BOOT_MB (64),
 #   SOURCE_DATE_EPOCH (1700000000), LAYOUT (mbr|gpt), ROOT_DIR, BUSYBOX,
-#   EXTRA_ROOT (a folder copied over the busybox root: a server's files).
+#   EXTRA_ROOT (a folder copied over the busybox root: a server's files),
+#   FSTAB_DEVICE (e.g. sda: /etc/fstab by device name, /dev/sda1..., as an
+#   old on-prem install; the kernel command line keeps root=UUID=),
+#   FSTAB_EXTRA (more /etc/fstab lines).
 # Debian pkgs: e2fsprogs fdisk grub-pc-bin grub-common busybox-static cpio kmod
 set -euo pipefail
 OUT=${1:?usage: $0 OUT.img SIZE HOSTNAME}; SIZE=${2:?size e.g. 256M}; HOST=${3:?hostname}
@@ -132,10 +135,16 @@ EOF
 fi
 echo "$HOST" > $R/etc/hostname
 printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$HOST" > $R/etc/hosts
+ROOT_SPEC=UUID=$ROOT_UUID BOOT_SPEC=UUID=$BOOT_UUID
+if [[ -n ${FSTAB_DEVICE:-} ]]; then           # as an old on-prem install
+  if [[ $LAYOUT == gpt ]]; then BOOT_SPEC=/dev/${FSTAB_DEVICE}2 ROOT_SPEC=/dev/${FSTAB_DEVICE}3
+  else BOOT_SPEC=/dev/${FSTAB_DEVICE}1 ROOT_SPEC=/dev/${FSTAB_DEVICE}2; fi
+fi
 cat > $R/etc/fstab <<EOF
 # <file system>                           <mount> <type> <options>          <dump> <pass>
-UUID=$ROOT_UUID  /      ext4   errors=remount-ro  0  1
-UUID=$BOOT_UUID  /boot  ext4   defaults           0  2
+$ROOT_SPEC  /      ext4   errors=remount-ro  0  1
+$BOOT_SPEC  /boot  ext4   defaults           0  2
+${FSTAB_EXTRA:-}
 EOF
 
 # ---- partition table (sfdisk on the plain file) -----------------------------

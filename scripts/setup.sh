@@ -9,9 +9,14 @@ what=${1:-all}
 
 build_pkgs=(build-essential pkg-config libcurl4-openssl-dev libmicrohttpd-dev
   libjansson-dev libssl-dev libarchive-dev zlib1g-dev libnbd-dev
-  libsqlite3-dev libyaml-dev libzstd-dev libdeflate-dev)
+  libsqlite3-dev libyaml-dev libzstd-dev libdeflate-dev
+  # ferry-prepare: guest preparation through libguestfs' C API
+  libguestfs-dev)
 demo_pkgs=(qemu-utils e2fsprogs fdisk curl python3 jq bc qemu-system-x86
-  grub-pc-bin grub-common busybox-static cpio kmod)
+  grub-pc-bin grub-common busybox-static cpio kmod
+  # libguestfs' appliance is built from the server's own kernel in /boot;
+  # OVMF boots UEFI guests on the local target
+  libguestfs0 linux-image-cloud-amd64 ovmf)
 test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   swift swift-proxy swift-object swift-container swift-account awscli
   ansible ansible-lint grub-pc-bin grub-common busybox-static cpio kmod
@@ -23,7 +28,10 @@ test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   # real Keystone and Glance for t-openstack, the openstack CLI as its
   # independent client, and Neutron's and Nova's own API models for
   # tests/openstack_contract.py
-  keystone glance-api python3-openstackclient python3-neutron python3-nova)
+  keystone glance-api python3-openstackclient python3-neutron python3-nova
+  # libguestfs over ferry's NBD export (t-nbdexport); its appliance is
+  # built from the kernel in /boot
+  guestfish linux-image-cloud-amd64)
 
 case $what in
   build) want=("${build_pkgs[@]}") ;;

@@ -22,6 +22,7 @@ struct server {
   uint8_t operator_hash[DIGEST_LEN];
   uint8_t enroll_hash[DIGEST_LEN];
   char *convert_bin;                   /* ferry-convert beside us */
+  char *prepare_bin;                   /* ferry-prepare beside us */
   const char *ca_pem;                  /* GET /v1/ca.pem; NULL: 404 */
   unsigned convert_workers;            /* bounded pool of conversions */
   unsigned lease_seconds;              /* re-offer a silent agent's task */

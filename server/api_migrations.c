@@ -1,5 +1,7 @@
 /* api_migrations.c - operators create, follow, cancel and retry
  * migrations; one active migration per host. */
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +176,96 @@ static json_t *network_of(json_t *bp, const char *subnet)
   return NULL;
 }
 
+/* The source's primary NIC: the default route's, else the first physical
+ * one (docs/INVENTORY.md "network"). */
+static const char *primary_nic(json_t *inv)
+{
+  json_t *net = json_object_get(inv, "network"), *i;
+  const char *gw = json_string_value(json_object_get(json_object_get(
+    json_object_get(net, "default_gateway"), "ipv4"), "interface"));
+  size_t k;
+
+  if (gw)
+    return gw;
+  json_array_foreach(json_object_get(net, "interfaces"), k, i)
+    if (!json_is_true(json_object_get(i, "virtual")) &&
+        json_is_string(json_object_get(i, "driver")))
+      return json_string_value(json_object_get(i, "name"));
+  return NULL;
+}
+
+/* The host's static address on its subnet as "A/P" and the subnet's
+ * first address as its gateway (the clouds' convention), into prep. */
+static void static_address(json_t *bp, json_t *entry, json_t *prep)
+{
+  const char *ip = json_string_value(json_object_get(entry, "ip"));
+  const char *subnet = json_string_value(json_object_get(entry, "subnet"));
+  json_t *net, *sub;
+  size_t i, k;
+
+  if (ip == NULL || subnet == NULL)
+    return;
+  json_array_foreach(json_object_get(bp, "networks"), i, net)
+    json_array_foreach(json_object_get(net, "subnets"), k, sub) {
+      const char *name = json_string_value(json_object_get(sub, "name"));
+      const char *cidr = json_string_value(json_object_get(sub, "cidr"));
+      const char *slash = cidr ? strchr(cidr, '/') : NULL;
+      char base[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN], addr[64];
+      struct in_addr a;
+
+      if (name == NULL || strcmp(name, subnet) != 0 || slash == NULL ||
+          (size_t)(slash - cidr) >= sizeof base)
+        continue;
+      memcpy(base, cidr, (size_t)(slash - cidr));
+      base[slash - cidr] = 0;
+      if (inet_pton(AF_INET, base, &a) != 1)
+        return;
+      a.s_addr = htonl(ntohl(a.s_addr) + 1);
+      inet_ntop(AF_INET, &a, gw, sizeof gw);
+      snprintf(addr, sizeof addr, "%s%s", ip, slash);
+      json_object_set_new(prep, "ip", json_string(addr));
+      json_object_set_new(prep, "gateway", json_string(gw));
+      return;
+    }
+}
+
+/* Guest preparation (docs/PREPARATION.md): as the host or else the
+ * blueprint says (prepare: true|false); by default on for a host whose
+ * inventory lists a kernel (every Linux server an agent discovered: a
+ * host without one is no OS ferry could prepare).  A local target booting
+ * a cloud's device model (boot_model) is prepared for that cloud. */
+static json_t *plan_prepare(json_t *bp, json_t *entry, json_t *inv)
+{
+  const char *provider = json_string_value(json_object_get(bp, "provider"));
+  const char *model = json_string_value(json_object_get(entry,
+                                                        "boot_model"));
+  const char *nic = primary_nic(inv);
+  json_t *on = json_object_get(entry, "prepare"), *prep;
+  int emulated;
+
+  if (!json_is_boolean(on))
+    on = json_object_get(bp, "prepare");
+  if (!json_is_boolean(on))
+    on = json_boolean(json_array_size(json_object_get(json_object_get(
+      inv, "drivers"), "kernels")) > 0);
+  else
+    json_incref(on);
+  if (!json_is_true(on) || provider == NULL) {
+    json_decref(on);
+    return json_null();
+  }
+  json_decref(on);
+  emulated = strcmp(provider, "local") == 0 && model &&
+             strcmp(model, "local") != 0;
+  prep = json_pack("{s:s, s:b, s:s?}", "target", emulated ? model : provider,
+                   "emulated", emulated, "nic", nic);
+  /* a cloud hands the instance the blueprint's address by DHCP; on the
+   * local target the guest itself must carry it */
+  if (prep && strcmp(provider, "local") == 0 && !emulated)
+    static_address(bp, entry, prep);
+  return prep;
+}
+
 /* What a target driver needs beyond the disks (targets/cloud.h): the
  * boot disk first, the boot mode, the networks, endpoints and import,
  * the instance's name and tags.  0, or -1 with an error (OOM). */
@@ -222,6 +314,7 @@ static int plan_target(json_t *plan, json_t *bp, json_t *entry, json_t *inv,
   r |= json_object_set(plan, "endpoints", json_object_get(bp, "endpoints")
                          ? json_object_get(bp, "endpoints") : json_null());
   r |= json_object_set_new(plan, "test", json_boolean(test));
+  r |= json_object_set_new(plan, "prepare", plan_prepare(bp, entry, inv));
   r |= json_object_set_new(plan, "instance_name", json_string(name));
   r |= json_object_set_new(plan, "tags", tags);
   if (r != 0 || tags == NULL) {

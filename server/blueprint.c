@@ -500,7 +500,8 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
   static const char *const host_keys[] = { "name", "machine_type", "subnet",
                                            "ip", "format", "disks", "boot",
                                            "boot_marker", "boot_timeout",
-                                           "boot_model", "warm", "quiesce", "zone", NULL };
+                                           "boot_model", "warm", "quiesce",
+                                           "zone", "prepare", NULL };
   const char *name, *subnet, *ip, *format, *mt;
   const struct subnet *sub = NULL;
   json_t *disks, *d;
@@ -643,7 +644,8 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
     errors++;
   }
   {
-    static const char *const bools[] = { "boot", "warm", "quiesce" };
+    static const char *const bools[] = { "boot", "warm", "quiesce",
+                                         "prepare" };
 
     for (k = 0; k < sizeof bools / sizeof bools[0]; k++)
       if (json_object_get(h, bools[k]) &&
@@ -713,7 +715,7 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
   static const char *const top_keys[] = { "name", "provider", "region",
                                           "store", "networks", "hosts",
                                           "options", "endpoints", "import",
-                                          NULL };
+                                          "prepare", NULL };
   static const char *const schemes[] = { "file://", "s3://", "azure://",
                                          "gs://" };
   CLEANUP_FREE struct subnet *subs = NULL;
@@ -732,6 +734,13 @@ int blueprint_validate(json_t *bp, json_t *lines, json_t *findings)
     return 1;
   }
   errors += check_keys(bp, top_keys, "", lines, findings);
+  if (json_object_get(bp, "prepare") &&
+      !json_is_boolean(json_object_get(bp, "prepare"))) {
+    finding_add(findings, lines, "error", "prepare", "'prepare' must be "
+                "true (prepare each guest for the target's hardware: the "
+                "default) or false (migrate the disks as they are)");
+    errors++;
+  }
   name = str_field(bp, "name", "", 1, lines, findings, &errors);
   if (name) {
     for (k = 0; name[k]; k++)

@@ -239,6 +239,15 @@ int main(int argc, char **argv)
       srv.convert_bin = beside(self, "ferry-convert");
     }
   }
+  if (srv.prepare_bin == NULL) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+    if (n > 0) {
+      self[n] = '\0';
+      srv.prepare_bin = beside(self, "ferry-prepare");
+    }
+  }
   {
     const char *slash = strrchr(dbpath, '/');
 
@@ -247,7 +256,8 @@ int main(int argc, char **argv)
                 : strndup(dbpath, (size_t)(slash - dbpath));
   }
   if (enroll_file == NULL || operator_file == NULL ||
-      srv.convert_bin == NULL || state_dir == NULL) {
+      srv.convert_bin == NULL || srv.prepare_bin == NULL ||
+      state_dir == NULL) {
     fprintf(stderr, "ferry-server: out of memory\n");
     goto out;
   }
@@ -362,6 +372,7 @@ out:
   free(operator_file);
   free(state_dir);
   free(srv.convert_bin);
+  free(srv.prepare_bin);
   return rc;
 usage_error:
   fprintf(stderr, "ferry-server: %s\n", ferry_errmsg());

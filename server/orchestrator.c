@@ -1,7 +1,7 @@
 /* orchestrator.c - migration phases (DESIGN.md):
  *
  *   discovered -> preflight -> prepared -> cloning -> cloned
- *     -> converting -> converted -> creating -> done
+ *     -> preparing -> converting -> converted -> creating -> done
  *
  * plus ready/syncing/cutover for warm migrations, failed and canceled.
  * Every step is one database transaction that happens whole or not at
@@ -344,12 +344,62 @@ static int step_ready(struct step *s)
                               : "incremental sync queued%s", NULL);
 }
 
-static int step_cloned(struct step *s)
+static int queue_convert(struct step *s)
 {
   if (create_disk_tasks(s, "convert", "server", 0, 0) == -1)
     return -1;
   return set_phase(s, "converting", "conversions to %s queued",
                    json_string_value(json_object_get(s->plan, "format")));
+}
+
+/* Guest preparation (docs/PREPARATION.md) runs on the copy before it is
+ * converted, so every format holds the prepared disk; one task for all of
+ * a host's disks (the root may span them). */
+static int step_cloned(struct step *s)
+{
+  json_t *prep = json_object_get(s->plan, "prepare"), *spec, *disks, *d;
+  CLEANUP_FREE char *text = NULL;
+  long long have = 0;
+  char now[32];
+  size_t i;
+
+  if (!json_is_object(prep))
+    return queue_convert(s);
+  if (db_get_int(s->db, &have, "SELECT count(*) FROM tasks WHERE "
+                 "migration_id = ?1 AND kind = 'prepare'", "i", s->id) == -1)
+    return -1;
+  if (have == 0) {
+    spec = json_deep_copy(prep);
+    disks = json_array();
+    json_array_foreach(json_object_get(s->plan, "disks"), i, d)
+      json_array_append_new(disks, json_pack("{s:O, s:O}", "name",
+                                             json_object_get(d, "name"),
+                                             "image",
+                                             json_object_get(d, "image")));
+    json_object_set_new(spec, "disks", disks);
+    text = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(spec);
+    if (text == NULL) {
+      ferry_error("cannot encode the prepare task");
+      return -1;
+    }
+    if (db_insert(s->db, "INSERT INTO tasks (migration_id, host_id, kind, "
+                  "runner, state, spec, created, updated) VALUES (?1, ?2, "
+                  "'prepare', 'server', 'queued', ?3, ?4, ?4)", "iitt",
+                  s->id, s->host, text, db_now(now)) == -1)
+      return -1;
+  }
+  return set_phase(s, "preparing", "preparing the guest for %s",
+                   json_string_value(json_object_get(prep, "target")));
+}
+
+static int step_preparing(struct step *s)
+{
+  int r = wait_tasks(s, "prepare", 0, "cloned");
+
+  if (r <= 0)
+    return r;
+  return queue_convert(s);
 }
 
 static int step_converting(struct step *s)
@@ -416,6 +466,7 @@ static const struct phase {
   { "cutover", step_cloning },
   { "ready", step_ready },
   { "cloned", step_cloned },
+  { "preparing", step_preparing },
   { "converting", step_converting },
   { "converted", step_converted },
   { "creating", step_creating },
@@ -516,7 +567,7 @@ static void *orchestrator_main(void *arg)
       long long id = json_integer_value(json_object_get(v, "id"));
       int steps = 0;
 
-      /* go on while phases change (bounded: there are eleven) */
+      /* go on while phases change (bounded: there are twelve) */
       while (steps++ < 16 && orchestrator_step(srv, id) == 1)
         server_wake(srv);        /* a new phase may have queued tasks */
     }

@@ -180,9 +180,16 @@ static int group_ok(json_t *drivers, const char *group, int in_initramfs)
   return unknown ? -1 : 0;
 }
 
-static int check_drivers(const struct target_ops *p, json_t *inv, json_t *f)
+/* The drivers the target needs.  With guest preparation on, a driver the
+ * kernel has but its initramfs lacks is added by preparation; only a
+ * kernel without it, or a guest without a tool to rebuild its initramfs,
+ * is an error before any data moves. */
+static int check_drivers(const struct target_ops *p, json_t *inv, json_t *f,
+                         int prepare)
 {
+  json_t *dr = json_object_get(inv, "drivers");
   json_t *k = boot_kernel(inv), *drivers = json_object_get(k, "drivers");
+  json_t *tool = json_object_get(dr, "initramfs_tool");
   const char *rel = str(k, "release");
   int errors = 0;
   size_t i;
@@ -194,11 +201,30 @@ static int check_drivers(const struct target_ops *p, json_t *inv, json_t *f)
   }
   for (i = 0; p->rules.storage_drivers && p->rules.storage_drivers[i]; i++) {
     int r = group_ok(drivers, p->rules.storage_drivers[i], 1);
+    int in_kernel = group_ok(drivers, p->rules.storage_drivers[i], 0);
 
-    if (r == 0)
+    if (r == 0 && prepare && in_kernel == 0)
+      errors += add(f, "error", "drivers", "kernel %s has no %s at all "
+                    "(neither built in nor a module): preparation cannot add "
+                    "it, and the disk would not be found at boot on %s; "
+                    "install a kernel with it", rel ? rel : "?",
+                    p->rules.storage_drivers[i], p->name);
+    else if (r == 0 && prepare && json_is_null(tool))
+      errors += add(f, "error", "drivers", "kernel %s has no %s in its "
+                    "initramfs and the host has no tool to rebuild it "
+                    "(update-initramfs or dracut): preparation cannot add "
+                    "it; install initramfs-tools or dracut", rel ? rel : "?",
+                    p->rules.storage_drivers[i]);
+    else if (r == 0 && prepare)
+      add(f, "info", "drivers", "kernel %s has no %s in its initramfs: "
+          "guest preparation adds it and rebuilds the initramfs with the "
+          "guest's %s", rel ? rel : "?", p->rules.storage_drivers[i],
+          json_string_value(tool) ? json_string_value(tool) : "tool");
+    else if (r == 0 && !prepare)
       errors += add(f, "error", "drivers", "kernel %s has no %s in its "
                     "initramfs: the disk would not be found at boot on %s; "
-                    "%s", rel ? rel : "?", p->rules.storage_drivers[i], p->name,
+                    "%s (or let ferry prepare the guest: prepare: true)",
+                    rel ? rel : "?", p->rules.storage_drivers[i], p->name,
                     p->rules.driver_hint);
     else if (r < 0)
       add(f, "warning", "drivers", "cannot tell whether %s is in the "
@@ -282,7 +308,14 @@ int preflight_run(json_t *plan, json_t *inv, json_t *findings)
   boot = preflight_boot_disk(plan, inv);
   errors += check_disks(p, plan, inv, boot, findings);
   errors += check_boot(p, inv, boot, findings);
-  errors += check_drivers(p, inv, findings);
+  {
+    /* a local boot of a cloud's device model needs that cloud's drivers */
+    json_t *prep = json_object_get(plan, "prepare");
+    const struct target_ops *dp = json_is_object(prep)
+      ? target_lookup(str(prep, "target")) : NULL;
+
+    errors += check_drivers(dp ? dp : p, inv, findings, json_is_object(prep));
+  }
   check_agent(p, inv, findings);
   errors += check_space(inv, findings);
   arch = str(json_object_get(inv, "kernel"), "arch");

@@ -64,6 +64,87 @@ static json_t *run_convert(struct server *srv, struct task_ctx *t,
   return res;
 }
 
+/* Run ferry-prepare for spec (docs/PREPARATION.md): one job event per
+ * change it made, its JSON result, or NULL with the error naming the file
+ * it could not change. */
+static json_t *run_prepare(struct server *srv, struct task_ctx *t,
+                           json_t *spec)
+{
+  const char *argv[48];
+  char disk_args[16][600], out[262144], err[4096];
+  const char *target = json_string_value(json_object_get(spec, "target"));
+  const char *nic = json_string_value(json_object_get(spec, "nic"));
+  json_t *disks = json_object_get(spec, "disks"), *d, *res, *c;
+  const char *last;
+  int argc = 0, status;
+  size_t i;
+
+  if (target == NULL || json_array_size(disks) == 0 ||
+      json_array_size(disks) > 16) {
+    ferry_error("the prepare task's spec lacks its target or disks");
+    return NULL;
+  }
+  argv[argc++] = srv->prepare_bin;
+  argv[argc++] = "--target";
+  argv[argc++] = target;
+  if (json_is_true(json_object_get(spec, "emulated")))
+    argv[argc++] = "--emulated";
+  if (nic) {
+    argv[argc++] = "--nic";
+    argv[argc++] = nic;
+  }
+  if (json_is_string(json_object_get(spec, "ip"))) {
+    argv[argc++] = "--ip";
+    argv[argc++] = json_string_value(json_object_get(spec, "ip"));
+    if (json_is_string(json_object_get(spec, "gateway"))) {
+      argv[argc++] = "--gateway";
+      argv[argc++] = json_string_value(json_object_get(spec, "gateway"));
+    }
+  }
+  json_array_foreach(disks, i, d) {
+    snprintf(disk_args[i], sizeof disk_args[i], "%s=%s",
+             json_string_value(json_object_get(d, "name")),
+             json_string_value(json_object_get(d, "image")));
+    argv[argc++] = "--disk";
+    argv[argc++] = disk_args[i];
+  }
+  argv[argc++] = "--json";
+  argv[argc++] = "--quiet";
+  argv[argc] = NULL;
+  task_ctx_event(t, "preparing the guest for %s (libguestfs)", target);
+  status = child_run(t, (char *const *)argv, out, sizeof out, err,
+                     sizeof err);
+  if (status == -1)
+    return NULL;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    last = strrchr(err, '\n');
+    if (task_ctx_stopping(t))
+      ferry_error("ferry-prepare was stopped: the task was canceled or "
+                  "the server is stopping");
+    else if (err[0])
+      ferry_error("%s", last ? last + 1 : err);
+    else
+      ferry_error("%s", WIFSIGNALED(status) ? "ferry-prepare was killed"
+                  : "ferry-prepare failed without a message");
+    return NULL;
+  }
+  res = json_loads(out, 0, NULL);
+  if (res == NULL) {
+    ferry_error("ferry-prepare printed no JSON result");
+    return NULL;
+  }
+  json_array_foreach(json_object_get(res, "changes"), i, c)
+    task_ctx_event(t, "prepared %s: %s (%s)",
+                   json_string_value(json_object_get(c, "file")),
+                   json_string_value(json_object_get(c, "change")),
+                   json_string_value(json_object_get(c, "why")));
+  json_array_foreach(json_object_get(res, "notes"), i, c)
+    task_ctx_event(t, "prepare: %s", json_string_value(c));
+  json_array_foreach(json_object_get(res, "warnings"), i, c)
+    task_ctx_event(t, "prepare warning: %s", json_string_value(c));
+  return res;
+}
+
 static json_t *run_create(struct server *srv, struct task_ctx *t,
                           json_t *spec)
 {
@@ -87,6 +168,8 @@ static const struct task_kind {
                            would only time out again) */
 } kinds[] = {
   { "convert", run_convert, 0 },
+  /* a guest that cannot be prepared fails the same way again */
+  { "prepare", run_prepare, 1 },
   { "create", run_create, 1 },
   { "cleanup", run_cleanup, 1 },
 };

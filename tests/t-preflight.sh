@@ -13,10 +13,11 @@ for fx in rhel7 ubuntu2004 ubuntu1804 ubuntu2204 centos7; do
     fail "discover $fx"
 done
 
-bp() {  # NAME PROVIDER HOST [FORMAT]
+bp() {  # NAME PROVIDER HOST [FORMAT]; PREP=true|false sets prepare
   cat > "$T/$1.yaml" <<YAML
 name: $1
 provider: $2
+${PREP:+prepare: $PREP}
 region: r1
 store: file://$T/store
 hosts:
@@ -51,11 +52,23 @@ expect_preflight() {
   fi
 }
 
-bp kvm local app01
+PREP=false bp kvm local app01
 expect_preflight app01 kvm fail "kernel 3.10.0-1160.el7.x86_64 has no virtio_blk|virtio_scsi in its initramfs: the disk would not be found at boot on local; install the virtio drivers"
-ok "RHEL 7 from VMware without virtio in its initramfs is stopped before KVM, with the dracut fix"
+ok "RHEL 7 from VMware without virtio in its initramfs is stopped before KVM (prepare: false), with the dracut fix"
 
-bp az1 azure gce-app-1
+# with guest preparation (the default for a host with a kernel): the
+# driver is added then, if the guest has a tool to rebuild its initramfs
+bp kvmp local app01
+expect_preflight app01 kvmp fail "kernel 3.10.0-1160.el7.x86_64 has no virtio_blk|virtio_scsi in its initramfs and the host has no tool to rebuild it (update-initramfs or dracut)"
+cp -a "$TOP/tests/fixtures/roots/rhel7" "$T/rhel7"
+mkdir -p "$T/rhel7/usr/bin" && : > "$T/rhel7/usr/bin/dracut"
+ferry-agent discover --root "$T/rhel7" --config "$T/agent-rhel7/agent.conf" --post >/dev/null || fail "discover rhel7 with dracut"
+jq -e '.drivers.initramfs_tool == "dracut"' <(ferry-agent discover --root "$T/rhel7") >/dev/null ||
+  fail "discovery does not report dracut: $(ferry-agent discover --root "$T/rhel7" | jq -c '.drivers.initramfs_tool')"
+expect_preflight app01 kvmp pass "info: kernel 3.10.0-1160.el7.x86_64 has no virtio_blk|virtio_scsi in its initramfs: guest preparation adds it and rebuilds the initramfs with the guest's dracut"
+ok "with guest preparation a missing virtio driver is added (the host has dracut) or, without an initramfs tool, stops the migration before any data moves"
+
+PREP=false bp az1 azure gce-app-1
 expect_preflight gce-app-1 az1 fail "kernel 5.15.0-1049-gcp has no hv_vmbus in its initramfs"
 jq -e '[.plan.preflight[] | select(.code == "boot-mode")] == []' "$T/m$n.json" >/dev/null ||
   fail "the UEFI host got a boot-mode finding on azure: $(jq -c .plan.preflight "$T/m$n.json")"
@@ -75,7 +88,7 @@ bp aws3 aws ip-203-0-113-25 raw
 expect_preflight ip-203-0-113-25 aws3 pass ""
 ok "Ubuntu 22.04 (NVMe, ENA) and CentOS 7 (Xen drivers) pass preflight for AWS"
 
-bp gcp1 gcp app01
+PREP=false bp gcp1 gcp app01
 expect_preflight app01 gcp1 fail "has no virtio_scsi|nvme in its initramfs"
 api GET /v1/migrations/$n | jq -r '.events[].message' | grep -q "warning: google-guest-agent is not installed" ||
   fail "the missing guest agent is not reported"

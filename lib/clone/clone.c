@@ -43,6 +43,9 @@ struct clone {
   struct ratelimit *rate;
   struct image_manifest prev;            /* the previous generation */
   int have_prev;                         /* ... exists, same geometry */
+  int prepared;                          /* manifest.json was a prepared
+                                            generation, prev its source */
+  uint64_t last_generation;              /* highest under generations/ */
   int carry_ok;                          /* the source tracks changes */
 
   pthread_mutex_t lock;
@@ -506,12 +509,17 @@ static void *progress_main(void *arg)
 }
 
 /* An unchanged disk keeps its generation and manifest; a changed one
- * becomes the next generation. */
+ * becomes the next generation, numbered after every generation written
+ * (a prepared one included).  manifest.json always ends up describing
+ * the source disk: when it was a prepared generation and the disk equals
+ * that generation's source, it is the source generation's manifest again
+ * (docs/WARM.md, "Prepared generations"). */
 static int commit(struct clone *c, struct clone_stats *st)
 {
   struct store *s = c->o->store;
 
-  c->m.generation = c->prev.generation ? c->prev.generation + 1 : 1;
+  c->m.generation = (c->last_generation > c->prev.generation
+                       ? c->last_generation : c->prev.generation) + 1;
   if (table_writer_finish(c->table, s, &c->m) == -1)
     return -1;
   if (c->have_prev && count_changes(c, st) == -1)
@@ -519,6 +527,13 @@ static int commit(struct clone *c, struct clone_stats *st)
   if (c->prev.generation && c->prev.disk_size == c->m.disk_size &&
       c->prev.chunk_size == c->m.chunk_size &&
       memcmp(c->prev.table_digest, c->m.table_digest, DIGEST_LEN) == 0) {
+    /* rewriting generations/<N>.json puts back the same bytes */
+    if (c->prepared && image_manifest_commit(s, &c->prev) == -1)
+      return -1;
+    if (c->prepared)
+      log_info("the disk equals generation %" PRIu64 ": manifest.json "
+               "describes it again instead of the prepared generation",
+               c->prev.generation);
     st->unchanged = 1;
     st->manifest = c->prev;
     return 0;
@@ -526,6 +541,37 @@ static int commit(struct clone *c, struct clone_stats *st)
   if (image_manifest_commit(s, &c->m) == -1)
     return -1;
   st->manifest = c->m;
+  return 0;
+}
+
+/* m is a prepared generation (guest preparation's, lib/image/access.h):
+ * replace it with the generation it was prepared from, following a chain
+ * of preparations down to a generation a clone or sync wrote.  -1 with
+ * errno ENOENT or EBADMSG when that generation is missing or damaged. */
+static int source_generation(struct store *s, struct image_manifest *m)
+{
+  unsigned steps;
+
+  /* each step goes to a lower generation (image_manifest_parse checks
+   * prepared_from < generation); the bound is for the loop's sake */
+  for (steps = 0; m->prepared_from && steps < 1000; steps++) {
+    uint64_t from = m->prepared_from;
+
+    if (image_manifest_load_generation(s, from, m) == -1) {
+      int err = errno;
+
+      ferry_error_prefix("manifest.json is a generation prepared from "
+                         "generation %" PRIu64 ": ", from);
+      errno = err;
+      return -1;
+    }
+  }
+  if (m->prepared_from) {
+    ferry_error("generation %" PRIu64 ": too many prepared generations in "
+                "a chain", m->generation);
+    errno = EBADMSG;
+    return -1;
+  }
   return 0;
 }
 
@@ -576,24 +622,35 @@ int clone_run(const struct clone_opts *o, struct clone_stats *st)
   if (chunkset_count(c.have) > 0)
     log_info("%" PRIu64 " chunks already in %s: they will not be sent again",
              chunkset_count(c.have), store_url(o->store));
-  /* the previous generation, if any: compared with, maybe carried from */
-  if (image_manifest_load(o->store, &c.prev) == 0) {
-    c.have_prev = c.prev.disk_size == c.m.disk_size &&
-                  c.prev.chunk_size == c.m.chunk_size;
-    if (!c.have_prev)
-      log_warn("the image in %s has another geometry (%" PRIu64 " bytes in "
-               "chunks of %u): this clone is compared with nothing",
-               store_url(o->store), c.prev.disk_size, c.prev.chunk_size);
-  } else {
+  /* never reuse the number of a generation that was written */
+  if (image_last_generation(o->store, &c.last_generation) == -1)
+    goto out;
+  /* the previous generation, if any: compared with, maybe carried from;
+   * a prepared generation never is: the generation it came from is */
+  if (image_manifest_load(o->store, &c.prev) == -1) {
     if (errno != ENOENT && errno != EBADMSG)
       goto out;                 /* the store itself failed: say so */
     if (errno == EBADMSG)
       log_warn("%s; starting a new generation without comparing",
                ferry_errmsg());
     memset(&c.prev, 0, sizeof c.prev);
-    /* never reuse the number of a generation that was written */
-    if (image_last_generation(o->store, &c.prev.generation) == -1)
-      goto out;
+  } else if (c.prev.prepared_from) {
+    c.prepared = 1;
+    if (source_generation(o->store, &c.prev) == -1) {
+      if (errno != ENOENT && errno != EBADMSG)
+        goto out;
+      log_warn("%s; starting a new generation without comparing",
+               ferry_errmsg());
+      memset(&c.prev, 0, sizeof c.prev);
+    }
+  }
+  if (c.prev.generation) {
+    c.have_prev = c.prev.disk_size == c.m.disk_size &&
+                  c.prev.chunk_size == c.m.chunk_size;
+    if (!c.have_prev)
+      log_warn("the image in %s has another geometry (%" PRIu64 " bytes in "
+               "chunks of %u): this clone is compared with nothing",
+               store_url(o->store), c.prev.disk_size, c.prev.chunk_size);
   }
   c.carry_ok = o->use_changes && c.have_prev && o->src->ops->changed;
   if (o->use_changes && !c.carry_ok)

@@ -70,7 +70,8 @@ struct image_commit_opts {
  * recording prepared_from = the base generation and prepared_for; *out is
  * the new manifest.  With no dirty chunk nothing is written and *out is the
  * base (returns 0).  -1 with an error: the image's manifest.json is then
- * still the one it was. */
+ * still the one it was.  After a commit the access reads the committed
+ * generation as its base, with nothing dirty. */
 int image_access_commit(struct image_access *a,
                         const struct image_commit_opts *o,
                         struct image_manifest *out);

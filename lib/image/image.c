@@ -112,6 +112,51 @@ static int get_digest(json_t *obj, const char *field, const char *where,
   return 0;
 }
 
+/* The optional fields of a prepared generation (FORMAT.md): absent in
+ * what clones and syncs write. */
+static int parse_prepared(json_t *root, const char *where,
+                          struct image_manifest *m)
+{
+  json_t *from = json_object_get(root, "prepared_from");
+  json_t *for_ = json_object_get(root, "prepared_for");
+  const char *name;
+  size_t len, i;
+
+  if (from == NULL && for_ == NULL)
+    return 0;
+  if (from == NULL) {
+    ferry_error("%s: field 'prepared_for' without 'prepared_from': the "
+                "manifest is damaged", where);
+    return -1;
+  }
+  if (get_u64(root, "prepared_from", where, &m->prepared_from) == -1)
+    return -1;
+  if (m->prepared_from == 0 || m->prepared_from >= m->generation) {
+    ferry_error("%s: field 'prepared_from' (%" PRIu64 ") must name an "
+                "earlier generation than %" PRIu64 ": the manifest is "
+                "damaged", where, m->prepared_from, m->generation);
+    return -1;
+  }
+  if (for_ == NULL)
+    return 0;
+  name = json_is_string(for_) ? json_string_value(for_) : NULL;
+  len = name ? json_string_length(for_) : 0;
+  for (i = 0; name && i < len; i++)
+    if (!(name[i] >= 'a' && name[i] <= 'z') &&
+        !(name[i] >= 'A' && name[i] <= 'Z') &&
+        !(name[i] >= '0' && name[i] <= '9') && name[i] != '.' &&
+        name[i] != '_' && name[i] != '-')
+      break;
+  if (name == NULL || len == 0 || len >= IMAGE_PREPARED_FOR_MAX || i < len) {
+    ferry_error("%s: field 'prepared_for' must be 1 to %d of A-Z a-z 0-9 "
+                ". _ -: the manifest is damaged", where,
+                IMAGE_PREPARED_FOR_MAX - 1);
+    return -1;
+  }
+  memcpy(m->prepared_for, name, len + 1);
+  return 0;
+}
+
 int image_manifest_parse(const char *text, size_t len, const char *where,
                          struct image_manifest *m)
 {
@@ -200,7 +245,7 @@ int image_manifest_parse(const char *text, size_t len, const char *where,
       get_u64(table, "size", "manifest table", &table_size) == -1)
     return -1;
   m->table_size = table_size;
-  return 0;
+  return parse_prepared(root, where, m);
 }
 
 char *image_manifest_format(const struct image_manifest *m)
@@ -226,6 +271,17 @@ char *image_manifest_format(const struct image_manifest *m)
     "table", "key", m->table_key, "digest", table_hex,
     "size", (json_int_t)m->table_size);
   if (root == NULL) {
+    ferry_error("out of memory");
+    return NULL;
+  }
+  /* only a prepared generation has these: a clone's manifest is as before */
+  if ((m->prepared_from &&
+       json_object_set_new(root, "prepared_from",
+                           json_integer((json_int_t)m->prepared_from))
+         == -1) ||
+      (m->prepared_from && m->prepared_for[0] &&
+       json_object_set_new(root, "prepared_for",
+                           json_string(m->prepared_for)) == -1)) {
     ferry_error("out of memory");
     return NULL;
   }
@@ -282,11 +338,14 @@ int image_manifest_load_generation(struct store *s, uint64_t generation,
     ferry_error("out of memory");
     return -1;
   }
-  if (image_manifest_parse(text, len, where, m) == -1)
+  if (image_manifest_parse(text, len, where, m) == -1) {
+    errno = EBADMSG;
     return -1;
+  }
   if (m->generation != generation) {
     ferry_error("%s says it is generation %" PRIu64 ": the image is "
                 "damaged", where, m->generation);
+    errno = EBADMSG;
     return -1;
   }
   return 0;

@@ -28,6 +28,8 @@ struct store;
 #define IMAGE_CHUNK_DEFAULT (4u << 20)
 /* a chunk key: "chunks/" + 64 hex + ".zst" + NUL */
 #define IMAGE_CHUNK_KEY_MAX 80
+/* prepared_for: up to 63 of A-Z a-z 0-9 . _ - and a NUL */
+#define IMAGE_PREPARED_FOR_MAX 64
 
 /* One non-zero chunk, as the table lists it. */
 struct image_chunk {
@@ -50,6 +52,11 @@ struct image_manifest {
   uint8_t table_digest[DIGEST_LEN];
   uint64_t table_size;
   uint8_t image_digest[DIGEST_LEN];
+  /* Optional (FORMAT.md): a generation that guest preparation wrote from
+   * generation prepared_from for target prepared_for ("aws", ...); 0 and
+   * "" in every generation a clone or sync wrote. */
+  uint64_t prepared_from;
+  char prepared_for[IMAGE_PREPARED_FOR_MAX];
 };
 
 /* Plain length of chunk index (the last one may be short). */
@@ -73,7 +80,9 @@ char *image_manifest_format(const struct image_manifest *m);
  * parsed, EBADMSG. */
 int image_manifest_load(struct store *s, struct image_manifest *m);
 
-/* Read generations/<N>.json of the image at s (N >= 1). */
+/* Read generations/<N>.json of the image at s (N >= 1); errno ENOENT when
+ * it is missing, EBADMSG when it cannot be parsed or is another
+ * generation. */
 int image_manifest_load_generation(struct store *s, uint64_t generation,
                                    struct image_manifest *m);
 

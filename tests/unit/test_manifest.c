@@ -96,5 +96,48 @@ int main(void)
   CHECK_CONTAINS(ferry_errmsg(), "arr.json");
   CHECK(parse_edit("\"version\": 1,", "\"version\": 1, \"version\": 1,",
                    &msg) == -1);   /* duplicate keys are ambiguous */
+
+  /* prepared generations: two optional fields, absent in a clone's
+   * manifest (and never written there), round-tripped when present */
+  CHECK(image_manifest_parse(good, strlen(good), "test.json", &m) == 0);
+  CHECK_U64(m.prepared_from, 0);
+  CHECK_STR(m.prepared_for, "");
+  text = image_manifest_format(&m);
+  CHECK(text != NULL && strstr(text, "prepared") == NULL);
+  free(text);
+  CHECK(parse_edit("\"generation\": 2,", "\"generation\": 2, "
+                   "\"prepared_from\": 1, \"prepared_for\": \"aws\",", &msg)
+        == 0);
+  m.prepared_from = 1;
+  memcpy(m.prepared_for, "aws", 4);
+  text = image_manifest_format(&m);
+  CHECK(text != NULL);
+  CHECK(image_manifest_parse(text, strlen(text), "again", &m2) == 0);
+  CHECK(memcmp(&m, &m2, sizeof m) == 0);
+  CHECK_U64(m2.prepared_from, 1);
+  CHECK_STR(m2.prepared_for, "aws");
+  free(text);
+  CHECK(parse_edit("\"generation\": 2,", "\"generation\": 2, "
+                   "\"prepared_from\": 1,", &msg) == 0);
+  CHECK(parse_edit("\"generation\": 2,", "\"generation\": 2, "
+                   "\"prepared_from\": 2,", &msg) == -1);
+  CHECK_CONTAINS(msg, "'prepared_from' (2) must name an earlier generation");
+  CHECK(parse_edit("\"generation\": 2,", "\"generation\": 2, "
+                   "\"prepared_from\": 0,", &msg) == -1);
+  CHECK(parse_edit("\"generation\": 2,", "\"generation\": 2, "
+                   "\"prepared_from\": \"1\",", &msg) == -1);
+  CHECK_CONTAINS(msg, "'prepared_from' must be a non-negative integer");
+  CHECK(parse_edit("\"generation\": 2,", "\"generation\": 2, "
+                   "\"prepared_for\": \"aws\",", &msg) == -1);
+  CHECK_CONTAINS(msg, "'prepared_for' without 'prepared_from'");
+  CHECK(parse_edit("\"generation\": 2,", "\"generation\": 2, "
+                   "\"prepared_from\": 1, \"prepared_for\": \"a/b\",", &msg)
+        == -1);
+  CHECK_CONTAINS(msg, "'prepared_for' must be 1 to 63");
+  CHECK(parse_edit("\"generation\": 2,", "\"generation\": 2, "
+                   "\"prepared_from\": 1, \"prepared_for\": \"\",", &msg)
+        == -1);
+  CHECK(parse_edit("\"generation\": 2,", "\"generation\": 2, "
+                   "\"prepared_from\": 1, \"prepared_for\": 7,", &msg) == -1);
   TEST_MAIN_END();
 }

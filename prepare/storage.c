@@ -1,0 +1,448 @@
+/* storage.c - the guest finds its disks on the new hardware: mounts by
+ * UUID instead of device names that change with the disk bus, stale
+ * device caches removed, and an initramfs that holds the target's storage
+ * drivers, rebuilt with the guest's own tool. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kmod.h"
+#include "prepare.h"
+#include "util/cleanup.h"
+#include "util/error.h"
+
+/* The appliance device of a source device name ("/dev/vda1", "/dev/
+ * nvme0n1p2", "/dev/xvdb"): *dev set (caller frees) and 1; 0 when the name
+ * is not a disk name; -1 when it names a disk that is not migrated. */
+static int map_device(struct prep *x, const char *spec, char **dev)
+{
+  static const char *const disk_names[] = { "sd", "vd", "hd", "xvd",
+                                            "nvme", NULL };
+  const char *name = spec + 5, *part;
+  size_t i, n;
+  int disky = 0;
+
+  *dev = NULL;
+  if (strncmp(spec, "/dev/", 5) != 0)
+    return 0;
+  for (i = 0; disk_names[i]; i++)
+    if (strncmp(name, disk_names[i], strlen(disk_names[i])) == 0)
+      disky = 1;
+  if (!disky)
+    return 0;
+  for (i = 0; i < x->ndisks; i++) {
+    n = strlen(x->disks[i].name);
+    if (strncmp(name, x->disks[i].name, n) != 0)
+      continue;
+    part = name + n;
+    if (*part == 'p' && isdigit((unsigned char)x->disks[i].name[n - 1]))
+      part++;
+    if (*part == 0) {
+      *dev = strdup(x->disks[i].dev);
+      return *dev ? 1 : -1;
+    }
+    if (strspn(part, "0123456789") != strlen(part))
+      continue;                 /* "sda" must not match "sdab1" */
+    if (asprintf(dev, "%s%s", x->disks[i].dev, part) == -1)
+      return -1;
+    return 1;
+  }
+  return -1;
+}
+
+/* Rewrite the device field (field 0 of fstab, 1 of crypttab) of every line
+ * naming a disk by its device name to UUID=. */
+static int by_uuid(struct prep *x, const char *path, int field)
+{
+  CLEANUP_FREE char *text = NULL, *out = NULL;
+  size_t outlen = 0, lineno = 0;
+  char *line, *save = NULL;
+  FILE *o;
+  int changed = 0, r = -1;
+
+  if (!gf_is_file(x, path))
+    return 0;
+  if ((text = gf_read(x, path, NULL)) == NULL)
+    return -1;
+  if ((o = open_memstream(&out, &outlen)) == NULL) {
+    ferry_error("out of memory");
+    return -1;
+  }
+  for (line = strtok_r(text, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save)) {
+    char spec[256], rest[1024];
+    const char *p = line, *start;
+    int f;
+
+    lineno++;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    if (*p == '#' || *p == 0) {
+      fprintf(o, "%s\n", line);
+      continue;
+    }
+    for (f = 0; f < field; f++) {               /* skip to the field */
+      p += strcspn(p, " \t");
+      p += strspn(p, " \t");
+    }
+    start = p;
+    snprintf(spec, sizeof spec, "%.*s", (int)strcspn(p, " \t"), p);
+    snprintf(rest, sizeof rest, "%s", p + strlen(spec));
+    if (strncmp(spec, "/dev/disk/by-id/", 16) == 0 ||
+        strncmp(spec, "/dev/disk/by-path/", 18) == 0) {
+      if (strstr(rest, "nofail") == NULL && strstr(rest, "noauto") == NULL) {
+        ferry_error("%s line %zu names %s, a name bound to the source's "
+                    "disk hardware that the target will not have: mount it "
+                    "by UUID= or LABEL= on the source and sync again",
+                    path, lineno, spec);
+        goto out;
+      }
+      fprintf(o, "%s\n", line);
+      continue;
+    }
+    {
+      CLEANUP_FREE char *dev = NULL, *uuid = NULL;
+      int m = map_device(x, spec, &dev);
+
+      if (m == 0) {
+        fprintf(o, "%s\n", line);
+        continue;
+      }
+      if (m == -1) {
+        if (strstr(rest, "nofail") || strstr(rest, "noauto")) {
+          fprintf(o, "%s\n", line);
+          continue;
+        }
+        ferry_error("%s line %zu names %s, on a disk that is not part of "
+                    "this migration: add the disk to the blueprint's host "
+                    "(disks:) or mark the entry nofail on the source", path,
+                    lineno, spec);
+        goto out;
+      }
+      uuid = guestfs_vfs_uuid(x->g, dev);
+      if (uuid == NULL || uuid[0] == 0) {
+        ferry_error("%s line %zu: %s (%s in the migrated copy) has no "
+                    "filesystem UUID: give it one on the source (tune2fs "
+                    "-U random, xfs_admin -U generate) or mount it by LABEL=",
+                    path, lineno, spec, dev);
+        goto out;
+      }
+      fprintf(o, "%.*sUUID=%s%s\n", (int)(start - line), line, uuid, rest);
+      prep_change(x, path, "device names change with the disk bus (vd*, sd*, "
+                  "nvme*, xvd*); the filesystem UUID does not",
+                  "line %zu: %s -> UUID=%s", lineno, spec, uuid);
+      changed = 1;
+    }
+  }
+  if (fclose(o) != 0) {
+    o = NULL;
+    ferry_error("out of memory");
+    goto out;
+  }
+  o = NULL;
+  r = changed ? gf_write(x, path, out) : 0;
+out:
+  if (o)
+    fclose(o);
+  return r;
+}
+
+/* Caches that pin devices of the source's hardware. */
+static int drop_caches(struct prep *x)
+{
+  static const struct { const char *path, *why; } caches[] = {
+    { "/etc/blkid.tab", "a blkid cache of the source's device names" },
+    { "/etc/blkid/blkid.tab", "a blkid cache of the source's device names" },
+    { "/etc/lvm/cache/.cache", "LVM's cache of the source's devices" },
+    { "/etc/lvm/devices/system.devices",
+      "LVM's devices file admits only the source's disks (by WWID or "
+      "serial): on new disks LVM would ignore the volume group" },
+  };
+  size_t i;
+
+  for (i = 0; i < sizeof caches / sizeof caches[0]; i++) {
+    if (!gf_is_file(x, caches[i].path))
+      continue;
+    if (gf_remove(x, caches[i].path) == -1)
+      return -1;
+    prep_change(x, caches[i].path, caches[i].why, "removed (kept as "
+                "%s.ferry-orig)", caches[i].path);
+  }
+  return 0;
+}
+
+int prep_storage(struct prep *x)
+{
+  if (by_uuid(x, "/etc/fstab", 0) == -1 ||
+      by_uuid(x, "/etc/crypttab", 1) == -1)
+    return -1;
+  return drop_caches(x);
+}
+
+/* ---- the initramfs ---- */
+
+/* The initramfs file of kernel kver, or NULL. */
+static const char *initrd_path(struct prep *x, const char *kver, char *buf,
+                               size_t cap)
+{
+  static const char *const forms[] = { "/boot/initrd.img-%s",
+                                       "/boot/initramfs-%s.img",
+                                       "/boot/initrd-%s", NULL };
+  size_t i;
+
+  for (i = 0; forms[i]; i++) {
+    snprintf(buf, cap, forms[i], kver);
+    if (gf_is_file(x, buf))
+      return buf;
+  }
+  return NULL;
+}
+
+/* What the initramfs of kver lists (caller frees), NULL with an error. */
+static char *initrd_list(struct prep *x, const char *initrd)
+{
+  char cmd[600];
+
+  snprintf(cmd, sizeof cmd, strcmp(x->initramfs_tool, "dracut") == 0
+           ? "lsinitrd '%s'" : "lsinitramfs '%s'", initrd);
+  return gf_sh(x, cmd);
+}
+
+enum kstate { K_MISSING, K_MODULE, K_BUILTIN };
+
+struct kernel {
+  char kver[256];
+  char initrd[300];
+  char *dep, *builtin;
+  int need;                      /* its initramfs is rebuilt */
+};
+
+static enum kstate kstate(struct kernel *k, const char *name)
+{
+  if (kmod_listed(k->builtin, name, KMOD_FIELD_FIRST))
+    return K_BUILTIN;
+  if (kmod_listed(k->dep, name, KMOD_FIELD_FIRST))
+    return K_MODULE;
+  return K_MISSING;
+}
+
+static int has_module_tree(struct prep *x, const char *kver)
+{
+  char path[512];
+
+  snprintf(path, sizeof path, "/lib/modules/%s/modules.dep", kver);
+  return gf_is_file(x, path);
+}
+
+static int kernel_load(struct prep *x, struct kernel *k, const char *kver)
+{
+  char path[512];
+
+  snprintf(k->kver, sizeof k->kver, "%s", kver);
+  snprintf(path, sizeof path, "/lib/modules/%s/modules.dep", kver);
+  if (!gf_is_file(x, path)) {
+    ferry_error("kernel %s has no %s: its modules are not installed (or "
+                "depmod never ran): ferry cannot tell which drivers it has",
+                kver, path);
+    return -1;
+  }
+  if ((k->dep = gf_read(x, path, NULL)) == NULL)
+    return -1;
+  snprintf(path, sizeof path, "/lib/modules/%s/modules.builtin", kver);
+  k->builtin = gf_is_file(x, path) ? gf_read(x, path, NULL) : strdup("");
+  return k->builtin ? 0 : -1;
+}
+
+/* Append the modules not yet listed to the tool's configuration. */
+static int configure_tool(struct prep *x, json_t *mods)
+{
+  int dracut = strcmp(x->initramfs_tool, "dracut") == 0;
+  const char *path = dracut ? "/etc/dracut.conf.d/90-ferry.conf"
+                            : "/etc/initramfs-tools/modules";
+  CLEANUP_FREE char *text = NULL, *out = NULL, *names = NULL;
+  size_t outlen = 0, nlen = 0, i;
+  json_t *m;
+  FILE *o, *n;
+
+  if (json_array_size(mods) == 0)
+    return 0;
+  if (!dracut && gf_is_file(x, path) && (text = gf_read(x, path, NULL))
+      == NULL)
+    return -1;
+  if ((o = open_memstream(&out, &outlen)) == NULL ||
+      (n = open_memstream(&names, &nlen)) == NULL) {
+    if (o)
+      fclose(o);
+    ferry_error("out of memory");
+    return -1;
+  }
+  if (text)
+    fprintf(o, "%s%s", text, text[0] && text[strlen(text) - 1] != '\n'
+            ? "\n" : "");
+  fprintf(o, "# ferry: drivers for %s\n", x->p->hardware);
+  if (dracut)
+    fprintf(o, "add_drivers+=\"");
+  json_array_foreach(mods, i, m) {
+    fprintf(o, dracut ? " %s" : "%s\n", json_string_value(m));
+    fprintf(n, "%s%s", i ? " " : "", json_string_value(m));
+  }
+  if (dracut)
+    fprintf(o, " \"\n");
+  fclose(o);
+  fclose(n);
+  if (gf_write(x, path, out) == -1)
+    return -1;
+  prep_change(x, path, "the initramfs must load the target's disk drivers "
+              "before it can find the root filesystem; the guest's "
+              "autodetection would see the preparation's own hardware",
+              "added %s", names);
+  return 0;
+}
+
+static int rebuild(struct prep *x, struct kernel *k)
+{
+  CLEANUP_FREE char *out = NULL;
+  char cmd[800], sh[820];
+
+  if (strcmp(x->initramfs_tool, "dracut") == 0)
+    snprintf(cmd, sizeof cmd, "dracut -f '%s' '%s'", k->initrd, k->kver);
+  else
+    snprintf(cmd, sizeof cmd, "update-initramfs -u -k '%s'", k->kver);
+  snprintf(sh, sizeof sh, "%s 2>&1", cmd);
+  if ((out = gf_sh(x, sh)) == NULL) {
+    ferry_error_prefix("rebuilding %s for %s: ", k->initrd, x->p->name);
+    return -1;
+  }
+  prep_change(x, k->initrd, "so that it holds the drivers configured "
+              "above", "rebuilt with the guest's %s: %s", x->initramfs_tool,
+              cmd);
+  return 0;
+}
+
+int prep_initramfs(struct prep *x)
+{
+  json_t *kernels = json_object_get(x->os, "kernels"), *kv;
+  json_t *add = json_array();
+  struct kernel *ks = NULL;
+  size_t nk = json_array_size(kernels), i, j;
+  int r = -1, newest_ok = 1, checked = 0;
+
+  ks = calloc(nk ? nk : 1, sizeof *ks);
+  if (ks == NULL) {
+    ferry_error("out of memory");
+    goto out;
+  }
+  /* which drivers each kernel has, and what its initramfs lacks */
+  json_array_foreach(kernels, i, kv) {
+    struct kernel *k = &ks[i];
+    const char *const *lists[] = { x->p->storage, x->p->extra,
+                                   x->emulated && x->p->emulated
+                                     ? x->p->emulated : x->p->storage };
+    CLEANUP_FREE char *listing = NULL;
+    int need = 0;
+
+    snprintf(k->kver, sizeof k->kver, "%s", json_string_value(kv));
+    if (!has_module_tree(x, k->kver) && x->initramfs_tool == NULL) {
+      /* a guest without module lists and without an initramfs tool (an
+       * appliance with a hand-built initramfs): nothing here can read or
+       * rebuild its initramfs; the boot proof must show it boots */
+      json_array_append_new(x->warnings, json_sprintf(
+        "kernel %s has no module lists (/lib/modules/%s/modules.dep) and "
+        "the guest no initramfs tool: its initramfs is left as it is, "
+        "unchecked", k->kver, k->kver));
+      continue;
+    }
+    if (kernel_load(x, k, k->kver) == -1)
+      goto out;
+    checked++;
+    if (initrd_path(x, k->kver, k->initrd, sizeof k->initrd) == NULL) {
+      ferry_error("kernel %s has no initramfs in /boot (initrd.img-%s or "
+                  "initramfs-%s.img): build one on the source", k->kver,
+                  k->kver, k->kver);
+      goto out;
+    }
+    for (j = 0; x->p->storage[j]; j++)
+      if (kstate(k, x->p->storage[j]) == K_MISSING) {
+        if (i + 1 == nk)
+          newest_ok = 0;
+        ferry_error("kernel %s has no %s driver (neither built in nor a "
+                    "module in /lib/modules/%s): it cannot find its disk on "
+                    "%s; install a kernel with it on the source and sync "
+                    "again", k->kver, x->p->storage[j], k->kver,
+                    x->p->hardware);
+        json_array_append_new(x->warnings, json_string(ferry_errmsg()));
+      }
+    if ((listing = initrd_list(x, k->initrd)) == NULL)
+      goto out;
+    for (size_t l = 0; l < 3; l++)
+      for (j = 0; lists[l][j]; j++) {
+        const char *d = lists[l][j];
+
+        if (kstate(k, d) != K_MODULE ||
+            kmod_listed(listing, d, KMOD_FIELD_LAST))
+          continue;
+        need = 1;
+        for (size_t a = 0; a <= json_array_size(add); a++)
+          if (a == json_array_size(add)) {
+            json_array_append_new(add, json_string(d));
+            break;
+          } else if (strcmp(json_string_value(json_array_get(add, a)), d)
+                     == 0) {
+            break;
+          }
+      }
+    k->need = need || x->rebuild_initramfs;
+  }
+  if (!newest_ok) {
+    ferry_error("%s", json_string_value(json_array_get(x->warnings,
+      json_array_size(x->warnings) - 1)));
+    goto out;
+  }
+  for (i = 0; i < nk; i++)
+    if (ks[i].need)
+      break;
+  if (i == nk) {
+    if (checked)
+      prep_note(x, "the initramfs of every kernel with module lists already "
+                "holds the drivers %s needs: not rebuilt", x->p->hardware);
+    r = 0;
+    goto out;
+  }
+  if (x->initramfs_tool == NULL) {
+    ferry_error("the initramfs lacks the drivers %s needs and the guest has "
+                "no tool to rebuild it (update-initramfs or dracut): "
+                "install initramfs-tools or dracut on the source and sync "
+                "again", x->p->hardware);
+    goto out;
+  }
+  if (configure_tool(x, add) == -1)
+    goto out;
+  for (i = 0; i < nk; i++) {
+    CLEANUP_FREE char *listing = NULL;
+
+    if (!ks[i].need)
+      continue;
+    if (rebuild(x, &ks[i]) == -1 ||
+        (listing = initrd_list(x, ks[i].initrd)) == NULL)
+      goto out;
+    /* the rebuilt image must hold what the disk needs */
+    for (j = 0; x->p->storage[j]; j++)
+      if (kstate(&ks[i], x->p->storage[j]) == K_MODULE &&
+          !kmod_listed(listing, x->p->storage[j], KMOD_FIELD_LAST)) {
+        ferry_error("%s was rebuilt but still lacks %s: check the guest's "
+                    "%s configuration (a hook or omit_drivers may drop it)",
+                    ks[i].initrd, x->p->storage[j], x->initramfs_tool);
+        goto out;
+      }
+  }
+  r = 0;
+out:
+  for (i = 0; ks && i < nk; i++) {
+    free(ks[i].dep);
+    free(ks[i].builtin);
+  }
+  free(ks);
+  json_decref(add);
+  return r;
+}
