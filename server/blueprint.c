@@ -468,6 +468,29 @@ static int validate_networks(json_t *bp, json_t *lines, json_t *findings,
   return errors;
 }
 
+/* Names of a NULL-terminated list, "a, b" into buf ("none" if empty). */
+static const char *list_names(const char *const *list, char *buf,
+                              size_t size)
+{
+  size_t i, n = 0;
+
+  snprintf(buf, size, "none");
+  for (i = 0; list && list[i] && n < size; i++)
+    n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "",
+                          list[i]);
+  return buf;
+}
+
+static int in_list(const char *const *list, const char *s)
+{
+  size_t i;
+
+  for (i = 0; list && list[i]; i++)
+    if (strcmp(list[i], s) == 0)
+      return 1;
+  return 0;
+}
+
 static int validate_host(json_t *bp, json_t *h, size_t i,
                          const struct target_ops *prov,
                          const struct subnet *subs, size_t nsubs,
@@ -477,8 +500,8 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
   static const char *const host_keys[] = { "name", "machine_type", "subnet",
                                            "ip", "format", "disks", "boot",
                                            "boot_marker", "boot_timeout",
-                                           "warm", "quiesce", "zone",
-                                           "prepare", NULL };
+                                           "boot_model", "warm", "quiesce",
+                                           "zone", "prepare", NULL };
   const char *name, *subnet, *ip, *format, *mt;
   const struct subnet *sub = NULL;
   json_t *disks, *d;
@@ -597,8 +620,22 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
                 "text the guest prints on its serial console when up");
     errors++;
   }
+  if (json_object_get(h, "boot_model")) {
+    const char *bm = json_string_value(json_object_get(h, "boot_model"));
+    char models[96];
+
+    snprintf(p, sizeof p, "%s.boot_model", path);
+    if (bm == NULL || !in_list(target_local_boot_models, bm)) {
+      finding_add(findings, lines, "error", p, "'boot_model' must be one of "
+                  "%s (the cloud whose devices the boot check boots on)",
+                  list_names(target_local_boot_models, models,
+                             sizeof models));
+      errors++;
+    }
+  }
   if ((json_is_true(json_object_get(h, "boot")) ||
-       json_object_get(h, "boot_marker")) && prov &&
+       json_object_get(h, "boot_marker") ||
+       json_object_get(h, "boot_model")) && prov &&
       strcmp(prov->name, "local") != 0) {
     snprintf(p, sizeof p, "%s.boot", path);
     finding_add(findings, lines, "error", p, "the boot check runs on the "
@@ -621,29 +658,6 @@ static int validate_host(json_t *bp, json_t *h, size_t i,
   }
   (void)bp;
   return errors;
-}
-
-/* Names of a NULL-terminated list, "a, b" into buf ("none" if empty). */
-static const char *list_names(const char *const *list, char *buf,
-                              size_t size)
-{
-  size_t i, n = 0;
-
-  snprintf(buf, size, "none");
-  for (i = 0; list && list[i] && n < size; i++)
-    n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "",
-                          list[i]);
-  return buf;
-}
-
-static int in_list(const char *const *list, const char *s)
-{
-  size_t i;
-
-  for (i = 0; list && list[i]; i++)
-    if (strcmp(list[i], s) == 0)
-      return 1;
-  return 0;
 }
 
 /* endpoints: (API URLs the driver uses instead of the cloud's own, for

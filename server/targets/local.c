@@ -31,6 +31,78 @@
 #define BOOT_TIMEOUT_DEFAULT 600
 #define BOOT_MARKER_DEFAULT "login:"
 #define COPY_STEP (8u << 20)
+#define MAX_BOOT_DISKS 8
+#define OVMF_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd"
+#define OVMF_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+/* The device model a boot check boots on (hosts[].boot_model): what the
+ * named cloud's instance presents to the guest, as near as qemu 7.2 gets.
+ * qemu has no ENA (AWS), no gVNIC (GCP) and no VMBus (Azure: storvsc,
+ * netvsc): there the NIC is one the guest needs its own driver for all
+ * the same (virtio-net, e1000), and Azure's disks are IDE, what a Gen1
+ * VM's boot disk looks like to a guest without Hyper-V drivers. */
+enum boot_bus { BUS_VIRTIO_BLK, BUS_NVME, BUS_SCSI, BUS_IDE };
+
+struct boot_model {
+  const char *name;
+  const char *machine;          /* qemu -machine */
+  enum boot_bus bus;            /* the disks' */
+  const char *nic;
+  int uefi;                     /* boots OVMF when plan.boot_mode is uefi */
+};
+
+static const struct boot_model boot_models[] = {
+  { .name = "local", .machine = "pc", .bus = BUS_VIRTIO_BLK,
+    .nic = "virtio-net-pci" },
+  { .name = "openstack", .machine = "pc", .bus = BUS_VIRTIO_BLK,
+    .nic = "virtio-net-pci" },
+  { .name = "aws", .machine = "q35", .bus = BUS_NVME,
+    .nic = "virtio-net-pci", .uefi = 1 },
+  { .name = "gcp", .machine = "pc", .bus = BUS_SCSI,
+    .nic = "virtio-net-pci", .uefi = 1 },
+  { .name = "azure", .machine = "pc", .bus = BUS_IDE, .nic = "e1000" },
+};
+
+const char *const target_local_boot_models[] = { "local", "openstack", "aws",
+                                                 "gcp", "azure", NULL };
+
+/* The -device of disk i (0 boots) on bus, into buf. */
+static void boot_disk_device(enum boot_bus bus, size_t i, char *buf,
+                             size_t size)
+{
+  const char *boot = i == 0 ? ",bootindex=0" : "";
+
+  switch (bus) {
+  case BUS_VIRTIO_BLK:
+    snprintf(buf, size, "virtio-blk-pci,drive=d%zu%s", i, boot);
+    break;
+  case BUS_NVME:                /* one controller per disk, as on Nitro */
+    snprintf(buf, size, "nvme,serial=ferry%zu,drive=d%zu%s", i, i, boot);
+    break;
+  case BUS_SCSI:
+    snprintf(buf, size, "scsi-hd,bus=scsi0.0,drive=d%zu%s", i, boot);
+    break;
+  case BUS_IDE:                 /* i440fx: ide.0 and ide.1, two units each */
+    snprintf(buf, size, "ide-hd,bus=ide.%zu,unit=%zu,drive=d%zu%s", i / 2,
+             i % 2, i, boot);
+    break;
+  }
+}
+
+static const char *const bus_names[] = {
+  [BUS_VIRTIO_BLK] = "virtio-blk-pci", [BUS_NVME] = "nvme",
+  [BUS_SCSI] = "virtio-scsi-pci", [BUS_IDE] = "ide-hd",
+};
+
+static const struct boot_model *boot_model_lookup(const char *name)
+{
+  size_t i;
+
+  for (i = 0; i < sizeof boot_models / sizeof boot_models[0]; i++)
+    if (strcmp(boot_models[i].name, name) == 0)
+      return &boot_models[i];
+  return NULL;
+}
 
 /* Copy an object to a local file, leaving holes for zero blocks. */
 static int download(const char *url, const char *path)
@@ -186,6 +258,7 @@ struct console_watch {
   const char *log, *marker;
   size_t mlen;
   off_t off;                    /* bytes of the log already searched */
+  off_t hit;                    /* where the marker starts, once seen */
   size_t keep;                  /* bytes carried over at the front of buf */
   char *buf;                    /* mlen - 1 + CONSOLE_STEP */
 };
@@ -218,6 +291,7 @@ static int console_watch_seen(struct console_watch *w)
     return 0;
   for (;;) {
     ssize_t n = pread(fd, w->buf + w->keep, CONSOLE_STEP, w->off);
+    const char *hit;
     size_t have;
 
     if (n <= 0)
@@ -225,7 +299,9 @@ static int console_watch_seen(struct console_watch *w)
     w->off += n;
     have = w->keep + (size_t)n;
     /* consoles print NULs and escapes: search bytes, not strings */
-    if (memmem(w->buf, have, w->marker, w->mlen) != NULL) {
+    hit = memmem(w->buf, have, w->marker, w->mlen);
+    if (hit != NULL) {
+      w->hit = w->off - (off_t)have + (hit - w->buf);
       found = 1;
       break;
     }
@@ -236,22 +312,111 @@ static int console_watch_seen(struct console_watch *w)
   return found;
 }
 
+/* Copy the small file from to a new file to (OVMF's variable store). */
+static int copy_file(const char *from, const char *to)
+{
+  char buf[65536];
+  int in = open(from, O_RDONLY | O_CLOEXEC), o = -1, r = -1;
+  ssize_t n;
+
+  if (in == -1)
+    return -1;
+  o = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (o == -1)
+    goto out;
+  while ((n = read(in, buf, sizeof buf)) > 0)
+    if (write(o, buf, (size_t)n) != n)
+      goto out;
+  r = n == 0 ? 0 : -1;
+out:
+  close(in);
+  if (o >= 0 && close(o) == -1)
+    r = -1;
+  return r;
+}
+
+#define CONSOLE_LINE_MAX 300
+
+/* The console line holding the marker at offset hit of log, into out:
+ * from the line's start (a marker printed after other text on the same
+ * line keeps that text) to its end, without control characters and
+ * terminal escapes, at most CONSOLE_LINE_MAX bytes. */
+static void console_line(const char *log, off_t hit, char *out, size_t size)
+{
+  char buf[2 * CONSOLE_LINE_MAX + 1];
+  off_t from = hit > CONSOLE_LINE_MAX ? hit - CONSOLE_LINE_MAX : 0;
+  int fd = open(log, O_RDONLY | O_CLOEXEC);
+  ssize_t n, start, end, k;
+  size_t len = 0;
+
+  out[0] = '\0';
+  if (fd == -1)
+    return;
+  n = pread(fd, buf, sizeof buf - 1, from);
+  close(fd);
+  if (n <= 0 || hit - from >= n)
+    return;
+  for (start = hit - from; start > 0 && buf[start - 1] != '\n' &&
+       buf[start - 1] != '\r'; start--)
+    ;
+  for (end = hit - from; end < n && buf[end] != '\n' && buf[end] != '\r';
+       end++)
+    ;
+  for (k = start; k < end && len + 1 < size && len < CONSOLE_LINE_MAX; k++) {
+    unsigned char c = (unsigned char)buf[k];
+
+    if (c == 0x1b) {            /* ESC [ params letter: skip it whole */
+      if (k + 1 < end && buf[k + 1] == '[')
+        for (k += 2; k < end && !(buf[k] >= '@' && buf[k] <= '~'); k++)
+          ;
+      continue;
+    }
+    if (c < 0x20 || c == 0x7f)
+      continue;
+    out[len++] = (char)c;
+  }
+  while (len > 0 && out[len - 1] == ' ')
+    len--;
+  out[len] = '\0';
+}
+
 static json_t *boot_check(struct task_ctx *t, json_t *plan, json_t *host)
 {
   const char *marker = json_string_value(json_object_get(host,
                                                          "boot_marker"));
+  const char *mname = json_string_value(json_object_get(host,
+                                                        "boot_model"));
   const char *format = json_string_value(json_object_get(plan, "format"));
+  const char *bmode = json_string_value(json_object_get(plan, "boot_mode"));
   const char *accel = getenv("FERRY_QEMU_ACCEL");
+  const struct boot_model *model;
   json_t *disks = json_object_get(plan, "disks"), *d, *res = NULL;
   long timeout = BOOT_TIMEOUT_DEFAULT;
   char dir[] = "/var/tmp/ferry-boot-XXXXXX", log[64], tail[700];
-  char *argv[64], drives[8][512], devs[8][96], mach[64], serial[96];
+  char *argv[80], drives[MAX_BOOT_DISKS][512], devs[MAX_BOOT_DISKS][96];
+  char mach[64], serial[96], code[300], vars[300], nic[64], devices[128];
+  char line[CONSOLE_LINE_MAX + 1];
   struct console_watch watch = { .buf = NULL };
   struct timespec t0, t1;
-  int argc = 0, status = 0, booted = 0, stopped = 0;
-  size_t i;
+  int argc = 0, status = 0, booted = 0, stopped = 0, uefi;
+  size_t i, max_disks;
   pid_t pid;
 
+  if (mname == NULL)
+    mname = target_local_boot_models[0];
+  model = boot_model_lookup(mname);
+  if (model == NULL) {          /* the blueprint's validation refuses it */
+    ferry_error("unknown boot_model '%s'", mname);
+    return NULL;
+  }
+  uefi = model->uefi && bmode && strcmp(bmode, "uefi") == 0;
+  max_disks = model->bus == BUS_IDE ? 4 : MAX_BOOT_DISKS;
+  if (json_array_size(disks) > max_disks) {
+    ferry_error("the %s boot model boots at most %zu disks (%s); the host "
+                "has %zu", model->name, max_disks, bus_names[model->bus],
+                json_array_size(disks));
+    return NULL;
+  }
   if (json_is_integer(json_object_get(host, "boot_timeout")))
     timeout = (long)json_integer_value(json_object_get(host,
                                                        "boot_timeout"));
@@ -266,7 +431,7 @@ static json_t *boot_check(struct task_ctx *t, json_t *plan, json_t *host)
   snprintf(log, sizeof log, "%s/console.log", dir);
   if (console_watch_init(&watch, log, marker) == -1)
     goto out;
-  snprintf(mach, sizeof mach, "pc,accel=%s", accel);
+  snprintf(mach, sizeof mach, "%s,accel=%s", model->machine, accel);
   argv[argc++] = "qemu-system-x86_64";
   argv[argc++] = "-machine";
   argv[argc++] = mach;
@@ -280,17 +445,45 @@ static json_t *boot_check(struct task_ctx *t, json_t *plan, json_t *host)
   argv[argc++] = "none";
   argv[argc++] = "-monitor";
   argv[argc++] = "none";
-  argv[argc++] = "-nic";
-  argv[argc++] = "none";
+  /* slirp: its own DHCP server (10.0.2.15/24); nothing leaves qemu but
+   * what the guest itself connects to */
+  argv[argc++] = "-netdev";
+  argv[argc++] = "user,id=n0";
+  argv[argc++] = "-device";
+  snprintf(nic, sizeof nic, "%s,netdev=n0", model->nic);
+  argv[argc++] = nic;
   argv[argc++] = "-no-reboot";
   argv[argc++] = "-serial";
   snprintf(serial, sizeof serial, "file:%s", log);
   argv[argc++] = serial;
+  if (uefi) {
+    /* OVMF's variable store is written at boot: a copy per boot */
+    snprintf(vars, sizeof vars, "%s/vars.fd", dir);
+    if (access(OVMF_CODE, R_OK) == -1 ||
+        copy_file(OVMF_VARS, vars) == -1) {
+      ferry_error("the %s boot model boots this UEFI host with OVMF, but "
+                  "%s or %s is missing: install ovmf on the server",
+                  model->name, OVMF_CODE, OVMF_VARS);
+      goto out;
+    }
+    snprintf(code, sizeof code, "if=pflash,format=raw,unit=0,readonly=on,"
+             "file=%s", OVMF_CODE);
+    argv[argc++] = "-drive";
+    argv[argc++] = code;
+    snprintf(vars, sizeof vars, "if=pflash,format=raw,unit=1,file=%s/"
+             "vars.fd", dir);
+    argv[argc++] = "-drive";
+    argv[argc++] = vars;
+  }
+  if (model->bus == BUS_SCSI) {
+    argv[argc++] = "-device";
+    argv[argc++] = "virtio-scsi-pci,id=scsi0";
+  }
   json_array_foreach(disks, i, d) {
     const char *out = json_string_value(json_object_get(d, "output"));
     char path[300], local[300];
 
-    if (i >= 8 || out == NULL)
+    if (out == NULL)
       break;
     if (strncmp(out, "file://", 7) == 0) {
       snprintf(path, sizeof path, "%s", out + 7);
@@ -313,14 +506,24 @@ static json_t *boot_check(struct task_ctx *t, json_t *plan, json_t *host)
              "id=d%zu,snapshot=on,cache=unsafe", path, qemu_format(format),
              strcmp(qemu_format(format), "vpc") == 0
                ? ",force_size_calc=current_size" : "", i);
-    snprintf(devs[i], sizeof devs[i], "virtio-blk-pci,drive=d%zu%s", i,
-             i == 0 ? ",bootindex=0" : "");
+    boot_disk_device(model->bus, i, devs[i], sizeof devs[i]);
     argv[argc++] = "-drive";
     argv[argc++] = drives[i];
     argv[argc++] = "-device";
     argv[argc++] = devs[i];
   }
   argv[argc] = NULL;
+  snprintf(devices, sizeof devices, "%s,%s%s", bus_names[model->bus],
+           model->nic, uefi ? ",ovmf" : "");
+  {
+    char cmd[2048];
+    size_t n = 0;
+
+    for (int k = 0; k < argc && n < sizeof cmd; k++)
+      n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", k ? " " : "",
+                            argv[k]);
+    log_debug("boot check: %s", cmd);
+  }
 
   clock_gettime(CLOCK_MONOTONIC, &t0);
   pid = fork();
@@ -391,16 +594,21 @@ static json_t *boot_check(struct task_ctx *t, json_t *plan, json_t *host)
                   "install qemu-system-x86 to boot-check local migrations");
     else
       ferry_error("the migrated disk did not show '%s' on its console "
-                  "within %ld s (qemu %s); last console output: %s", marker,
-                  timeout, pid == -1 ? "exited" : "was stopped",
+                  "within %ld s booting on the %s model (%s; qemu %s); last "
+                  "console output: %s", marker, timeout, model->name,
+                  devices, pid == -1 ? "exited" : "was stopped",
                   tail[0] ? tail : "(nothing)");
     goto out;
   }
-  res = json_pack("{s:s, s:f, s:s}", "marker", marker, "seconds",
-                  (double)(t1.tv_sec - t0.tv_sec) +
-                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, "accel", accel);
-  log_info("boot check: '%s' seen after %.1f s", marker,
-           json_real_value(json_object_get(res, "seconds")));
+  console_line(log, watch.hit, line, sizeof line);
+  res = json_pack("{s:s, s:f, s:s, s:s, s:s, s:s, s:s}", "marker", marker,
+                  "seconds", (double)(t1.tv_sec - t0.tv_sec) +
+                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, "accel", accel,
+                  "model", model->name, "devices", devices, "firmware",
+                  uefi ? "uefi" : "bios", "line", line);
+  log_info("boot check: '%s' seen after %.1f s on the %s model (%s)",
+           marker, json_real_value(json_object_get(res, "seconds")),
+           model->name, devices);
 out:
   free(watch.buf);
   nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);

@@ -89,6 +89,10 @@ struct target_ops {
 const struct target_ops *target_lookup(const char *name);
 /* "local, aws, azure, gcp, openstack" */
 const char *target_names(void);
+/* The local target's boot models (hosts[].boot_model): the cloud whose
+ * instance's device model the boot check boots on; [0] is the default.
+ * NULL-terminated. */
+extern const char *const target_local_boot_models[];
 int target_has_format(const struct target_ops *t, const char *format);
 /* "raw, vmdk" for messages */
 void target_formats(const struct target_ops *t, char *buf, size_t size);
