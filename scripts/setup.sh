@@ -23,7 +23,10 @@ test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   # real Keystone and Glance for t-openstack, the openstack CLI as its
   # independent client, and Neutron's and Nova's own API models for
   # tests/openstack_contract.py
-  keystone glance-api python3-openstackclient python3-neutron python3-nova)
+  keystone glance-api python3-openstackclient python3-neutron python3-nova
+  # tests/guests/rhel.sh: libguestfs (its appliance needs a kernel in /boot)
+  # with XFS and LVM, for the RHEL-shaped test guest
+  guestfish libguestfs-xfs lvm2 linux-image-cloud-amd64)
 
 case $what in
   build) want=("${build_pkgs[@]}") ;;
