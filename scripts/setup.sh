@@ -29,9 +29,9 @@ test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   # independent client, and Neutron's and Nova's own API models for
   # tests/openstack_contract.py
   keystone glance-api python3-openstackclient python3-neutron python3-nova
-  # libguestfs over ferry's NBD export (t-nbdexport); its appliance is
-  # built from the kernel in /boot
-  guestfish linux-image-cloud-amd64)
+  # guestfish: t-nbdexport and the test guests (tests/guests/), built with
+  # libguestfs (XFS and LVM for the RHEL-shaped one); debootstrap above
+  guestfish libguestfs-xfs lvm2 linux-image-cloud-amd64)
 
 case $what in
   build) want=("${build_pkgs[@]}") ;;
