@@ -517,11 +517,20 @@ static void *progress_main(void *arg)
 static int commit(struct clone *c, struct clone_stats *st)
 {
   struct store *s = c->o->store;
+  struct image_manifest top;
 
-  c->m.generation = (c->last_generation > c->prev.generation
-                       ? c->last_generation : c->prev.generation) + 1;
   if (table_writer_finish(c->table, s, &c->m) == -1)
     return -1;
+  c->m.generation = (c->last_generation > c->prev.generation
+                       ? c->last_generation : c->prev.generation) + 1;
+  /* a run killed between generations/<N>.json and manifest.json left
+   * generation N whole: the same image is N again, byte for byte */
+  if (c->last_generation > c->prev.generation &&
+      image_manifest_load_generation(s, c->last_generation, &top) == 0 &&
+      !top.prepared_from && top.disk_size == c->m.disk_size &&
+      top.chunk_size == c->m.chunk_size &&
+      memcmp(top.table_digest, c->m.table_digest, DIGEST_LEN) == 0)
+    c->m.generation = top.generation;
   if (c->have_prev && count_changes(c, st) == -1)
     return -1;
   if (c->prev.generation && c->prev.disk_size == c->m.disk_size &&

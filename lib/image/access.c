@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,9 @@ struct stripe {
 
 struct image_access {
   struct store *s;
-  struct image_manifest m;       /* the base generation */
+  struct image_manifest m;       /* the base generation (stripes + lock) */
+  struct image_manifest geo;     /* its geometry, never changed: read
+                                    without a lock */
   struct entry *entries;         /* sorted by index */
   size_t count;
   int fd;                        /* the overlay: disk_size, sparse */
@@ -65,7 +68,7 @@ struct image_access {
   struct cache_slot *cache;
   unsigned cache_n;
   uint64_t clock;
-  int broken;                    /* the overlay could not be reset */
+  atomic_int broken;             /* the overlay could not be reset */
 
   struct stripe stripes[ACCESS_STRIPES];
 };
@@ -138,9 +141,9 @@ static int overlay_open(struct image_access *a, const char *dir)
                 dir);
     return -1;
   }
-  if (ftruncate(a->fd, (off_t)a->m.disk_size) == -1) {
+  if (ftruncate(a->fd, (off_t)a->geo.disk_size) == -1) {
     ferry_error("cannot size the overlay file in %s to %" PRIu64 " bytes: "
-                "%m", dir, a->m.disk_size);
+                "%m", dir, a->geo.disk_size);
     return -1;
   }
   return 0;
@@ -228,8 +231,8 @@ static int overlay_zero(struct image_access *a, uint64_t off, uint64_t len)
 static int fetch_chunk(struct image_access *a, struct stripe *st,
                        const struct entry *e, void *buf)
 {
-  uint64_t len = image_chunk_len(&a->m, e->index);
-  uint64_t off = e->index * a->m.chunk_size;
+  uint64_t len = image_chunk_len(&a->geo, e->index);
+  uint64_t off = e->index * a->geo.chunk_size;
   enum chunk_encoding enc = (enum chunk_encoding)e->enc;
   char key[IMAGE_CHUNK_KEY_MAX], hex[DIGEST_HEX_LEN + 1];
   uint8_t d[DIGEST_LEN];
@@ -308,9 +311,9 @@ static int clean_read(struct image_access *a, struct stripe *st,
   }
   pthread_mutex_unlock(&a->lock);
 
-  buf = malloc(a->m.chunk_size);
+  buf = malloc(a->geo.chunk_size);
   if (buf == NULL) {
-    ferry_error("out of memory for a chunk of %u bytes", a->m.chunk_size);
+    ferry_error("out of memory for a chunk of %u bytes", a->geo.chunk_size);
     return -1;
   }
   if (fetch_chunk(a, st, e, buf) == -1) {
@@ -385,6 +388,7 @@ struct image_access *image_access_open(struct store *s,
   a->fd = -1;
   a->s = s;
   a->m = *m;
+  a->geo = *m;
   pthread_mutex_init(&a->lock, NULL);
   for (i = 0; i < ACCESS_STRIPES; i++)
     pthread_mutex_init(&a->stripes[i].lock, NULL);
@@ -416,7 +420,7 @@ fail:
 
 uint64_t image_access_size(struct image_access *a)
 {
-  return a->m.disk_size;
+  return a->geo.disk_size;
 }
 
 /* ---- read, write, zero --------------------------------------------------- */
@@ -424,10 +428,10 @@ uint64_t image_access_size(struct image_access *a)
 static int check_range(struct image_access *a, const char *what, size_t len,
                        uint64_t off)
 {
-  if (off > a->m.disk_size || len > a->m.disk_size - off) {
+  if (off > a->geo.disk_size || len > a->geo.disk_size - off) {
     ferry_error("%s of %zu bytes at offset %" PRIu64 " is beyond the end "
                 "of the disk (%" PRIu64 " bytes)", what, len, off,
-                a->m.disk_size);
+                a->geo.disk_size);
     errno = EINVAL;
     return -1;
   }
@@ -447,7 +451,7 @@ static int chunk_read(struct image_access *a, struct stripe *st,
   const struct entry *e;
 
   if (is_dirty(a, index))
-    return overlay_pread(a, out, len, index * a->m.chunk_size + pos);
+    return overlay_pread(a, out, len, index * a->geo.chunk_size + pos);
   e = find_entry(a, index);
   if (e == NULL) {
     memset(out, 0, len);             /* a zero chunk: nothing to fetch */
@@ -464,9 +468,9 @@ int image_access_pread(struct image_access *a, void *buf, size_t len,
   if (check_range(a, "read", len, off) == -1)
     return -1;
   while (len > 0) {
-    uint64_t index = off / a->m.chunk_size;
-    uint64_t pos = off % a->m.chunk_size;
-    size_t n = (size_t)(image_chunk_len(&a->m, index) - pos);
+    uint64_t index = off / a->geo.chunk_size;
+    uint64_t pos = off % a->geo.chunk_size;
+    size_t n = (size_t)(image_chunk_len(&a->geo, index) - pos);
     struct stripe *st = stripe_of(a, index);
     int r;
 
@@ -491,7 +495,7 @@ int image_access_pread(struct image_access *a, void *buf, size_t len,
 static int copy_up(struct image_access *a, struct stripe *st, uint64_t index,
                    int whole)
 {
-  uint64_t len = image_chunk_len(&a->m, index);
+  uint64_t len = image_chunk_len(&a->geo, index);
   const struct entry *e = whole ? NULL : find_entry(a, index);
 
   if (e != NULL) {
@@ -502,7 +506,7 @@ static int copy_up(struct image_access *a, struct stripe *st, uint64_t index,
       return -1;
     }
     if (clean_read(a, st, e, buf, (size_t)len, 0) == -1 ||
-        overlay_pwrite(a, buf, (size_t)len, index * a->m.chunk_size) == -1)
+        overlay_pwrite(a, buf, (size_t)len, index * a->geo.chunk_size) == -1)
       return -1;
   }
   set_dirty(a, index);
@@ -518,9 +522,9 @@ static int write_range(struct image_access *a, const char *what,
   if (check_range(a, what, len, off) == -1)
     return -1;
   while (len > 0) {
-    uint64_t index = off / a->m.chunk_size;
-    uint64_t pos = off % a->m.chunk_size;
-    uint64_t clen = image_chunk_len(&a->m, index);
+    uint64_t index = off / a->geo.chunk_size;
+    uint64_t pos = off % a->geo.chunk_size;
+    uint64_t clen = image_chunk_len(&a->geo, index);
     size_t n = (size_t)(clen - pos);
     struct stripe *st = stripe_of(a, index);
     int whole, r = 0;
@@ -589,7 +593,7 @@ int image_access_chunk_allocated(struct image_access *a, uint64_t index)
   struct stripe *st;
   int r;
 
-  if (index >= a->m.chunk_count)
+  if (index >= a->geo.chunk_count)
     return 0;
   st = stripe_of(a, index);
   pthread_mutex_lock(&st->lock);
@@ -614,13 +618,13 @@ static int commit_chunk(struct committer *k, uint64_t index,
                         struct image_chunk *c)
 {
   struct image_access *a = k->a;
-  uint64_t len = image_chunk_len(&a->m, index), have;
+  uint64_t len = image_chunk_len(&a->geo, index), have;
   char key[IMAGE_CHUNK_KEY_MAX];
   const void *data = k->buf;
   size_t stored = (size_t)len, z = 0;
   int r;
 
-  if (overlay_pread(a, k->buf, (size_t)len, index * a->m.chunk_size) == -1)
+  if (overlay_pread(a, k->buf, (size_t)len, index * a->geo.chunk_size) == -1)
     return -1;
   if (buf_is_zero(k->buf, (size_t)len)) {
     k->dropped++;
@@ -653,7 +657,7 @@ static int commit_chunk(struct committer *k, uint64_t index,
          ? store_put_hashed(a->s, key, data, stored, c->digest)
          : store_put(a->s, key, data, stored)) == -1) {
     ferry_error_prefix("chunk %" PRIu64 " (offset %" PRIu64 "): ", index,
-                       index * a->m.chunk_size);
+                       index * a->geo.chunk_size);
     return -1;
   }
   c->stored_size = stored;
@@ -690,14 +694,14 @@ static void rebase(struct image_access *a, const struct image_manifest *nm,
   a->entries = rows;
   a->count = nrows;
   a->m = *nm;
-  memset(a->dirty, 0, a->m.chunk_count / 8 + 1);
+  memset(a->dirty, 0, a->geo.chunk_count / 8 + 1);
   a->ndirty = 0;
   for (i = 0; i < a->cache_n; i++) {
     free(a->cache[i].buf);
     memset(&a->cache[i], 0, sizeof a->cache[i]);
   }
   if (ftruncate(a->fd, 0) == -1 ||
-      ftruncate(a->fd, (off_t)a->m.disk_size) == -1) {
+      ftruncate(a->fd, (off_t)a->geo.disk_size) == -1) {
     a->broken = 1;
     log_warn("generation %" PRIu64 " is committed, but the overlay file in "
              "%s cannot be reset: %m; open the image again to change it "
@@ -756,8 +760,8 @@ static int commit_locked(struct image_access *a,
     return -1;
   r = -1;
 
-  k.buf = malloc(a->m.chunk_size);
-  k.zbuf = malloc(a->m.chunk_size);
+  k.buf = malloc(a->geo.chunk_size);
+  k.zbuf = malloc(a->geo.chunk_size);
   rows = calloc(a->count + a->ndirty, sizeof *rows);
   tw = table_writer_create(&nm);
   if (o && o->enc != ENC_RAW &&
@@ -769,14 +773,14 @@ static int commit_locked(struct image_access *a,
   }
   /* the base's rows in index order, dirty chunks' rows replaced (or
    * dropped when now all zeros) */
-  for (index = 0; index < a->m.chunk_count; index++) {
+  for (index = 0; index < a->geo.chunk_count; index++) {
     int dirty = a->dirty[index / 8] >> (index % 8) & 1;
     int base = j < a->count && a->entries[j].index == index;
     struct image_chunk c;
 
     if (!dirty && !base) {
       /* skip quickly over a run of clean zero chunks */
-      uint64_t next = j < a->count ? a->entries[j].index : a->m.chunk_count;
+      uint64_t next = j < a->count ? a->entries[j].index : a->geo.chunk_count;
 
       while (index + 1 < next &&
              !(a->dirty[(index + 1) / 8] >> ((index + 1) % 8) & 1))
