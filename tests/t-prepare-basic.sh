@@ -74,12 +74,12 @@ ferry-convert --from "$IMG" --generation 1 --format raw --to "file://$T/gen1.raw
 ferry-convert --from "$IMG" --format raw --to "file://$T/gen2.raw" >/dev/null 2>"$T/c2.err" ||
   fail "convert generation 2: $(cat "$T/c2.err")"
 guestfish --ro -a "$T/gen2.raw" run : mount /dev/sda2 / : cat /etc/fstab : cat /etc/network/interfaces : ls /etc/udev/rules.d : \
-  ls /var/lib/ferry/prepare-orig/etc/udev/rules.d >"$T/files" 2>&1 ||
-  fail "cannot read the prepared disk: $(cat "$T/files")"
-grep -q "^UUID=$root_uuid  */ " "$T/files" || fail "the prepared disk's fstab: $(cat "$T/files")"
-grep -q "iface ens192 inet dhcp" "$T/files" && ! grep -q "192.168.50.10" "$T/files" || fail "the prepared disk's interfaces: $(cat "$T/files")"
-[ "$(grep -cx "70-persistent-net.rules" "$T/files")" = 1 ] ||
-  fail "the MAC rule is still active, or its original was not kept in /var/lib/ferry/prepare-orig: $(cat "$T/files")"
+  ls /var/lib/ferry/prepare-orig/etc/udev/rules.d >"$T/files.out" 2>&1 ||
+  fail "cannot read the prepared disk: $(cat "$T/files.out")"
+grep -q "^UUID=$root_uuid  */ " "$T/files.out" || fail "the prepared disk's fstab: $(cat "$T/files.out")"
+grep -q "iface ens192 inet dhcp" "$T/files.out" && ! grep -q "192.168.50.10" "$T/files.out" || fail "the prepared disk's interfaces: $(cat "$T/files.out")"
+[ "$(grep -cx "70-persistent-net.rules" "$T/files.out")" = 1 ] ||
+  fail "the MAC rule is still active, or its original was not kept in /var/lib/ferry/prepare-orig: $(cat "$T/files.out")"
 [ "$(sha256sum < "$T/pb.img")" = "$src_sum" ] || fail "the source disk was modified"
 ok "generation 1 converts to the source disk byte for byte; generation 2 holds the changes (read by guestfish); the source is untouched"
 
