@@ -83,7 +83,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean check check-tsan check-unit check-shell demo bench deps \
         deps-build checksrc unit deb fuzz fuzzers check-fuzz \
-        check-prepare-matrix
+        check-prepare-matrix check-boot-matrix
 
 all: $(PROGRAMS)
 
@@ -172,13 +172,15 @@ checksrc:
 	@bash scripts/checksrc.sh
 
 # The sanitizer pass leaves out the tests whose minutes are spent in qemu
-# booting guests (t-boot, t-prepare), in libguestfs' appliance rebuilding
-# initramfs images (t-prepare) and in debootstrap and Ansible (t-ansible):
+# booting guests (t-boot, t-bootmodels, t-prepare), in libguestfs'
+# appliance building test guests and rebuilding initramfs images
+# (t-guest-rhel, t-prepare) and in debootstrap and Ansible (t-ansible):
 # the normal pass runs them; the C they drive (the local target's boot
 # check, conversions, guest preparation, the agent's discovery and clone)
 # runs under the sanitizers in t-bootcheck, t-prepare-basic, t-formats,
 # t-control and the others.
-SANITIZE_EXCLUDE := $(if $(SANITIZE),t-boot t-ansible t-prepare)
+SANITIZE_EXCLUDE := $(if $(SANITIZE),t-boot t-ansible t-prepare t-bootmodels \
+                      t-guest-rhel)
 check: deps
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory checksrc
@@ -229,6 +231,12 @@ check-fuzz: deps
 check-prepare-matrix: deps
 	@$(MAKE) --no-print-directory all
 	@FERRY_BIN=$(abspath $(BIN)) bash tests/prepare-matrix.sh
+
+# Every format booted (t-boot with all six; CI boots four of them).
+check-boot-matrix: deps
+	@$(MAKE) --no-print-directory all
+	@FERRY_BIN=$(abspath $(BIN)) FERRY_TEST_VERBOSE=1 \
+	  FERRY_BOOT_FORMATS="raw vhd vhd-dynamic vmdk qcow2 gce" bash tests/run.sh t-boot
 
 demo:
 	@bash scripts/setup.sh demo

@@ -10,7 +10,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/servers.sh"
 requires qemu-system-x86_64 qemu-img sfdisk mke2fs grub-mkimage busybox cpio jq curl
-FORMATS=${FERRY_BOOT_FORMATS:-raw vhd vhd-dynamic vmdk qcow2 gce}
+# CI boots the four formats the clouds import (raw and vhd-dynamic are the
+# same disk as raw and vhd to the guest); make check-boot-matrix boots all
+FORMATS=${FERRY_BOOT_FORMATS:-vhd vmdk qcow2 gce}
 export FERRY_QEMU_ACCEL=tcg
 
 LAYOUT=mbr bash "$TOP/scripts/make-boot-disk.sh" "$T/bootmbr.img" 160M bootmbr >"$T/mk1.log" 2>&1 ||

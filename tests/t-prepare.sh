@@ -45,7 +45,7 @@ for c in $CASES; do
   IFS=: read -r kind model mode <<<"$c"
   guest "$kind"
   prep=true timeout=420
-  if [ "${mode:-}" = unprepared ]; then prep=false timeout=${FERRY_UNPREPARED_TIMEOUT:-120}; fi
+  if [ "${mode:-}" = unprepared ]; then prep=false timeout=${FERRY_UNPREPARED_TIMEOUT:-90}; fi
   cat > "$T/bp-$n.yaml" <<YAML
 name: p$n-$kind-$model
 provider: local
