@@ -10,6 +10,8 @@
 # Cold, the build takes about 8 minutes (debootstrap + guestfish, once per
 # cache); warm, this test takes well under a minute.  No boot here: the
 # boot proofs are the preparation tests'.
+# (a cold build: debootstrap, then libguestfs)
+# ferry-test-timeout: 1800
 . "$(dirname "$0")/lib.sh"
 requires guestfish debootstrap
 export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg

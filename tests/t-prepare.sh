@@ -14,6 +14,7 @@
 # FERRY_PREPARE_CASES picks the cases: GUEST:MODEL[:unprepared] ...
 # (default: the CI subset below; `make check-prepare-matrix` runs them all
 # and writes the figures into docs/PREPARATION.md).
+# ferry-test-timeout: 2400
 . "$(dirname "$0")/lib.sh"
 requires ferry-prepare guestfish qemu-system-x86_64 debootstrap zstd jq curl
 export FERRY_QEMU_ACCEL=tcg LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
@@ -23,7 +24,7 @@ RESULTS=${FERRY_PREPARE_RESULTS:-}
 declare -A built
 guest() { # KIND: build (cached) the test guest; sets G_IMG G_HOST G_SUM
   local kind=$1
-  G_HOST=${kind}srv
+  case $kind in debian) G_HOST=srv-deb1 ;; *) G_HOST=srv-${kind}1 ;; esac
   G_IMG=$T/$kind.img
   if [ -z "${built[$kind]:-}" ]; then
     local t0=$SECONDS
