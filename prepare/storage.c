@@ -239,7 +239,8 @@ static int kernel_load(struct prep *x, struct kernel *k, const char *kver)
 {
   char path[512];
 
-  snprintf(k->kver, sizeof k->kver, "%s", kver);
+  if (kver != k->kver)
+    snprintf(k->kver, sizeof k->kver, "%s", kver);
   snprintf(path, sizeof path, "/lib/modules/%s/modules.dep", kver);
   if (!gf_is_file(x, path)) {
     ferry_error("kernel %s has no %s: its modules are not installed (or "

@@ -33,7 +33,7 @@ guest() { # KIND: build (cached) the test guest; sets G_IMG G_HOST G_SUM
     built[$kind]=$(sha256sum < "$G_IMG")
     echo "    $kind guest ready in $((SECONDS - t0)) s ($(du -h "$G_IMG" | cut -f1) allocated)"
     make_root "$T/root-$G_HOST" "$G_HOST" vda=$(stat -c %s "$G_IMG")
-    start_agent "$G_HOST" "$(make_agent "$G_HOST" "$T/root-$G_HOST" "vda=$G_IMG")"
+    start_agent "${G_HOST//-/_}" "$(make_agent "$G_HOST" "$T/root-$G_HOST" "vda=$G_IMG")"
     wait_for 30 eval 'api GET /v1/hosts | jq -e ".hosts | any(.hostname == \"$G_HOST\")" >/dev/null' ||
       fail "the agent for $G_HOST did not register"
   fi
@@ -62,7 +62,8 @@ hosts:
 YAML
   ferry blueprint apply "$T/bp-$n.yaml" >/dev/null || fail "apply: $(ferry blueprint validate "$T/bp-$n.yaml" 2>&1)"
   t0=$SECONDS
-  id=$(ferry --json migrate "$G_HOST" --blueprint "p$n-$kind-$model" | jq -r .id) || fail "migrate $c"
+  ferry migrate "$G_HOST" --blueprint "p$n-$kind-$model" >"$T/mig.out" 2>&1 || fail "migrate $c: $(cat "$T/mig.out")"
+  id=$(api GET /v1/migrations | jq '[.migrations[].id] | max')
   n=$((n + 1))
   rc=0; timeout 1200 ferry job watch "$id" >"$T/watch-$id.out" 2>&1 || rc=$?
   secs=$((SECONDS - t0))
