@@ -86,7 +86,14 @@ YAML
   [[ $line =~ console=[^\ ]*ttyS0 ]] || fail "$kind on $model: the kernel has no serial console: $line"
   [[ $line =~ failed_units=0 ]] || fail "$kind on $model: failed units: $line"
   jq -r '.events[] | select(.message | startswith("prepared ")) | .message' "$T/m-$id.json" > "$T/ev-$id"
-  for want in "prepared /etc/fstab: line" "prepared /etc/udev/rules.d/70-persistent-net.rules: removed" \
+  # each guest's own network stack: ifupdown and a MAC-bound udev rule
+  # (debian), a MAC-bound NetworkManager keyfile (rhel)
+  case $kind in
+    debian) net_events=("prepared /etc/udev/rules.d/70-persistent-net.rules: removed"
+                        "prepared /etc/network/interfaces: ens192: DHCP") ;;
+    *) net_events=("prepared /etc/NetworkManager/system-connections/ens192.nmconnection: interface-name=ens192, no mac-address, ipv4 method=auto") ;;
+  esac
+  for want in "prepared /etc/fstab: line" "${net_events[@]}" \
               "prepared /etc/systemd/network/10-ferry-primary.link" "open-vm-tools.service disabled" \
               ": rebuilt with the guest's" "prepared /etc/default/grub: kernel arguments"; do
     grep -qF -- "$want" "$T/ev-$id" || fail "$kind for $model: no event '$want': $(cat "$T/ev-$id")"
