@@ -29,7 +29,7 @@ run_one() {  # name cmd...
   selected "$name" || return 0
   # a test whose first minutes build a cached fixture (a test guest) may
   # ask for more with a line "# ferry-test-timeout: SECONDS"
-  if [[ -z ${FERRY_TEST_TIMEOUT:-} && $2 == *.sh ]]; then
+  if [[ -z ${FERRY_TEST_TIMEOUT:-} && ${2:-} == *.sh ]]; then
     own=$(sed -n 's/^# ferry-test-timeout: \([0-9]\+\)$/\1/p' "$2" | head -1)
     [[ -z $own ]] || limit=$own
   fi
