@@ -322,6 +322,7 @@ cat >"$T/wave1.yaml" <<YAML
 name: wave1
 provider: local
 store: file://$STORE
+prepare: false          # the disk is a data disk: no OS to prepare
 hosts:
   - name: ferrysrc01
     disks: [$DISK]
