@@ -39,7 +39,7 @@ int main(int argc, char **argv)
   uint64_t generation = 0;
   sigset_t set;
   char *text;
-  int i, sig;
+  int i, sig, rc;
 
   log_init("nbd-serve", 0);
   if (argc < 3) {
@@ -72,28 +72,49 @@ int main(int argc, char **argv)
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+  /* every failure after the store is opened closes what is open, so the
+   * sanitizer build's leak check sees a clean exit on every path */
   if ((s = store_open(argv[1])) == NULL)
     return die(NULL);
+  a = NULL;
+  rc = 1;
   if ((generation ? image_manifest_load_generation(s, generation, &m)
-                  : image_manifest_load(s, &m)) == -1)
-    return die(NULL);
-  if ((a = image_access_open(s, &m, &ao)) == NULL)
-    return die("open");
-  if ((e = nbd_export_start(argv[2], a)) == NULL)
-    return die(NULL);
+                  : image_manifest_load(s, &m)) == -1) {
+    die(NULL);
+    goto out;
+  }
+  if ((a = image_access_open(s, &m, &ao)) == NULL) {
+    die("open");
+    goto out;
+  }
+  if ((e = nbd_export_start(argv[2], a)) == NULL) {
+    die(NULL);
+    goto out;
+  }
   fprintf(stderr, "ready\n");
-  if (sigwait(&set, &sig) != 0)
-    return die("sigwait");
-  if (nbd_export_stop(e) == -1)
-    return die("not committed");
+  if (sigwait(&set, &sig) != 0) {
+    die("sigwait");
+    nbd_export_stop(e);
+    goto out;
+  }
+  if (nbd_export_stop(e) == -1) {
+    die("not committed");
+    goto out;
+  }
   fprintf(stderr, "dirty chunks: %" PRIu64 "\n", image_access_dirty(a));
-  if (image_access_commit(a, &co, &out) == -1)
-    return die("commit");
-  if ((text = image_manifest_format(&out)) == NULL)
-    return die(NULL);
+  if (image_access_commit(a, &co, &out) == -1) {
+    die("commit");
+    goto out;
+  }
+  if ((text = image_manifest_format(&out)) == NULL) {
+    die(NULL);
+    goto out;
+  }
   printf("%s\n", text);
   free(text);
+  rc = 0;
+out:
   image_access_close(a);
   store_close(s);
-  return 0;
+  return rc;
 }
