@@ -19,6 +19,41 @@
 static pthread_t workers[WORKERS_MAX];
 static unsigned n_workers;
 
+/* Run one of ferry's programs (name, for messages) as the task's child
+ * and parse the JSON it prints; NULL with the error: its stderr's last
+ * line, or why it stopped. */
+static json_t *child_json(struct task_ctx *t, const char *name,
+                          const char *const *argv, char *out,
+                          size_t out_size)
+{
+  char err[4096];
+  const char *last;
+  json_t *res;
+  int status;
+
+  status = child_run(t, (char *const *)argv, out, out_size, err,
+                     sizeof err);
+  if (status == -1)
+    return NULL;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    last = strrchr(err, '\n');
+    if (task_ctx_stopping(t))
+      ferry_error("%s was stopped: the task was canceled or the server is "
+                  "stopping", name);
+    else if (err[0])
+      ferry_error("%s", last ? last + 1 : err);
+    else if (WIFSIGNALED(status))
+      ferry_error("%s was killed", name);
+    else
+      ferry_error("%s failed without a message", name);
+    return NULL;
+  }
+  res = json_loads(out, 0, NULL);
+  if (res == NULL)
+    ferry_error("%s printed no JSON result", name);
+  return res;
+}
+
 /* Run ferry-convert for spec; its JSON result or NULL with the error.
  * Store credentials reach it through the environment, never its command
  * line. */
@@ -32,36 +67,14 @@ static json_t *run_convert(struct server *srv, struct task_ctx *t,
     json_string_value(json_object_get(spec, "output")), "--overwrite",
     "--json", "--quiet", NULL,
   };
-  char out[65536], err[4096];
-  const char *last;
-  json_t *res;
-  int status;
+  char out[65536];
 
   if (argv[2] == NULL || argv[4] == NULL || argv[6] == NULL) {
     ferry_error("the convert task's spec lacks its image, format or "
                 "output");
     return NULL;
   }
-  status = child_run(t, (char *const *)argv, out, sizeof out, err,
-                     sizeof err);
-  if (status == -1)
-    return NULL;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    last = strrchr(err, '\n');
-    if (task_ctx_stopping(t))
-      ferry_error("ferry-convert was stopped: the task was canceled or "
-                  "the server is stopping");
-    else if (err[0])
-      ferry_error("%s", last ? last + 1 : err);
-    else
-      ferry_error("%s", WIFSIGNALED(status) ? "ferry-convert was killed"
-                  : "ferry-convert failed without a message");
-    return NULL;
-  }
-  res = json_loads(out, 0, NULL);
-  if (res == NULL)
-    ferry_error("ferry-convert printed no JSON result");
-  return res;
+  return child_json(t, "ferry-convert", argv, out, sizeof out);
 }
 
 /* Run ferry-prepare for spec (docs/PREPARATION.md): one job event per
@@ -71,12 +84,11 @@ static json_t *run_prepare(struct server *srv, struct task_ctx *t,
                            json_t *spec)
 {
   const char *argv[48];
-  char disk_args[16][600], out[262144], err[4096];
+  char disk_args[16][600], out[262144];
   const char *target = json_string_value(json_object_get(spec, "target"));
   const char *nic = json_string_value(json_object_get(spec, "nic"));
   json_t *disks = json_object_get(spec, "disks"), *d, *res, *c;
-  const char *last;
-  int argc = 0, status;
+  int argc = 0;
   size_t i;
 
   if (target == NULL || json_array_size(disks) == 0 ||
@@ -112,27 +124,8 @@ static json_t *run_prepare(struct server *srv, struct task_ctx *t,
   argv[argc++] = "--quiet";
   argv[argc] = NULL;
   task_ctx_event(t, "preparing the guest for %s (libguestfs)", target);
-  status = child_run(t, (char *const *)argv, out, sizeof out, err,
-                     sizeof err);
-  if (status == -1)
+  if ((res = child_json(t, "ferry-prepare", argv, out, sizeof out)) == NULL)
     return NULL;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    last = strrchr(err, '\n');
-    if (task_ctx_stopping(t))
-      ferry_error("ferry-prepare was stopped: the task was canceled or "
-                  "the server is stopping");
-    else if (err[0])
-      ferry_error("%s", last ? last + 1 : err);
-    else
-      ferry_error("%s", WIFSIGNALED(status) ? "ferry-prepare was killed"
-                  : "ferry-prepare failed without a message");
-    return NULL;
-  }
-  res = json_loads(out, 0, NULL);
-  if (res == NULL) {
-    ferry_error("ferry-prepare printed no JSON result");
-    return NULL;
-  }
   json_array_foreach(json_object_get(res, "changes"), i, c)
     task_ctx_event(t, "prepared %s: %s (%s)",
                    json_string_value(json_object_get(c, "file")),
