@@ -179,12 +179,16 @@ checksrc:
 # check, conversions, guest preparation, the agent's discovery and clone)
 # runs under the sanitizers in t-bootcheck, t-prepare-basic, t-formats,
 # t-control and the others.
+# Shell tests run two at a time (tests/run.sh; a test marked
+# "# ferry-test-alone" runs with nothing beside it); TEST_JOBS=1 runs them
+# one by one.
+TEST_JOBS ?= 2
 SANITIZE_EXCLUDE := $(if $(SANITIZE),t-boot t-ansible t-prepare t-bootmodels \
                       t-guest-rhel)
 check: deps
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory checksrc
-	@FERRY_BIN=$(abspath $(BIN)) FERRY_UNIT=$(abspath $(O)/tests) \
+	@FERRY_BIN=$(abspath $(BIN)) FERRY_UNIT=$(abspath $(O)/tests) FERRY_TEST_JOBS=$(TEST_JOBS) \
 	  FERRY_TEST_EXCLUDE="$(SANITIZE_EXCLUDE)" bash tests/run.sh
 
 # The tests that run threads, on a ThreadSanitizer build: the unit tests
@@ -195,7 +199,7 @@ TSAN_TESTS := unit/ t-server t-control t-warm t-blueprint t-bootcheck t-steps t-
               t-roundtrip t-resume t-convert-errors t-grants t-projects
 check-tsan: deps
 	@$(MAKE) --no-print-directory SANITIZE=thread all unit
-	@FERRY_BIN=$(abspath build-tsan/bin) FERRY_UNIT=$(abspath build-tsan/tests) \
+	@FERRY_BIN=$(abspath build-tsan/bin) FERRY_UNIT=$(abspath build-tsan/tests) FERRY_TEST_JOBS=$(TEST_JOBS) \
 	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 exitcode=66 suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS" \
 	  bash tests/run.sh $(TSAN_TESTS)
 

@@ -14,6 +14,7 @@
 #     byte-identical, attaches to an active migration, reports a bad
 #     blueprint; uninstall.yml stops and removes everything;
 #  3. the copy install method, through chroot again.
+# ferry-test-alone: a container with Ansible and a Debian root; minutes of both cores
 . "$(dirname "$0")/lib.sh"
 requires ansible-playbook ansible-lint debootstrap systemd-nspawn \
   systemd-analyze nsenter zstd dpkg-deb dpkg-shlibdeps objdump curl jq

@@ -7,6 +7,7 @@
 # booted by the local target driver in qemu-system-x86_64 (TCG), which
 # reports the migration done only when the marker appears.  The agents
 # hold no cloud credentials: they write with the server's grants.
+# ferry-test-alone: boots guests under TCG within timeouts
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/servers.sh"
 requires qemu-system-x86_64 qemu-img sfdisk mke2fs grub-mkimage busybox cpio jq curl

@@ -7,6 +7,7 @@
 # so a check that read another guest's console, or only the first MiB of
 # its own, waits for a marker that never comes.  Real boots of migrated
 # disks are t-boot's.
+# ferry-test-alone: boots guests within seconds-long timeouts
 . "$(dirname "$0")/lib.sh"
 requires jq curl python3
 

@@ -10,6 +10,7 @@
 # really booted on (/dev/nvme0n1p2, /dev/sda2).  The blueprint refuses an
 # unknown model and a model on a cloud provider; a disk that does not
 # boot fails with a message naming the model.
+# ferry-test-alone: boots guests under TCG within timeouts
 . "$(dirname "$0")/lib.sh"
 requires qemu-system-x86_64 sfdisk mke2fs grub-mkimage busybox cpio jq curl
 export FERRY_QEMU_ACCEL=tcg

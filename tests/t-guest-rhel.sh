@@ -12,6 +12,7 @@
 # boot proofs are the preparation tests'.
 # (a cold build: debootstrap, then libguestfs)
 # ferry-test-timeout: 1800
+# ferry-test-alone: libguestfs' appliance builds the test guest
 . "$(dirname "$0")/lib.sh"
 requires guestfish debootstrap
 export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg

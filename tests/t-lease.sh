@@ -8,6 +8,7 @@
 # ferry-convert is a wrapper here (--convert-bin) that is chatty for
 # $T/delay seconds, then runs the real one; qemu-system-x86_64 a stand-in
 # (first on the server's PATH) that shows the boot marker after 5 s.
+# ferry-test-alone: leases of 2 s that must be renewed in time
 . "$(dirname "$0")/lib.sh"
 requires curl jq
 

@@ -15,6 +15,7 @@
 # (default: the CI subset below; `make check-prepare-matrix` runs them all
 # and writes the figures into docs/PREPARATION.md).
 # ferry-test-timeout: 2400
+# ferry-test-alone: libguestfs' appliance and TCG boots, both cores for minutes
 . "$(dirname "$0")/lib.sh"
 requires ferry-prepare guestfish qemu-system-x86_64 debootstrap zstd jq curl
 export FERRY_QEMU_ACCEL=tcg LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg

@@ -4,6 +4,7 @@
 # in ready between them, showing the last delta), then the operator's
 # cutover: a final sync, conversion, creation, and a disk equal to the
 # source's last state.
+# ferry-test-alone: syncs on a 2 s interval and checks their pace
 . "$(dirname "$0")/lib.sh"
 requires curl jq
 
