@@ -321,6 +321,17 @@ static int rebuild(struct prep *x, struct kernel *k)
   return 0;
 }
 
+static int initrd_lacks(struct prep *x, struct kernel *k, const char *d,
+                        const char *listing)
+{
+  if (kstate(k, d) != K_MODULE || kmod_listed(listing, d, KMOD_FIELD_LAST))
+    return 0;
+  ferry_error("%s was rebuilt but still lacks %s: check the guest's %s "
+              "configuration (a hook or omit_drivers may drop it)",
+              k->initrd, d, x->initramfs_tool);
+  return 1;
+}
+
 int prep_initramfs(struct prep *x)
 {
   json_t *kernels = json_object_get(x->os, "kernels"), *kv;
@@ -328,6 +339,7 @@ int prep_initramfs(struct prep *x)
   struct kernel *ks = NULL;
   size_t nk = json_array_size(kernels), i, j;
   int r = -1, newest_ok = 1, checked = 0;
+  char added[512] = "";
 
   ks = calloc(nk ? nk : 1, sizeof *ks);
   if (ks == NULL) {
@@ -419,6 +431,12 @@ int prep_initramfs(struct prep *x)
   }
   if (configure_tool(x, add) == -1)
     goto out;
+  json_array_foreach(add, j, kv) {
+    size_t len = strlen(added);
+
+    snprintf(added + len, sizeof added - len, "%s%s", len ? " " : "",
+             json_string_value(kv));
+  }
   for (i = 0; i < nk; i++) {
     CLEANUP_FREE char *listing = NULL;
 
@@ -427,15 +445,18 @@ int prep_initramfs(struct prep *x)
     if (rebuild(x, &ks[i]) == -1 ||
         (listing = initrd_list(x, ks[i].initrd)) == NULL)
       goto out;
-    /* the rebuilt image must hold what the disk needs */
+    /* the rebuilt image must hold what the disk needs and every driver
+     * configured above, read back with the guest's own lister */
     for (j = 0; x->p->storage[j]; j++)
-      if (kstate(&ks[i], x->p->storage[j]) == K_MODULE &&
-          !kmod_listed(listing, x->p->storage[j], KMOD_FIELD_LAST)) {
-        ferry_error("%s was rebuilt but still lacks %s: check the guest's "
-                    "%s configuration (a hook or omit_drivers may drop it)",
-                    ks[i].initrd, x->p->storage[j], x->initramfs_tool);
+      if (initrd_lacks(x, &ks[i], x->p->storage[j], listing))
         goto out;
-      }
+    json_array_foreach(add, j, kv)
+      if (initrd_lacks(x, &ks[i], json_string_value(kv), listing))
+        goto out;
+    prep_note(x, "%s holds the drivers added (%s), as the guest's %s "
+              "lists it", ks[i].initrd, added,
+              strcmp(x->initramfs_tool, "dracut") == 0 ? "lsinitrd"
+                                                       : "lsinitramfs");
   }
   r = 0;
 out:

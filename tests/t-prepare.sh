@@ -99,6 +99,15 @@ YAML
               ": rebuilt with the guest's" "prepared /etc/default/grub: kernel arguments"; do
     grep -qF -- "$want" "$T/ev-$id" || fail "$kind for $model: no event '$want': $(cat "$T/ev-$id")"
   done
+  # azure: qemu has no VMBus, so the proof of its drivers is the
+  # initramfs itself, as the guest's own lsinitramfs/lsinitrd lists it
+  if [ "$model" = azure ]; then
+    held=$(jq -r '.events[].message | select(startswith("prepare: ") and contains("holds the drivers added"))' "$T/m-$id.json")
+    for d in hv_vmbus hv_storvsc hv_netvsc; do
+      [[ " $held " =~ [\(\ ]$d[\)\ ] ]] || fail "$kind for azure: the rebuilt initramfs is not shown to hold $d: '$held'"
+    done
+    echo "    $held"
+  fi
   jq -e '.events | map(select(.kind == "phase") | .phase) | index("preparing") != null' "$T/m-$id.json" >/dev/null ||
     fail "the migration never was in phase preparing"
   psecs=$(jq '.tasks[] | select(.kind == "prepare") | .result.seconds | floor' "$T/m-$id.json")
