@@ -293,6 +293,214 @@ static int check_space(json_t *inv, json_t *f)
   return 0;
 }
 
+/* ---- the root filesystem and the mounts fstab asks for at boot ---- */
+
+#define MAX_HOLDERS 8
+
+/* The inventory disks holding a filesystem: names[] (up to MAX_HOLDERS),
+ * the count, 0 when nothing in the inventory is it. */
+struct holders {
+  const char *names[MAX_HOLDERS];
+  size_t n;
+};
+
+static void hold(struct holders *h, const char *disk)
+{
+  size_t i;
+
+  if (disk == NULL)
+    return;
+  for (i = 0; i < h->n; i++)
+    if (strcmp(h->names[i], disk) == 0)
+      return;
+  if (h->n < MAX_HOLDERS)
+    h->names[h->n++] = disk;
+}
+
+static int eq(json_t *o, const char *k, const char *v)
+{
+  return str(o, k) && strcmp(str(o, k), v) == 0;
+}
+
+/* Does object o (a disk, partition or LV) answer to spec, an fstab device
+ * field?  UUID=, LABEL=, PARTUUID=, PARTLABEL= or a /dev path. */
+static int is_spec(json_t *o, const char *spec)
+{
+  if (strncmp(spec, "UUID=", 5) == 0)
+    return eq(o, "uuid", spec + 5);
+  if (strncmp(spec, "LABEL=", 6) == 0)
+    return eq(o, "label", spec + 6);
+  if (strncmp(spec, "PARTUUID=", 9) == 0)
+    return eq(o, "part_uuid", spec + 9);
+  if (strncmp(spec, "PARTLABEL=", 10) == 0)
+    return eq(o, "part_label", spec + 10);
+  return spec[0] == '/' && (eq(o, "path", spec) || eq(o, "mapper_path", spec));
+}
+
+static void lv_holders(json_t *inv, json_t *lv, struct holders *h);
+
+/* The disks under whatever in the inventory matches: want (a spec, or
+ * NULL) or, with mountpoint set, whatever is mounted there. */
+static void find_holders(json_t *inv, const char *spec, const char *mountpoint,
+                         struct holders *h)
+{
+  json_t *d, *p, *lv;
+  size_t i, j;
+
+  json_array_foreach(json_object_get(inv, "disks"), i, d) {
+    if (spec ? is_spec(d, spec) : eq(d, "mountpoint", mountpoint))
+      hold(h, str(d, "name"));
+    json_array_foreach(json_object_get(d, "partitions"), j, p)
+      if (spec ? is_spec(p, spec) : eq(p, "mountpoint", mountpoint))
+        hold(h, str(d, "name"));
+  }
+  json_array_foreach(json_object_get(json_object_get(inv, "lvm"), "lvs"), i,
+                     lv)
+    if (spec ? is_spec(lv, spec) : eq(lv, "mountpoint", mountpoint))
+      lv_holders(inv, lv, h);
+}
+
+/* An LV lives on the disks of its volume group's PVs. */
+static void lv_holders(json_t *inv, json_t *lv, struct holders *h)
+{
+  json_t *pv;
+  size_t i;
+
+  json_array_foreach(json_object_get(json_object_get(inv, "lvm"), "pvs"), i,
+                     pv)
+    if (str(lv, "vg") && eq(pv, "vg", str(lv, "vg")) && str(pv, "device")) {
+      struct holders sub = { .n = 0 };
+      size_t k;
+
+      find_holders(inv, str(pv, "device"), NULL, &sub);
+      for (k = 0; k < sub.n; k++)
+        hold(h, sub.names[k]);
+    }
+}
+
+static int planned(json_t *plan, const char *disk)
+{
+  json_t *d;
+  size_t i;
+
+  json_array_foreach(json_object_get(plan, "disks"), i, d)
+    if (eq(d, "name", disk))
+      return 1;
+  return 0;
+}
+
+/* A device name that is bound to the source's hardware. */
+static int hardware_bound(const char *spec)
+{
+  return strncmp(spec, "/dev/disk/by-id/", 16) == 0 ||
+         strncmp(spec, "/dev/disk/by-path/", 18) == 0;
+}
+
+/* A device name (/dev/sdX, vdX, hdX, xvdX, nvmeX) as preparation maps
+ * them to the target's disks. */
+static int disk_name(const char *spec)
+{
+  static const char *const names[] = { "sd", "vd", "hd", "xvd", "nvme" };
+  size_t i;
+
+  if (strncmp(spec, "/dev/", 5) != 0)
+    return 0;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strncmp(spec + 5, names[i], strlen(names[i])) == 0)
+      return 1;
+  return 0;
+}
+
+static int check_mounts(json_t *plan, json_t *inv, json_t *f, int prepare)
+{
+  json_t *fstab = json_object_get(inv, "fstab"), *e;
+  struct holders root = { .n = 0 };
+  const char *root_spec = NULL;
+  int errors = 0;
+  size_t i, k;
+
+  /* the root: what is mounted on / (live discovery), else fstab's entry */
+  find_holders(inv, NULL, "/", &root);
+  json_array_foreach(fstab, i, e)
+    if (eq(e, "file", "/") && str(e, "spec"))
+      root_spec = str(e, "spec");
+  if (root.n == 0 && root_spec)
+    find_holders(inv, root_spec, NULL, &root);
+  if (root.n == 0 && !json_is_array(fstab) &&
+      !json_is_array(json_object_get(inv, "mounts"))) {
+    add(f, "warning", "root-fs", "the inventory has neither a mount table "
+        "nor /etc/fstab: cannot check that the root filesystem is "
+        "migrated%s", prepare ? " (preparation looks for it on the disks "
+        "themselves)" : "");
+  } else if (root.n == 0) {
+    char why[300];
+
+    snprintf(why, sizeof why, root_spec
+             ? "/etc/fstab mounts / from %s, which is none of them"
+             : "/etc/fstab has no entry for /%s", root_spec ? root_spec : "");
+    if (prepare)
+      errors += add(f, "error", "root-fs", "cannot find the root "
+                    "filesystem: no disk, partition or logical volume in "
+                    "the inventory is mounted on /, and %s; guest "
+                    "preparation needs it: run discovery on the running "
+                    "server (ferry-agent discover --post) or set "
+                    "prepare: false", why);
+    else
+      add(f, "warning", "root-fs", "cannot find the root filesystem in the "
+          "inventory (nothing is mounted on /, and %s): cannot check that "
+          "it is migrated", why);
+  }
+  for (k = 0; k < root.n; k++)
+    if (!planned(plan, root.names[k]))
+      errors += add(f, "error", "root-fs", "the root filesystem%s%s is on "
+                    "disk %s, which this migration does not include: the "
+                    "server could not boot; add %s to the host's disks: in "
+                    "the blueprint", root_spec ? " " : "",
+                    root_spec ? root_spec : "", root.names[k], root.names[k]);
+
+  /* every other mount the server waits for at boot */
+  json_array_foreach(fstab, i, e) {
+    const char *spec = str(e, "spec"), *file = str(e, "file");
+    const char *ops = str(e, "mntops") ? str(e, "mntops") : "";
+    struct holders h = { .n = 0 };
+    int optional = strstr(ops, "nofail") || strstr(ops, "noauto");
+
+    if (spec == NULL || file == NULL || strcmp(file, "/") == 0 || optional)
+      continue;
+    if (hardware_bound(spec)) {
+      if (prepare)
+        errors += add(f, "error", "fstab", "/etc/fstab mounts %s from %s, a "
+                      "name bound to the source's disk hardware: guest "
+                      "preparation cannot map it to the target's disks; "
+                      "mount it by UUID= or LABEL= on the source (or mark "
+                      "it nofail) and sync again", file, spec);
+      else
+        add(f, "warning", "fstab", "/etc/fstab mounts %s from %s, a name "
+            "bound to the source's disk hardware: the target will not have "
+            "it", file, spec);
+      continue;
+    }
+    find_holders(inv, spec, NULL, &h);
+    if (h.n == 0 && disk_name(spec) && prepare) {
+      errors += add(f, "error", "fstab", "/etc/fstab mounts %s from %s, "
+                    "which is on no disk the inventory lists: the server "
+                    "would wait for it at boot and preparation cannot map "
+                    "it; remove the entry or mark it nofail on the source",
+                    file, spec);
+      continue;
+    }
+    for (k = 0; k < h.n; k++)
+      if (!planned(plan, h.names[k]))
+        errors += add(f, "error", "fstab", "/etc/fstab mounts %s from %s, "
+                      "on disk %s, which this migration does not include: "
+                      "the server would stop at boot waiting for it; add %s "
+                      "to the host's disks: in the blueprint, or mark the "
+                      "entry nofail on the source", file, spec, h.names[k],
+                      h.names[k]);
+  }
+  return errors;
+}
+
 int preflight_run(json_t *plan, json_t *inv, json_t *findings)
 {
   const struct target_ops *p = target_lookup(str(plan, "provider"));
@@ -315,6 +523,7 @@ int preflight_run(json_t *plan, json_t *inv, json_t *findings)
       ? target_lookup(str(prep, "target")) : NULL;
 
     errors += check_drivers(dp ? dp : p, inv, findings, json_is_object(prep));
+    errors += check_mounts(plan, inv, findings, json_is_object(prep));
   }
   check_agent(p, inv, findings);
   errors += check_space(inv, findings);

@@ -7,7 +7,7 @@
 requires curl jq
 
 start_server "$T/ferry.db"
-for fx in rhel7 ubuntu2004 ubuntu1804 ubuntu2204 centos7; do
+for fx in rhel7 ubuntu2004 ubuntu1804 ubuntu2204 centos7 ubuntu1604; do
   conf=$(make_agent "$fx" "$TOP/tests/fixtures/roots/$fx")
   ferry-agent discover --root "$TOP/tests/fixtures/roots/$fx" --config "$conf" --post >/dev/null ||
     fail "discover $fx"
@@ -93,3 +93,32 @@ expect_preflight app01 gcp1 fail "has no virtio_scsi|nvme in its initramfs"
 api GET /v1/migrations/$n | jq -r '.events[].message' | grep -q "warning: google-guest-agent is not installed" ||
   fail "the missing guest agent is not reported"
 ok "findings name every missing driver and guest agent"
+
+# the root filesystem and the mounts fstab waits for at boot: Ubuntu 16.04
+# with / on sda and /srv/data (by UUID) on sdb
+disks_bp() {  # NAME DISKS
+  printf 'name: %s\nprovider: local\nstore: file://%s/store\nhosts:\n  - name: fileserver\n    disks: [%s]\n' \
+    "$1" "$T" "$2" > "$T/$1.yaml"
+  ferry blueprint apply "$T/$1.yaml" >/dev/null || fail "apply $1: $(ferry blueprint validate "$T/$1.yaml" 2>&1)"
+}
+disks_bp fs-sda sda
+expect_preflight fileserver fs-sda fail "/etc/fstab mounts /srv/data from UUID=7d2c4e6f-8a0b-4c2d-9e1f-3a5b7c9d1e2f, on disk sdb, which this migration does not include"
+disks_bp fs-sdb sdb
+expect_preflight fileserver fs-sdb fail "the root filesystem UUID=e3b0c442-98fc-4c14-9af0-1c2a3b4c5d6e is on disk sda, which this migration does not include"
+disks_bp fs-both "sda, sdb"
+expect_preflight fileserver fs-both pass ""
+jq -e '[.plan.preflight[] | select(.code == "root-fs" or .code == "fstab")] == []' "$T/m$n.json" >/dev/null ||
+  fail "with both disks there are still root or fstab findings: $(jq -c .plan.preflight "$T/m$n.json")"
+ok "a migration without the root's disk, or without a disk fstab mounts at boot, is stopped before any data moves; the noauto USB entry and the NFS and bind mounts are not disks"
+
+# a root preparation cannot find: / in fstab names nothing the inventory
+# has and no mount table says where / is
+cp -a "$TOP/tests/fixtures/roots/ubuntu1604" "$T/u1604"
+rm -f "$T/u1604/proc/self/mountinfo" "$T/u1604/proc/mounts"
+sed -i 's|^UUID=e3b0c442-98fc-4c14-9af0-1c2a3b4c5d6e|UUID=00000000-0000-4000-8000-000000000000|' "$T/u1604/etc/fstab"
+ferry-agent discover --root "$T/u1604" --config "$T/agent-ubuntu1604/agent.conf" --post >/dev/null || fail "discover the edited root"
+expect_preflight fileserver fs-both fail "cannot find the root filesystem: no disk, partition or logical volume in the inventory is mounted on /, and /etc/fstab mounts / from UUID=00000000-0000-4000-8000-000000000000, which is none of them"
+PREP=false bp fs-noprep local fileserver
+expect_preflight fileserver fs-noprep pass "warning: cannot find the root filesystem in the inventory"
+ok "with guest preparation, a root that neither the mount table nor fstab places on a disk stops the migration in preflight; without it, it is a warning"
+
