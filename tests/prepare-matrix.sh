@@ -2,7 +2,8 @@
 # prepare-matrix.sh - the whole boot proof of guest preparation (make
 # check-prepare-matrix): both test guests, prepared for every target and
 # booted on its device model, and unprepared on the models where that must
-# fail; the figures replace the "Measured" table of docs/PREPARATION.md.
+# fail, and the Debian server booted through UEFI; the figures replace the
+# "Measured" table of docs/PREPARATION.md.
 # Each case is one run of tests/t-prepare.sh (its own server), so a case
 # that fails is a row that says so and the others still run; the exit
 # status is non-zero when any case failed.  CI runs a subset (t-prepare's
@@ -18,6 +19,8 @@ if [ -z "$cases" ]; then
     for m in local openstack aws gcp azure; do cases+=" $g:$m"; done
     for m in aws gcp azure; do cases+=" $g:$m:unprepared"; done
   done
+  # the Debian server booted through UEFI, on the models that boot OVMF
+  cases+=" uefi:local uefi:aws uefi:gcp uefi:aws:unprepared"
 fi
 failed=0
 : > "$res"

@@ -11,6 +11,9 @@
 # marker on the serial console.  The same disk unprepared (prepare: false)
 # must not come up on that hardware.  The source images never change.
 #
+# Guests: debian (BIOS, MBR), uefi (the same Debian server booted through
+# UEFI: GPT, an EFI system partition without the removable-media fallback
+# loader; booted with OVMF where the model has UEFI), rhel.
 # FERRY_PREPARE_CASES picks the cases: GUEST:MODEL[:unprepared] ...
 # (default: the CI subset below; `make check-prepare-matrix` runs them all
 # and writes the figures into docs/PREPARATION.md).
@@ -19,21 +22,28 @@
 . "$(dirname "$0")/lib.sh"
 requires ferry-prepare guestfish qemu-system-x86_64 debootstrap zstd jq curl
 export FERRY_QEMU_ACCEL=tcg LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
-CASES=${FERRY_PREPARE_CASES:-debian:aws debian:aws:unprepared rhel:gcp}
+CASES=${FERRY_PREPARE_CASES:-uefi:aws uefi:aws:unprepared rhel:gcp}
 RESULTS=${FERRY_PREPARE_RESULTS:-}
 
 declare -A built
 guest() { # KIND: build (cached) the test guest; sets G_IMG G_HOST G_SUM
   local kind=$1
-  case $kind in debian) G_HOST=srv-deb1 ;; *) G_HOST=srv-${kind}1 ;; esac
+  local script=$kind.sh fw=
+  case $kind in
+    debian) G_HOST=srv-deb1 ;;
+    uefi) G_HOST=srv-uefi1 script=debian.sh fw=uefi ;;   # the same server, booted through UEFI
+    *) G_HOST=srv-${kind}1 ;;
+  esac
   G_IMG=$T/$kind.img
   if [ -z "${built[$kind]:-}" ]; then
     local t0=$SECONDS
-    bash "$TOP/tests/guests/$kind.sh" "$G_IMG" "$G_HOST" >"$T/guest-$kind.log" 2>&1 ||
+    bash "$TOP/tests/guests/$script" "$G_IMG" "$G_HOST" $fw >"$T/guest-$kind.log" 2>&1 ||
       fail "cannot build the $kind test guest: $(tail -5 "$T/guest-$kind.log")"
     built[$kind]=$(sha256sum < "$G_IMG")
     echo "    $kind guest ready in $((SECONDS - t0)) s ($(du -h "$G_IMG" | cut -f1) allocated)"
     make_root "$T/root-$G_HOST" "$G_HOST" vda=$(stat -c %s "$G_IMG")
+    # discovery's sign of a UEFI boot: the plan's boot_mode, OVMF in the proof
+    [ "$fw" != uefi ] || mkdir -p "$T/root-$G_HOST/sys/firmware/efi"
     start_agent "${G_HOST//-/_}" "$(make_agent "$G_HOST" "$T/root-$G_HOST" "vda=$G_IMG")"
     wait_for 30 eval 'api GET /v1/hosts | jq -e ".hosts | any(.hostname == \"$G_HOST\")" >/dev/null' ||
       fail "the agent for $G_HOST did not register"
@@ -92,6 +102,10 @@ YAML
   case $kind in
     debian) net_events=("prepared /etc/udev/rules.d/70-persistent-net.rules: removed"
                         "prepared /etc/network/interfaces: ens192: DHCP") ;;
+    uefi) net_events=("prepared /etc/udev/rules.d/70-persistent-net.rules: removed"
+                      "prepared /etc/network/interfaces: ens192: DHCP"
+                      "prepared /etc/fstab: line 4: /dev/vda1 -> UUID="
+                      "prepared /boot/efi/EFI/BOOT/BOOTX64.EFI") ;;
     *) net_events=("prepared /etc/NetworkManager/system-connections/ens192.nmconnection: interface-name=ens192, no mac-address, ipv4 method=auto") ;;
   esac
   for want in "prepared /etc/fstab: line" "${net_events[@]}" \
@@ -110,6 +124,9 @@ YAML
   fi
   jq -e '.events | map(select(.kind == "phase") | .phase) | index("preparing") != null' "$T/m-$id.json" >/dev/null ||
     fail "the migration never was in phase preparing"
+  want_fw=bios; [ "$kind" != uefi ] || want_fw=uefi
+  fw=$(jq -r '.tasks[] | select(.kind == "create") | .result.boot.firmware' "$T/m-$id.json")
+  [ "$fw" = "$want_fw" ] || fail "$kind on $model booted with $fw firmware, not $want_fw"
   psecs=$(jq '.tasks[] | select(.kind == "prepare") | .result.seconds | floor' "$T/m-$id.json")
   bsecs=$(jq '.tasks[] | select(.kind == "create") | .result.boot.seconds | floor' "$T/m-$id.json")
   ok "$kind prepared for $model ($(wc -l < "$T/ev-$id") changes, prepare ${psecs} s) boots on its hardware in ${bsecs} s: $(jq -r '.tasks[] | select(.kind == "create") | .result.boot.devices' "$T/m-$id.json"), ens192 on DHCP, serial console"

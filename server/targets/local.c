@@ -52,14 +52,18 @@ struct boot_model {
 };
 
 static const struct boot_model boot_models[] = {
+  /* KVM and OpenStack boot OVMF for a UEFI guest (libvirt's loader,
+   * Glance's hw_firmware_type=uefi) */
   { .name = "local", .machine = "pc", .bus = BUS_VIRTIO_BLK,
-    .nic = "virtio-net-pci" },
+    .nic = "virtio-net-pci", .uefi = 1 },
   { .name = "openstack", .machine = "pc", .bus = BUS_VIRTIO_BLK,
-    .nic = "virtio-net-pci" },
+    .nic = "virtio-net-pci", .uefi = 1 },
   { .name = "aws", .machine = "q35", .bus = BUS_NVME,
     .nic = "virtio-net-pci", .uefi = 1 },
   { .name = "gcp", .machine = "pc", .bus = BUS_SCSI,
     .nic = "virtio-net-pci", .uefi = 1 },
+  /* a UEFI host becomes a Gen2 VM, whose disks are on VMBus SCSI: qemu
+   * has neither, so its model stays BIOS with IDE (Gen1) */
   { .name = "azure", .machine = "pc", .bus = BUS_IDE, .nic = "e1000" },
 };
 

@@ -1,5 +1,6 @@
 #!/bin/bash
-# debian.sh OUT.img HOSTNAME - the UNPREPARED Debian 12 test guest of issue 15:
+# debian.sh OUT.img HOSTNAME [bios|uefi] - the UNPREPARED Debian 12 test guest
+# of issue 15:
 # a 2 GiB raw disk shaped like an on-prem server that ran on VMware with a
 # virtio-blk disk, before ferry prepares it for a cloud:
 #   MBR, /dev/vda1 ext4 = / (one partition, /boot inside it), BIOS GRUB put
@@ -12,6 +13,13 @@
 #   no serial console (VGA only: console=tty0 default, GRUB_TERMINAL=console);
 #   ifupdown with a static address on ens192 and a 70-persistent-net.rules
 #   binding MAC 00:50:56:aa:bb:cc to ens192; open-vm-tools enabled.
+# uefi: the same server booted through UEFI: GPT, /dev/vda1 the EFI system
+#   partition (vfat, /boot/efi), /dev/vda2 ext4 = /; GRUB for x86_64-efi
+#   put there by the guest's grub-install as an installer does with an
+#   NVRAM boot entry: \EFI\debian\grubx64.efi only, no removable-media
+#   fallback \EFI\BOOT\BOOTX64.EFI (a new VM's empty NVRAM finds only that
+#   one); fstab by device name for both.  Both kinds are built from one
+#   debootstrap tree (grub-pc and grub-efi-amd64-bin, which coexist).
 # The test's instrument: ferry-boot-ok.service, after network-online and
 # multi-user, writes one line straight to /dev/ttyS0 and to /dev/console,
 #   FERRY-BOOT-OK <host> kernel=<r> root=<dev> net=<if>:<a/p|none>,...
@@ -26,11 +34,12 @@
 # copy.  Cold: debootstrap (2-3 min) + one guestfish session (about 3 min
 # under TCG); cached: the copy (seconds).
 set -euo pipefail
-if [ $# -ne 2 ]; then
-  echo "usage: debian.sh OUT.img HOSTNAME" >&2
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+  echo "usage: debian.sh OUT.img HOSTNAME [bios|uefi]" >&2
   exit 2
 fi
-out=$1 host=$2
+out=$1 host=$2 fw=${3:-bios}
+case $fw in bios|uefi) ;; *) echo "debian.sh: firmware '$fw' is not bios or uefi" >&2; exit 2 ;; esac
 [[ $host =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] ||
   { echo "debian.sh: '$host' is not a hostname (lowercase letters, digits, -)" >&2; exit 2; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,9 +52,9 @@ export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}
 
 # the packages of the guest (debian-root.sh adds systemd python3 python3-apt)
-pkgs=(systemd-sysv linux-image-amd64 initramfs-tools grub-pc udev kmod ifupdown
-      isc-dhcp-client iproute2 open-vm-tools)
-key=$(cat "$0" "$here/../debian-root.sh" <(echo "$host") | sha256sum | cut -c1-12)
+pkgs=(systemd-sysv linux-image-amd64 initramfs-tools grub-pc grub-efi-amd64-bin
+      dosfstools udev kmod ifupdown isc-dhcp-client iproute2 open-vm-tools)
+key=$(cat "$0" "$here/../debian-root.sh" <(echo "$host $fw") | sha256sum | cut -c1-12)
 img=$cache/guest-debian12-$host-$key.img
 mkdir -p "$cache"
 exec 8>"$cache/guest-debian12-$host-$key.lock"
@@ -72,11 +81,13 @@ if [ ! -s "$img" ]; then
   echo "$host" >"$r/etc/hostname"
   printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$host" >"$r/etc/hosts"
   : >"$r/etc/machine-id"; rm -f "$r/var/lib/dbus/machine-id"
-  cat >"$r/etc/fstab" <<'EOF'
-# /etc/fstab: static file system information.
-# <file system> <mount point>   <type>  <options>       <dump>  <pass>
-/dev/vda1       /               ext4    errors=remount-ro 0     1
-EOF
+  if [ "$fw" = uefi ]; then rootpart=2; else rootpart=1; fi
+  {
+    echo '# /etc/fstab: static file system information.'
+    echo '# <file system> <mount point>   <type>  <options>       <dump>  <pass>'
+    echo "/dev/vda$rootpart       /               ext4    errors=remount-ro 0     1"
+    [ "$fw" = bios ] || echo '/dev/vda1       /boot/efi       vfat    umask=0077      0       1'
+  } >"$r/etc/fstab"
   cat >"$r/etc/default/grub" <<'EOF'
 # on-prem VMware guest: VGA console only, root by device name
 GRUB_DEFAULT=0
@@ -91,7 +102,7 @@ EOF
   # only while building: the appliance sees the disk as /dev/sda, the
   # server as /dev/vda (grub-mkconfig reads default/grub.d after probing)
   mkdir -p "$r/etc/default/grub.d"
-  echo 'GRUB_DEVICE=/dev/vda1' >"$r/etc/default/grub.d/zz-ferry-build.cfg"
+  echo "GRUB_DEVICE=/dev/vda$rootpart" >"$r/etc/default/grub.d/zz-ferry-build.cfg"
   cat >"$r/etc/network/interfaces" <<'EOF'
 # This file describes the network interfaces available on your system
 # and how to activate them. For more information, see interfaces(5).
@@ -173,10 +184,26 @@ EOF
   truncate -s 2G "$w/disk.img"
   uuid=$(printf 'ferry-guest:%s' "$host" | sha256sum |
          sed -E 's/^(.{8})(.{4}).(.{3}).(.{3})(.{12}).*/\1-\2-4\3-a\4-\5/')
-  t1=$(date +%s)
-  guestfish --rw --format=raw -a "$w/disk.img" >"$w/gf.log" 2>&1 <<EOF || { cat "$w/gf.log" >&2; echo "debian.sh: the guestfish session failed (log above)" >&2; exit 1; }
-set-smp 2
-run
+  # partitions, filesystems, the tree and the boot loader, per firmware
+  if [ "$fw" = uefi ]; then
+    disk_steps=$(cat <<STEPS
+part-init /dev/sda gpt
+part-add /dev/sda p 2048 133119
+part-add /dev/sda p 133120 -34
+part-set-gpt-type /dev/sda 1 C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+part-set-name /dev/sda 1 EFI
+mkfs vfat /dev/sda1
+mkfs ext4 /dev/sda2
+set-uuid /dev/sda2 $uuid
+mount /dev/sda2 /
+mkdir-p /boot/efi
+mount /dev/sda1 /boot/efi
+tar-in $w/root.tar / xattrs:true
+command "grub-install --target=x86_64-efi --efi-directory=/boot/efi --bootloader-id=debian --no-nvram --no-uefi-secure-boot"
+STEPS
+)
+  else
+    disk_steps=$(cat <<STEPS
 part-init /dev/sda mbr
 part-add /dev/sda p 2048 -1
 part-set-bootable /dev/sda 1 true
@@ -186,6 +213,14 @@ mount /dev/sda1 /
 tar-in $w/root.tar / xattrs:true
 sh "echo 'grub-pc grub-pc/install_devices multiselect /dev/vda' | debconf-set-selections"
 command "grub-install --target=i386-pc /dev/sda"
+STEPS
+)
+  fi
+  t1=$(date +%s)
+  guestfish --rw --format=raw -a "$w/disk.img" >"$w/gf.log" 2>&1 <<EOF || { cat "$w/gf.log" >&2; echo "debian.sh: the guestfish session failed (log above)" >&2; exit 1; }
+set-smp 2
+run
+$disk_steps
 command "update-initramfs -c -k $kver"
 upload $w/modules.default /etc/initramfs-tools/modules
 sh "sed -i 's/^MODULES=.*/MODULES=dep/' /etc/initramfs-tools/initramfs.conf"
@@ -199,6 +234,8 @@ sh "for u in ferry-boot-ok open-vm-tools networking ifupdown-wait-online; do ech
 echo ==== initrd
 sh "lsinitramfs /boot/initrd.img-$kver | grep '[.]ko' | sed 's|.*/||' | sort"
 sh "df -m / | tail -n 1"
+echo ==== efi
+sh "find /boot/efi -type f 2>/dev/null | sort; true"
 EOF
   t2=$(date +%s)
   cp "$w/gf.log" "$cache/guest-debian12-$host-$key.log"
@@ -209,8 +246,13 @@ EOF
   for m in nvme.ko nvme-core.ko virtio_scsi.ko ata_piix.ko hv_storvsc.ko hv_vmbus.ko; do
     ! grep -q "^$m" <<<"$ko" || { cat "$w/gf.log" >&2; echo "debian.sh: the guest's initrd carries $m (it must look built on virtio-blk)" >&2; exit 1; }
   done
-  grep -q 'root=/dev/vda1' "$w/gf.log" ||
-    { cat "$w/gf.log" >&2; echo "debian.sh: update-grub did not write root=/dev/vda1" >&2; exit 1; }
+  grep -q "root=/dev/vda$rootpart" "$w/gf.log" ||
+    { cat "$w/gf.log" >&2; echo "debian.sh: update-grub did not write root=/dev/vda$rootpart" >&2; exit 1; }
+  if [ "$fw" = uefi ]; then
+    efi=$(sed -n '/^==== efi/,$p' "$w/gf.log")
+    grep -qx /boot/efi/EFI/debian/grubx64.efi <<<"$efi" && ! grep -qi /EFI/BOOT/ <<<"$efi" ||
+      { cat "$w/gf.log" >&2; echo "debian.sh: the ESP must hold EFI/debian/grubx64.efi and no EFI/BOOT fallback" >&2; exit 1; }
+  fi
   mv "$w/disk.img" "$img"
   echo "debian.sh: built $img in $(( $(date +%s) - t0 )) s (guestfish $(( t2 - t1 )) s; $(du -m "$img" | cut -f1) MB used)" >&2
 fi
