@@ -17,7 +17,6 @@
 static int owned_word(const char *w, size_t n)
 {
   static const char *const prefixes[] = { "console=", "earlyprintk=",
-                                          "rootdelay=",
                                           "nvme_core.io_timeout=", NULL };
   size_t i;
 

@@ -255,26 +255,50 @@ static int kernel_load(struct prep *x, struct kernel *k, const char *kver)
   return k->builtin ? 0 : -1;
 }
 
-/* Append the modules not yet listed to the tool's configuration. */
-static int configure_tool(struct prep *x, json_t *mods)
+/* Is module listed as the first word of a line of an initramfs-tools
+ * modules file (comments skipped)? */
+static int modules_file_lists(const char *text, const char *module)
+{
+  size_t n = strlen(module);
+  const char *p = text;
+
+  while (p && *p) {
+    p += strspn(p, " \t");
+    if (strncmp(p, module, n) == 0 && strchr(" \t\n", p[n]))
+      return 1;
+    p = strchr(p, '\n');
+    if (p)
+      p++;
+  }
+  return 0;
+}
+
+/* The target's drivers into the tool's configuration: every one of want
+ * not listed yet (lack: those the initramfs lacks today, for the event). */
+static int configure_tool(struct prep *x, json_t *want, json_t *lack)
 {
   int dracut = strcmp(x->initramfs_tool, "dracut") == 0;
   const char *path = dracut ? "/etc/dracut.conf.d/90-ferry.conf"
                             : "/etc/initramfs-tools/modules";
-  CLEANUP_FREE char *text = NULL, *out = NULL, *names = NULL;
-  size_t outlen = 0, nlen = 0, i;
+  CLEANUP_FREE char *text = NULL, *out = NULL, *names = NULL, *missing = NULL;
+  size_t outlen = 0, nlen = 0, mlen = 0, i, added = 0;
+  char why[700];
   json_t *m;
-  FILE *o, *n;
+  FILE *o, *n, *ms;
 
-  if (json_array_size(mods) == 0)
-    return 0;
   if (!dracut && gf_is_file(x, path) && (text = gf_read(x, path, NULL))
       == NULL)
     return -1;
-  if ((o = open_memstream(&out, &outlen)) == NULL ||
-      (n = open_memstream(&names, &nlen)) == NULL) {
+  o = open_memstream(&out, &outlen);
+  n = open_memstream(&names, &nlen);
+  ms = open_memstream(&missing, &mlen);
+  if (o == NULL || n == NULL || ms == NULL) {
     if (o)
       fclose(o);
+    if (n)
+      fclose(n);
+    if (ms)
+      fclose(ms);
     ferry_error("out of memory");
     return -1;
   }
@@ -284,20 +308,31 @@ static int configure_tool(struct prep *x, json_t *mods)
   fprintf(o, "# ferry: drivers for %s\n", x->p->hardware);
   if (dracut)
     fprintf(o, "add_drivers+=\"");
-  json_array_foreach(mods, i, m) {
-    fprintf(o, dracut ? " %s" : "%s\n", json_string_value(m));
-    fprintf(n, "%s%s", i ? " " : "", json_string_value(m));
+  json_array_foreach(want, i, m) {
+    const char *d = json_string_value(m);
+
+    if (text && modules_file_lists(text, d))
+      continue;
+    fprintf(o, dracut ? " %s" : "%s\n", d);
+    fprintf(n, "%s%s", added++ ? " " : "", d);
   }
   if (dracut)
     fprintf(o, " \"\n");
+  json_array_foreach(lack, i, m)
+    fprintf(ms, "%s%s", i ? " " : "", json_string_value(m));
   fclose(o);
   fclose(n);
+  fclose(ms);
+  if (added == 0)
+    return 0;
   if (gf_write(x, path, out) == -1)
     return -1;
-  prep_change(x, path, "the initramfs must load the target's disk drivers "
-              "before it can find the root filesystem; the guest's "
-              "autodetection would see the preparation's own hardware",
-              "added %s", names);
+  snprintf(why, sizeof why, "the initramfs must load the target's drivers "
+           "before it can find the root filesystem; the guest's "
+           "autodetection would see the preparation's own hardware and drop "
+           "what it does not see%s%s", missing[0] ? "; missing today: " : "",
+           missing);
+  prep_change(x, path, why, "added %s", names);
   return 0;
 }
 
@@ -332,17 +367,35 @@ static int initrd_lacks(struct prep *x, struct kernel *k, const char *d,
   return 1;
 }
 
+/* Append name to the JSON array of strings set unless it is there. */
+static void set_add(json_t *set, const char *name)
+{
+  json_t *v;
+  size_t i;
+
+  json_array_foreach(set, i, v)
+    if (strcmp(json_string_value(v), name) == 0)
+      return;
+  json_array_append_new(set, json_string(name));
+}
+
 int prep_initramfs(struct prep *x)
 {
   json_t *kernels = json_object_get(x->os, "kernels"), *kv;
-  json_t *add = json_array();
+  /* lack: the drivers some initramfs lacks today (so it is rebuilt);
+   * want: every driver of the target that is a module of some kernel,
+   * all of which go into the tool's configuration when the initramfs is
+   * rebuilt: a rebuild in the appliance under MODULES=dep (or dracut's
+   * host-only mode) would keep only what the appliance's hardware needs,
+   * dropping a driver the old initramfs held */
+  json_t *lack = json_array(), *want = json_array();
   struct kernel *ks = NULL;
   size_t nk = json_array_size(kernels), i, j;
   int r = -1, newest_ok = 1, checked = 0;
-  char added[512] = "";
+  char held[512] = "";
 
   ks = calloc(nk ? nk : 1, sizeof *ks);
-  if (ks == NULL) {
+  if (ks == NULL || lack == NULL || want == NULL) {
     ferry_error("out of memory");
     goto out;
   }
@@ -392,18 +445,13 @@ int prep_initramfs(struct prep *x)
       for (j = 0; lists[l][j]; j++) {
         const char *d = lists[l][j];
 
-        if (kstate(k, d) != K_MODULE ||
-            kmod_listed(listing, d, KMOD_FIELD_LAST))
+        if (kstate(k, d) != K_MODULE)
           continue;
-        need = 1;
-        for (size_t a = 0; a <= json_array_size(add); a++)
-          if (a == json_array_size(add)) {
-            json_array_append_new(add, json_string(d));
-            break;
-          } else if (strcmp(json_string_value(json_array_get(add, a)), d)
-                     == 0) {
-            break;
-          }
+        set_add(want, d);
+        if (!kmod_listed(listing, d, KMOD_FIELD_LAST)) {
+          need = 1;
+          set_add(lack, d);
+        }
       }
     k->need = need || x->rebuild_initramfs;
   }
@@ -429,12 +477,12 @@ int prep_initramfs(struct prep *x)
                 "again", x->p->hardware);
     goto out;
   }
-  if (configure_tool(x, add) == -1)
+  if (configure_tool(x, want, lack) == -1)
     goto out;
-  json_array_foreach(add, j, kv) {
-    size_t len = strlen(added);
+  json_array_foreach(want, j, kv) {
+    size_t len = strlen(held);
 
-    snprintf(added + len, sizeof added - len, "%s%s", len ? " " : "",
+    snprintf(held + len, sizeof held - len, "%s%s", len ? " " : "",
              json_string_value(kv));
   }
   for (i = 0; i < nk; i++) {
@@ -445,16 +493,13 @@ int prep_initramfs(struct prep *x)
     if (rebuild(x, &ks[i]) == -1 ||
         (listing = initrd_list(x, ks[i].initrd)) == NULL)
       goto out;
-    /* the rebuilt image must hold what the disk needs and every driver
-     * configured above, read back with the guest's own lister */
-    for (j = 0; x->p->storage[j]; j++)
-      if (initrd_lacks(x, &ks[i], x->p->storage[j], listing))
-        goto out;
-    json_array_foreach(add, j, kv)
+    /* the rebuilt image must hold every driver configured above, read
+     * back with the guest's own lister */
+    json_array_foreach(want, j, kv)
       if (initrd_lacks(x, &ks[i], json_string_value(kv), listing))
         goto out;
-    prep_note(x, "%s holds the drivers added (%s), as the guest's %s "
-              "lists it", ks[i].initrd, added,
+    prep_note(x, "%s holds the drivers %s needs (%s), as the guest's %s "
+              "lists it", ks[i].initrd, x->p->name, held,
               strcmp(x->initramfs_tool, "dracut") == 0 ? "lsinitrd"
                                                        : "lsinitramfs");
   }
@@ -465,6 +510,7 @@ out:
     free(ks[i].builtin);
   }
   free(ks);
-  json_decref(add);
+  json_decref(lack);
+  json_decref(want);
   return r;
 }

@@ -116,7 +116,7 @@ YAML
   # azure: qemu has no VMBus, so the proof of its drivers is the
   # initramfs itself, as the guest's own lsinitramfs/lsinitrd lists it
   if [ "$model" = azure ]; then
-    held=$(jq -r '.events[].message | select(startswith("prepare: ") and contains("holds the drivers added"))' "$T/m-$id.json")
+    held=$(jq -r '.events[].message | select(startswith("prepare: ") and contains(" holds the drivers azure needs ("))' "$T/m-$id.json")
     for d in hv_vmbus hv_storvsc hv_netvsc; do
       [[ " $held " =~ [\(\ ]$d[\)\ ] ]] || fail "$kind for azure: the rebuilt initramfs is not shown to hold $d: '$held'"
     done
