@@ -146,3 +146,25 @@ void prep_note(struct prep *x, const char *fmt, ...)
   if (!x->quiet)
     fprintf(stderr, "ferry-prepare: %s\n", what);
 }
+
+const char *gf_first_file(struct prep *x, const char *const *forms,
+                          const char *arg, char *buf, size_t cap)
+{
+  size_t i;
+
+  for (i = 0; forms[i]; i++) {
+    snprintf(buf, cap, forms[i], arg);
+    if (gf_is_file(x, buf))
+      return buf;
+  }
+  return NULL;
+}
+
+void gf_free_strings(char **v)
+{
+  size_t i;
+
+  for (i = 0; v && v[i]; i++)
+    free(v[i]);
+  free(v);
+}

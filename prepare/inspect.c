@@ -9,15 +9,6 @@
 #include "util/cleanup.h"
 #include "util/error.h"
 
-static void free_strings(char **v)
-{
-  size_t i;
-
-  for (i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
-}
-
 /* Mount the root's filesystems, shortest mount point first ("/" before
  * "/boot"); swap and what will not mount are left out. */
 static int mount_all(struct prep *x)
@@ -57,7 +48,7 @@ static int mount_all(struct prep *x)
   }
   r = 0;
 out:
-  free_strings(mp);
+  gf_free_strings(mp);
   return r;
 }
 
@@ -145,7 +136,7 @@ int prep_inspect(struct prep *x)
   for (i = 0; kernels && kernels[i]; i++)
     json_array_append_new(jk, json_string(kernels[i] + strlen(
       "/boot/vmlinuz-")));
-  free_strings(kernels);
+  gf_free_strings(kernels);
   json_object_set_new(x->os, "kernels", jk);
   if (json_array_size(jk) == 0) {
     ferry_error("the guest has no kernel in /boot (/boot/vmlinuz-*): "
@@ -154,6 +145,6 @@ int prep_inspect(struct prep *x)
   }
   r = 0;
 out:
-  free_strings(roots);
+  gf_free_strings(roots);
   return r;
 }

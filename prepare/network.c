@@ -13,15 +13,6 @@
 #include "util/cleanup.h"
 #include "util/error.h"
 
-static void free_strings(char **v)
-{
-  size_t i;
-
-  for (i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
-}
-
 /* udev rules and .link files that name NICs by MAC address. */
 static int drop_mac_rules(struct prep *x)
 {
@@ -47,7 +38,7 @@ static int drop_mac_rules(struct prep *x)
                 "the target's NICs have others", "removed (kept in "
                 PREP_ORIG_DIR ")");
   }
-  free_strings(rules);
+  gf_free_strings(rules);
   return r;
 }
 
@@ -451,8 +442,8 @@ int prep_network(struct prep *x)
     goto out;
   r = 0;
 out:
-  free_strings(nm);
-  free_strings(cfgs);
-  free_strings(plans);
+  gf_free_strings(nm);
+  gf_free_strings(cfgs);
+  gf_free_strings(plans);
   return r;
 }

@@ -99,6 +99,12 @@ void prep_change(struct prep *x, const char *file, const char *why,
 
 /* 1 if path is a regular file (symlinks followed inside the guest), 0 not. */
 int gf_is_file(struct prep *x, const char *path);
+/* The first of forms (each with one %s, for arg) that is a file in the
+ * guest, into buf; NULL when none is. */
+const char *gf_first_file(struct prep *x, const char *const *forms,
+                          const char *arg, char *buf, size_t cap);
+/* Frees a NULL-terminated array of strings libguestfs returned. */
+void gf_free_strings(char **v);
 /* The file's contents (caller frees), NULL with an error. */
 char *gf_read(struct prep *x, const char *path, size_t *len);
 /* Replace the file's contents keeping its mode and owner; the first time

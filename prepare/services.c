@@ -14,17 +14,11 @@
 static const char *unit_path(struct prep *x, const char *name, char *buf,
                              size_t cap)
 {
-  static const char *const dirs[] = { "/etc/systemd/system",
-                                      "/usr/lib/systemd/system",
-                                      "/lib/systemd/system", NULL };
-  size_t i;
+  static const char *const forms[] = { "/etc/systemd/system/%s",
+                                       "/usr/lib/systemd/system/%s",
+                                       "/lib/systemd/system/%s", NULL };
 
-  for (i = 0; dirs[i]; i++) {
-    snprintf(buf, cap, "%s/%s", dirs[i], name);
-    if (gf_is_file(x, buf))
-      return buf;
-  }
-  return NULL;
+  return gf_first_file(x, forms, name, buf, cap);
 }
 
 static int systemctl(struct prep *x, const char *verb, const char *unit)

@@ -189,14 +189,8 @@ static const char *initrd_path(struct prep *x, const char *kver, char *buf,
   static const char *const forms[] = { "/boot/initrd.img-%s",
                                        "/boot/initramfs-%s.img",
                                        "/boot/initrd-%s", NULL };
-  size_t i;
 
-  for (i = 0; forms[i]; i++) {
-    snprintf(buf, cap, forms[i], kver);
-    if (gf_is_file(x, buf))
-      return buf;
-  }
-  return NULL;
+  return gf_first_file(x, forms, kver, buf, cap);
 }
 
 /* What the initramfs of kver lists (caller frees), NULL with an error. */
