@@ -196,6 +196,13 @@ static uint16_t transmission_flags(void)
          FLAG_SEND_WRITE_ZEROES | FLAG_CAN_MULTI_CONN;
 }
 
+/* An error reply to an option: 1 (the client may go on), -1 when it
+ * cannot be sent. */
+static int opt_refuse(int fd, uint32_t opt, uint32_t type)
+{
+  return opt_reply(fd, opt, type, NULL, 0) == -1 ? -1 : 1;
+}
+
 /* NBD_OPT_INFO / NBD_OPT_GO (data already read): 1 to go on negotiating,
  * 2 to enter transmission (GO acknowledged), -1 to drop the client.
  * Any export name is this export: there is only one. */
@@ -209,15 +216,15 @@ static int opt_info(struct nbd_export *e, int fd, uint32_t opt,
   uint64_t size = image_access_size(e->a);
 
   if (len < 6)
-    return opt_reply(fd, opt, REP_ERR_INVALID, NULL, 0) == -1 ? -1 : 1;
+    return opt_refuse(fd, opt, REP_ERR_INVALID);
   memcpy(&name_len, data, 4);
   name_len = be32toh(name_len);
   if (name_len > len - 6)
-    return opt_reply(fd, opt, REP_ERR_INVALID, NULL, 0) == -1 ? -1 : 1;
+    return opt_refuse(fd, opt, REP_ERR_INVALID);
   memcpy(&nreq, data + 4 + name_len, 2);
   nreq = be16toh(nreq);
   if ((uint64_t)len != 6 + (uint64_t)name_len + 2 * (uint64_t)nreq)
-    return opt_reply(fd, opt, REP_ERR_INVALID, NULL, 0) == -1 ? -1 : 1;
+    return opt_refuse(fd, opt, REP_ERR_INVALID);
   for (i = 0; i < nreq; i++) {
     uint16_t t;
 
@@ -315,7 +322,7 @@ static int handshake(struct nbd_export *e, int fd)
       uint32_t empty = 0;       /* one export, named "" */
 
       if (len != 0)
-        r = opt_reply(fd, opt, REP_ERR_INVALID, NULL, 0) == -1 ? -1 : 1;
+        r = opt_refuse(fd, opt, REP_ERR_INVALID);
       else if (opt_reply(fd, opt, REP_SERVER, &empty, 4) == -1 ||
                opt_reply(fd, opt, REP_ACK, NULL, 0) == -1)
         r = -1;
@@ -328,7 +335,7 @@ static int handshake(struct nbd_export *e, int fd)
     default:
       /* STRUCTURED_REPLY, SET_META_CONTEXT, STARTTLS, ...: qemu then
        * uses simple replies and no block status */
-      r = opt_reply(fd, opt, REP_ERR_UNSUP, NULL, 0) == -1 ? -1 : 1;
+      r = opt_refuse(fd, opt, REP_ERR_UNSUP);
       break;
     }
     free(data);
