@@ -263,7 +263,7 @@ static json_t *run_clone(struct task_run *t, json_t *spec,
   }
   digest_to_hex(st.manifest.image_digest, hex);
   res = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:f,"
-                  " s:b, s:I, s:I, s:I, s:b}",
+                  " s:b, s:I, s:I, s:I, s:b, s:I, s:I, s:I}",
                   "disk", disk, "image", image,
                   "disk_size", (json_int_t)st.disk_size,
                   "data_bytes", (json_int_t)st.manifest.data_bytes,
@@ -277,7 +277,10 @@ static json_t *run_clone(struct task_run *t, json_t *spec,
                   "changed_chunks", (json_int_t)st.changed_chunks,
                   "changed_bytes", (json_int_t)st.changed_bytes,
                   "carried_chunks", (json_int_t)st.carried_chunks,
-                  "quiesced", quiesce);
+                  "quiesced", quiesce,
+                  "chunks", (json_int_t)st.chunks,
+                  "zero_chunks", (json_int_t)st.zero_chunks,
+                  "sent_chunks", (json_int_t)st.sent_chunks);
   log_info("task %lld: %s cloned, %" PRIu64 " bytes sent in %.1f s", t->id,
            disk, st.sent_bytes, st.seconds);
 out:

@@ -50,6 +50,9 @@ fi
 #   memcached for Swift, unpacked (apt-get download + dpkg -x) rather than
 #     installed, so no system-wide daemon starts;
 #   azurite, Microsoft's Azure Storage emulator, from npm;
+#   prometheus and promtool (Debian's prometheus package), unpacked the
+#     same way: t-metrics runs a real Prometheus that scrapes a test server,
+#     and no system-wide Prometheus (or its node exporter) starts;
 #   the Compute Engine v1 API model for tests/gcp_contract.py: the one file
 #     compute/v1/compute-gen.go of golang-google-api-dev (Google's generated
 #     client, which embeds every method's discovery entry and every schema),
@@ -61,6 +64,7 @@ test_tools() {
   local mc=$TOOLS_DIR/memcached/usr/bin/memcached
   local az=$TOOLS_DIR/azurite/node_modules/azurite/package.json
   local gce=$TOOLS_DIR/gce-api/compute-gen.go
+  local prom=$TOOLS_DIR/prometheus/usr/bin/promtool
   if ! mkdir -p "$TOOLS_DIR" 2>/dev/null || [ ! -w "$TOOLS_DIR" ]; then
     echo "setup.sh: cannot write $TOOLS_DIR (set FERRY_TOOLS_DIR):" \
       "memcached and azurite not installed; their tests will skip" >&2
@@ -73,6 +77,14 @@ test_tools() {
         { apt-get -q update >/dev/null &&
           apt-get -o APT::Sandbox::User=root download memcached >/dev/null; }; } &&
       rm -rf memcached && dpkg -x memcached_*.deb memcached && rm -f memcached_*.deb )
+  fi
+  if [ ! -x "$prom" ]; then
+    echo "setup.sh: fetching prometheus into $TOOLS_DIR" >&2
+    ( cd "$TOOLS_DIR" && rm -f prometheus_*.deb &&
+      { apt-get -o APT::Sandbox::User=root download prometheus >/dev/null 2>&1 ||
+        { apt-get -q update >/dev/null &&
+          apt-get -o APT::Sandbox::User=root download prometheus >/dev/null; }; } &&
+      rm -rf prometheus && dpkg -x prometheus_*.deb prometheus && rm -f prometheus_*.deb )
   fi
   if [ ! -s "$gce" ]; then
     echo "setup.sh: fetching the Compute Engine v1 model into $TOOLS_DIR" >&2

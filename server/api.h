@@ -65,6 +65,8 @@ struct request {
   long long project_id;                /* every call acts in one project */
   long long token_id;                  /* its row in tokens, 0 bootstrap */
   int server_admin;                    /* operator.token: every project */
+  const char *route;                   /* the matched route's pattern */
+  unsigned status;                     /* of the answer, once queued */
 };
 
 struct route {
@@ -128,6 +130,7 @@ enum MHD_Result api_migration_retry(struct request *r);
 enum MHD_Result api_migration_cleanup(struct request *r);
 enum MHD_Result api_migration_cutover(struct request *r);
 enum MHD_Result api_events_list(struct request *r);
+enum MHD_Result api_metrics(struct request *r);             /* httpd.c */
 enum MHD_Result api_projects_list(struct request *r);      /* api_tokens.c */
 enum MHD_Result api_project_create(struct request *r);
 enum MHD_Result api_tokens_list(struct request *r);

@@ -11,6 +11,7 @@
 #include "api.h"
 #include "auth.h"
 #include "db.h"
+#include "metrics.h"
 #include "route.h"
 #include "tasks.h"
 #include "util/error.h"
@@ -47,6 +48,7 @@ static const struct route routes[] = {
   { "POST", "/v1/migrations/{id}/cutover", SCOPE_OPERATOR,
     api_migration_cutover },
   { "GET", "/v1/events", SCOPE_VIEWER, api_events_list },
+  { "GET", "/metrics", SCOPE_VIEWER, api_metrics },
   { "GET", "/v1/projects", SCOPE_ADMIN, api_projects_list },
   { "POST", "/v1/projects", SCOPE_ADMIN, api_project_create },
   { "GET", "/v1/tokens", SCOPE_ADMIN, api_tokens_list },
@@ -261,6 +263,7 @@ struct pending {
   char *body;
   size_t len, cap;
   int too_big;
+  struct timespec t0;                  /* the request's headers arrived */
 };
 
 enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body)
@@ -288,7 +291,32 @@ enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body)
   MHD_add_response_header(resp, "Cache-Control", "no-store");
   ret = MHD_queue_response(r->conn, status, resp);
   MHD_destroy_response(resp);
+  r->status = status;
   log_debug("%s %s -> %u", r->method, r->path, status);
+  return ret;
+}
+
+/* GET /metrics: Prometheus' text format, the caller's project's view. */
+enum MHD_Result api_metrics(struct request *r)
+{
+  struct MHD_Response *resp;
+  enum MHD_Result ret;
+  char *text = metrics_render(r->srv->db, r->project_id);
+
+  if (text == NULL)
+    return reply_error(r, 500, NULL, "metrics: %s", ferry_errmsg());
+  resp = MHD_create_response_from_buffer(strlen(text), text,
+                                         MHD_RESPMEM_MUST_FREE);
+  if (resp == NULL) {
+    free(text);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, "Content-Type",
+                          "text/plain; version=0.0.4; charset=utf-8");
+  MHD_add_response_header(resp, "Cache-Control", "no-store");
+  ret = MHD_queue_response(r->conn, 200, resp);
+  MHD_destroy_response(resp);
+  r->status = 200;
   return ret;
 }
 
@@ -322,6 +350,7 @@ enum MHD_Result reply_empty(struct request *r, unsigned status)
     return MHD_NO;
   ret = MHD_queue_response(r->conn, status, resp);
   MHD_destroy_response(resp);
+  r->status = status;
   return ret;
 }
 
@@ -438,6 +467,7 @@ static enum MHD_Result dispatch(struct request *r)
     if (!route_match(routes[i].pattern, r->path, r, buf, sizeof buf))
       continue;
     path_known = 1;
+    r->route = routes[i].pattern;
     if (strcmp(routes[i].method, r->method) != 0)
       continue;
     if (!authed && routes[i].scope != SCOPE_NONE) {
@@ -482,12 +512,15 @@ enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn,
   struct request r = {
     .srv = cls, .conn = conn, .method = method, .path = url,
   };
+  struct timespec t1;
+  enum MHD_Result ret;
 
   (void)version;
   if (pd == NULL) {
     pd = calloc(1, sizeof *pd);
     if (pd == NULL)
       return MHD_NO;
+    clock_gettime(CLOCK_MONOTONIC, &pd->t0);
     *con_cls = pd;
     return MHD_YES;
   }
@@ -516,12 +549,18 @@ enum MHD_Result api_handle(void *cls, struct MHD_Connection *conn,
     pd->body[pd->len] = '\0';
     return MHD_YES;
   }
-  if (pd->too_big)
-    return reply_error(&r, 413, NULL, "request body larger than %u bytes",
-                       API_BODY_MAX);
-  r.body = pd->body;
-  r.body_len = pd->len;
-  return dispatch(&r);
+  if (pd->too_big) {
+    ret = reply_error(&r, 413, NULL, "request body larger than %u bytes",
+                      API_BODY_MAX);
+  } else {
+    r.body = pd->body;
+    r.body_len = pd->len;
+    ret = dispatch(&r);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  metrics_api(method, r.route, r.status, (double)(t1.tv_sec - pd->t0.tv_sec)
+              + (t1.tv_nsec - pd->t0.tv_nsec) / 1e9);
+  return ret;
 }
 
 void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
