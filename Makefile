@@ -196,7 +196,8 @@ check: deps
 # tests that drive ferry-server's request threads, orchestrator and
 # workers with agents and conversions.  A race fails the run.
 TSAN_TESTS := unit/ t-server t-control t-warm t-blueprint t-bootcheck t-steps t-lease \
-              t-roundtrip t-resume t-convert-errors t-grants t-projects t-metrics
+              t-roundtrip t-resume t-convert-errors t-grants t-projects t-metrics \
+              t-stream
 check-tsan: deps
 	@$(MAKE) --no-print-directory SANITIZE=thread all unit
 	@FERRY_BIN=$(abspath build-tsan/bin) FERRY_UNIT=$(abspath build-tsan/tests) FERRY_TEST_JOBS=$(TEST_JOBS) \

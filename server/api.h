@@ -131,6 +131,7 @@ enum MHD_Result api_migration_cleanup(struct request *r);
 enum MHD_Result api_migration_cutover(struct request *r);
 enum MHD_Result api_events_list(struct request *r);
 enum MHD_Result api_metrics(struct request *r);             /* httpd.c */
+enum MHD_Result api_events_stream(struct request *r);     /* api_stream.c */
 enum MHD_Result api_projects_list(struct request *r);      /* api_tokens.c */
 enum MHD_Result api_project_create(struct request *r);
 enum MHD_Result api_tokens_list(struct request *r);

@@ -48,6 +48,7 @@ static const struct route routes[] = {
   { "POST", "/v1/migrations/{id}/cutover", SCOPE_OPERATOR,
     api_migration_cutover },
   { "GET", "/v1/events", SCOPE_VIEWER, api_events_list },
+  { "GET", "/v1/events/stream", SCOPE_VIEWER, api_events_stream },
   { "GET", "/metrics", SCOPE_VIEWER, api_metrics },
   { "GET", "/v1/projects", SCOPE_ADMIN, api_projects_list },
   { "POST", "/v1/projects", SCOPE_ADMIN, api_project_create },
