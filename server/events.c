@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "db.h"
 #include "util/error.h"
@@ -14,10 +15,24 @@ static int vevent(sqlite3 *db, long long project_id, long long migration_id,
   char msg[1024], now[32];
 
   vsnprintf(msg, sizeof msg, fmt, ap);
-  if (migration_id)
-    log_info("migration %lld: %s", migration_id, msg);
-  else
-    log_info("%s", msg);
+  {
+    /* the line names the job, its host and its phase */
+    json_t *ctx = migration_id || host_id ? db_query_one(db,
+      "SELECT (SELECT hostname FROM hosts WHERE id = coalesce(nullif(?2, "
+      "0), (SELECT host_id FROM migrations WHERE id = ?1))) AS host, "
+      "(SELECT phase FROM migrations WHERE id = ?1) AS phase", "ii",
+      migration_id, host_id) : NULL;
+    struct log_fields lf = {
+      .job = migration_id, .kind = kind,
+      .host = json_string_value(json_object_get(ctx, "host")),
+      .phase = phase ? phase
+                     : json_string_value(json_object_get(ctx, "phase")),
+    };
+
+    log_event(kind && strcmp(kind, "error") == 0 ? LOG_WARN : LOG_INFO, &lf, "%s",
+              msg);
+    json_decref(ctx);
+  }
   /* an event is seen in the project of its migration, else of its host */
   if (db_insert(db, "INSERT INTO events (time, migration_id, host_id, kind, "
                 "phase, message, project_id) VALUES (?1, nullif(?2, 0), "

@@ -61,7 +61,11 @@ static void usage(FILE *fp)
     "  --grant-ttl SECONDS        life of the store grants agents get "
     "(default 900)\n"
     "  --convert-bin PATH         ferry-convert (default: beside this "
-    "program)\n");
+    "program)\n"
+    "  --log-format text|json     one line per message; json: an object per "
+    "line with\n"
+    "                             time, level, job, host, phase, msg "
+    "(default text)\n");
 }
 
 static int parse_listen(const char *text, struct sockaddr_in *sa)
@@ -127,6 +131,7 @@ int main(int argc, char **argv)
     { "tls-san", required_argument, NULL, 'N' },
     { "http", no_argument, NULL, 'H' },
     { "insecure-http", no_argument, NULL, 'I' },
+    { "log-format", required_argument, NULL, 'F' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -191,6 +196,15 @@ int main(int argc, char **argv)
       if (parse_uint("--grant-ttl", optarg, 1, GRANT_TTL_MAX,
                      &srv.grant_ttl) == -1)
         goto usage_error;
+      break;
+    case 'F':
+      if (strcmp(optarg, "json") == 0) {
+        log_set_format(LOG_JSON);
+      } else if (strcmp(optarg, "text") != 0) {
+        fprintf(stderr, "ferry-server: --log-format is text or json, not "
+                "'%s'\n", optarg);
+        return EXIT_USAGE;
+      }
       break;
     case 'h': usage(stdout); return 0;
     default:
