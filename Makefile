@@ -172,19 +172,19 @@ checksrc:
 	@bash scripts/checksrc.sh
 
 # The sanitizer pass leaves out the tests whose minutes are spent in qemu
-# booting guests (t-boot, t-bootmodels, t-prepare), in libguestfs'
-# appliance building test guests and rebuilding initramfs images
-# (t-guest-rhel, t-prepare) and in debootstrap and Ansible (t-ansible):
-# the normal pass runs them; the C they drive (the local target's boot
-# check, conversions, guest preparation, the agent's discovery and clone)
-# runs under the sanitizers in t-bootcheck, t-prepare-basic, t-formats,
-# t-control and the others.
+# booting guests (t-boot, t-bootmodels, t-prepare, t-warmprepare), in
+# libguestfs' appliance building test guests and rebuilding initramfs
+# images (t-guest-rhel, t-prepare) and in debootstrap and Ansible
+# (t-ansible): the normal pass runs them; the C they drive (the local
+# target's boot check, conversions, guest preparation, warm jobs, the
+# agent's discovery and clone) runs under the sanitizers in t-bootcheck,
+# t-prepare-basic, t-warmjob, t-formats, t-control and the others.
 # Shell tests run two at a time (tests/run.sh; a test marked
 # "# ferry-test-alone" runs with nothing beside it); TEST_JOBS=1 runs them
 # one by one.
 TEST_JOBS ?= 2
 SANITIZE_EXCLUDE := $(if $(SANITIZE),t-boot t-ansible t-prepare t-bootmodels \
-                      t-guest-rhel)
+                      t-guest-rhel t-warmprepare)
 check: deps
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory checksrc
