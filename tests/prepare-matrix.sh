@@ -12,7 +12,9 @@ set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 export FERRY_BIN=${FERRY_BIN:-$TOP/bin}
 logs=$(mktemp -d /tmp/ferry-prepare-matrix-XXXXXX)
-res=$logs/results
+# FERRY_PREPARE_MATRIX_RESULTS=FILE continues a run: its rows are kept and
+# the new cases' rows added (the table is written from all of them)
+res=${FERRY_PREPARE_MATRIX_RESULTS:-$logs/results}
 cases=${FERRY_PREPARE_MATRIX:-}
 if [ -z "$cases" ]; then
   for g in debian rhel; do
@@ -23,7 +25,7 @@ if [ -z "$cases" ]; then
   cases+=" uefi:local uefi:aws uefi:gcp uefi:aws:unprepared"
 fi
 failed=0
-: > "$res"
+[ -n "${FERRY_PREPARE_MATRIX_RESULTS:-}" ] || : > "$res"
 for c in $cases; do
   IFS=: read -r g m mode <<<"$c"
   log=$logs/${c//:/-}.log
