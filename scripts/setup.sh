@@ -60,6 +60,16 @@ fi
 # Each is checked with one test and skipped when present.
 TOOLS_DIR=${FERRY_TOOLS_DIR:-/var/cache/ferry}
 AZURITE_VERSION=3.37.0
+# fetch_deb PACKAGE DIR: the Debian package unpacked into $TOOLS_DIR/DIR
+# (apt-get download and dpkg -x: nothing installed, no daemon started)
+fetch_deb() {
+  ( cd "$TOOLS_DIR" && rm -f "$1"_*.deb &&
+    { apt-get -o APT::Sandbox::User=root download "$1" >/dev/null 2>&1 ||
+      { apt-get -q update >/dev/null &&
+        apt-get -o APT::Sandbox::User=root download "$1" >/dev/null; }; } &&
+    rm -rf "$2" && dpkg -x "$1"_*.deb "$2" && rm -f "$1"_*.deb )
+}
+
 test_tools() {
   local mc=$TOOLS_DIR/memcached/usr/bin/memcached
   local az=$TOOLS_DIR/azurite/node_modules/azurite/package.json
@@ -72,29 +82,18 @@ test_tools() {
   fi
   if [ ! -x "$mc" ]; then
     echo "setup.sh: fetching memcached into $TOOLS_DIR" >&2
-    ( cd "$TOOLS_DIR" && rm -f memcached_*.deb &&
-      { apt-get -o APT::Sandbox::User=root download memcached >/dev/null 2>&1 ||
-        { apt-get -q update >/dev/null &&
-          apt-get -o APT::Sandbox::User=root download memcached >/dev/null; }; } &&
-      rm -rf memcached && dpkg -x memcached_*.deb memcached && rm -f memcached_*.deb )
+    fetch_deb memcached memcached
   fi
   if [ ! -x "$prom" ]; then
     echo "setup.sh: fetching prometheus into $TOOLS_DIR" >&2
-    ( cd "$TOOLS_DIR" && rm -f prometheus_*.deb &&
-      { apt-get -o APT::Sandbox::User=root download prometheus >/dev/null 2>&1 ||
-        { apt-get -q update >/dev/null &&
-          apt-get -o APT::Sandbox::User=root download prometheus >/dev/null; }; } &&
-      rm -rf prometheus && dpkg -x prometheus_*.deb prometheus && rm -f prometheus_*.deb )
+    fetch_deb prometheus prometheus
   fi
   if [ ! -s "$gce" ]; then
     echo "setup.sh: fetching the Compute Engine v1 model into $TOOLS_DIR" >&2
-    ( cd "$TOOLS_DIR" && rm -rf golang-google-api-dev_*.deb gce-api.tmp &&
-      { apt-get -o APT::Sandbox::User=root download golang-google-api-dev >/dev/null 2>&1 ||
-        { apt-get -q update >/dev/null &&
-          apt-get -o APT::Sandbox::User=root download golang-google-api-dev >/dev/null; }; } &&
-      dpkg -x golang-google-api-dev_*.deb gce-api.tmp && mkdir -p gce-api &&
-      mv gce-api.tmp/usr/share/gocode/src/google.golang.org/api/compute/v1/compute-gen.go "$gce" &&
-      rm -rf gce-api.tmp golang-google-api-dev_*.deb )
+    fetch_deb golang-google-api-dev gce-api.tmp
+    mkdir -p "$TOOLS_DIR/gce-api"
+    mv "$TOOLS_DIR"/gce-api.tmp/usr/share/gocode/src/google.golang.org/api/compute/v1/compute-gen.go "$gce"
+    rm -rf "$TOOLS_DIR/gce-api.tmp"
   fi
   if ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$az" 2>/dev/null; then
     echo "setup.sh: npm install azurite@$AZURITE_VERSION into $TOOLS_DIR" >&2

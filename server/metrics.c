@@ -148,6 +148,44 @@ static void help(struct out *o, const char *name, const char *type,
   put(o, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+/* "k1=\"v1\",k2=\"v2\"" with the values escaped, into a string the
+ * caller frees; names[i] pairs with values[i], names NULL-terminated. */
+static char *labels_text(const char *const *names, const char *const *values)
+{
+  struct out l = { 0 };
+  size_t i;
+
+  if ((l.f = open_memstream(&l.text, &l.len)) == NULL)
+    return NULL;
+  for (i = 0; names[i]; i++) {
+    fprintf(l.f, "%s%s=\"", i ? "," : "", names[i]);
+    put_label(&l, values[i]);
+    fputc('"', l.f);
+  }
+  if (fclose(l.f) != 0) {
+    free(l.text);
+    return NULL;
+  }
+  return l.text;
+}
+
+/* One histogram series: cumulative counts cum[0..nb) for bounds, then
+ * +Inf (count), _sum and _count, each with labels (already escaped). */
+static void put_histogram(struct out *o, const char *name, const char *labels,
+                          const double *bounds, size_t nb,
+                          const unsigned long long *cum,
+                          unsigned long long count, double sum)
+{
+  size_t b;
+
+  for (b = 0; b < nb; b++)
+    put(o, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, bounds[b],
+        cum[b]);
+  put(o, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, count);
+  put(o, "%s_sum{%s} %.6f\n", name, labels, sum);
+  put(o, "%s_count{%s} %llu\n", name, labels, count);
+}
+
 static void render_api(struct out *o)
 {
   size_t i, b;
@@ -167,26 +205,17 @@ static void render_api(struct out *o)
   help(o, "ferry_api_request_duration_seconds", "histogram", "Time from "
        "a request's headers to its answer, by route and method.");
   for (i = 0; i < nlatency; i++) {
-    unsigned long long cum = 0;
+    static const char *const names[] = { "route", "method", NULL };
+    const char *values[] = { latency[i].route, latency[i].method };
+    unsigned long long cum[NB], run = 0;
+    char *labels = labels_text(names, values);
 
-    for (b = 0; b <= NB; b++) {
-      put(o, "ferry_api_request_duration_seconds_bucket{route=\"");
-      put_label(o, latency[i].route);
-      if (b < NB) {
-        cum += latency[i].buckets[b];
-        put(o, "\",method=\"%s\",le=\"%g\"} %llu\n", latency[i].method,
-            api_buckets[b], cum);
-      } else {
-        put(o, "\",method=\"%s\",le=\"+Inf\"} %llu\n", latency[i].method,
-            latency[i].count);
-      }
-    }
-    put(o, "ferry_api_request_duration_seconds_sum{route=\"");
-    put_label(o, latency[i].route);
-    put(o, "\",method=\"%s\"} %.6f\n", latency[i].method, latency[i].sum);
-    put(o, "ferry_api_request_duration_seconds_count{route=\"");
-    put_label(o, latency[i].route);
-    put(o, "\",method=\"%s\"} %llu\n", latency[i].method, latency[i].count);
+    for (b = 0; b < NB; b++)
+      cum[b] = run += latency[i].buckets[b];
+    if (labels)
+      put_histogram(o, "ferry_api_request_duration_seconds", labels,
+                    api_buckets, NB, cum, latency[i].count, latency[i].sum);
+    free(labels);
   }
   pthread_mutex_unlock(&lock);
 }
@@ -298,23 +327,46 @@ static int render_db(struct out *o, sqlite3 *db, long long project)
   if (durations == NULL)
     goto out;
 
-  help(o, "ferry_migrations", "gauge", "Migrations of the project by state "
-       "and phase.");
-  rows_series(o, mig, "ferry_migrations", state_phase, "n");
-  help(o, "ferry_agent_heartbeat_age_seconds", "gauge", "Seconds since each "
-       "agent last called the server (its long poll is its heartbeat).");
-  rows_series(o, agents, "ferry_agent_heartbeat_age_seconds", host_agent,
-              "age");
-  help(o, "ferry_read_bytes_total", "counter", "Bytes the agents read from "
-       "each disk in finished clones and syncs.");
-  rows_series(o, bytes, "ferry_read_bytes_total", host_disk, "read");
-  help(o, "ferry_sent_bytes_total", "counter", "Bytes the agents sent to "
-       "the store for each disk (after compression) in finished clones and "
-       "syncs.");
-  rows_series(o, bytes, "ferry_sent_bytes_total", host_disk, "sent");
-  help(o, "ferry_stored_bytes", "gauge", "Bytes each disk's image holds in "
-       "the store after its last finished clone or sync.");
-  rows_series(o, bytes, "ferry_stored_bytes", host_disk, "stored");
+  {
+    enum { MIG, AGENTS, BYTES, RUNNING, CONV };
+    static const struct {
+      const char *name, *type, *help;
+      int set;
+      const char *const *labels;
+      const char *column;
+    } plain[] = {
+      { "ferry_migrations", "gauge", "Migrations of the project by state "
+        "and phase.", MIG, state_phase, "n" },
+      { "ferry_agent_heartbeat_age_seconds", "gauge", "Seconds since each "
+        "agent last called the server (its long poll is its heartbeat).",
+        AGENTS, host_agent, "age" },
+      { "ferry_read_bytes_total", "counter", "Bytes the agents read from "
+        "each disk in finished clones and syncs.", BYTES, host_disk,
+        "read" },
+      { "ferry_sent_bytes_total", "counter", "Bytes the agents sent to the "
+        "store for each disk (after compression) in finished clones and "
+        "syncs.", BYTES, host_disk, "sent" },
+      { "ferry_stored_bytes", "gauge", "Bytes each disk's image holds in "
+        "the store after its last finished clone or sync.", BYTES,
+        host_disk, "stored" },
+      { "ferry_task_done_bytes", "gauge", "Bytes done by each running task "
+        "(clone, sync, convert), by host, disk and kind.", RUNNING,
+        host_disk_kind, "done" },
+      { "ferry_task_total_bytes", "gauge", "Bytes each running task has to "
+        "do.", RUNNING, host_disk_kind, "total" },
+      { "ferry_task_rate_bytes_per_second", "gauge", "Each running task's "
+        "last reported rate.", RUNNING, host_disk_kind, "rate" },
+      { "ferry_conversions_total", "counter", "Finished conversions by "
+        "format and outcome.", CONV, fmt_outcome, "n" },
+    };
+    json_t *sets[] = { mig, agents, bytes, running, conv };
+
+    for (i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+      help(o, plain[i].name, plain[i].type, plain[i].help);
+      rows_series(o, sets[plain[i].set], plain[i].name, plain[i].labels,
+                  plain[i].column);
+    }
+  }
   help(o, "ferry_chunks_total", "counter", "Chunks of finished clones and "
        "syncs by outcome: zero (skipped), sent, reused (already stored), "
        "carried (unchanged since the last sync).");
@@ -327,20 +379,6 @@ static int render_db(struct out *o, sqlite3 *db, long long project)
       put(o, "\",outcome=\"%s\"} %.17g\n", chunks[c].outcome,
           num(row, chunks[c].col));
     }
-  help(o, "ferry_task_done_bytes", "gauge", "Bytes done by each running "
-       "task (clone, sync, convert), by host, disk and kind.");
-  rows_series(o, running, "ferry_task_done_bytes", host_disk_kind, "done");
-  help(o, "ferry_task_total_bytes", "gauge", "Bytes each running task has "
-       "to do.");
-  rows_series(o, running, "ferry_task_total_bytes", host_disk_kind,
-              "total");
-  help(o, "ferry_task_rate_bytes_per_second", "gauge", "Each running "
-       "task's last reported rate.");
-  rows_series(o, running, "ferry_task_rate_bytes_per_second",
-              host_disk_kind, "rate");
-  help(o, "ferry_conversions_total", "counter", "Finished conversions by "
-       "format and outcome.");
-  rows_series(o, conv, "ferry_conversions_total", fmt_outcome, "n");
   help(o, "ferry_conversion_duration_seconds", "histogram", "Durations of "
        "successful conversions, by format.");
   for (i = 0; i < json_array_size(durations);) {
@@ -360,20 +398,16 @@ static int render_db(struct out *o, sqlite3 *db, long long project)
       n++;
       sum += v;
     }
-    for (b = 0; b <= NCB; b++) {
-      put(o, "ferry_conversion_duration_seconds_bucket{format=\"");
-      put_label(o, format);
-      if (b < NCB)
-        put(o, "\",le=\"%g\"} %llu\n", conv_buckets[b], counts[b]);
-      else
-        put(o, "\",le=\"+Inf\"} %llu\n", n);
+    {
+      static const char *const names[] = { "format", NULL };
+      const char *values[] = { format };
+      char *labels = labels_text(names, values);
+
+      if (labels)
+        put_histogram(o, "ferry_conversion_duration_seconds", labels,
+                      conv_buckets, NCB, counts, n, sum);
+      free(labels);
     }
-    put(o, "ferry_conversion_duration_seconds_sum{format=\"");
-    put_label(o, format);
-    put(o, "\"} %.6f\n", sum);
-    put(o, "ferry_conversion_duration_seconds_count{format=\"");
-    put_label(o, format);
-    put(o, "\"} %llu\n", n);
     i = j;
   }
   r = 0;
