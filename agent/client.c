@@ -55,7 +55,8 @@ long client_call(struct client *c, const char *method, const char *path,
   CLEANUP_FREE char *url = NULL, *text = NULL;
   struct curl_slist *hdrs = NULL;
   struct http_response r;
-  struct http_request req = { .method = method, .timeout = timeout };
+  struct http_request req = { .method = method, .timeout = timeout,
+                              .stats = "api" };
   char host[256];
   long status = -1;
   unsigned attempt;

@@ -103,6 +103,8 @@ int config_load(struct agent_config *c, const char *path)
       bad = set_str(&c->compress, v);
     else if (strcmp(k, "max_rate") == 0)
       bad = set_str(&c->max_rate, v);
+    else if (strcmp(k, "metrics_listen") == 0)
+      bad = set_str(&c->metrics_listen, v);
     else if (strcmp(k, "jobs") == 0) {
       if (parse_uint(k, v, 1, 64, &c->jobs) == -1)
         goto bad_value;
@@ -152,6 +154,7 @@ void config_free(struct agent_config *c)
   free(c->root);
   free(c->compress);
   free(c->max_rate);
+  free(c->metrics_listen);
   for (i = 0; i < c->n_disks; i++) {
     free(c->disks[i][0]);
     free(c->disks[i][1]);

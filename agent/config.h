@@ -34,6 +34,7 @@ struct agent_config {
   char *compress;
   char *max_rate;
   unsigned poll_wait;
+  char *metrics_listen;        /* "127.0.0.1:9464": GET /metrics; NULL: off */
 };
 
 /* Defaults, then path if given (or AGENT_CONF_DEFAULT when it exists).

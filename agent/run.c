@@ -18,6 +18,7 @@
 #include "clone/clone.h"
 #include "config.h"
 #include "discover.h"
+#include "metrics.h"
 #include "util/error.h"
 #include "image/names.h"
 #include "net/http_client.h"
@@ -45,6 +46,7 @@ static void on_signal(int sig)
 struct task_run {
   struct client *c;
   long long id;
+  const char *disk;              /* of a clone or sync */
   atomic_int cancel;
   struct timespec last;
 };
@@ -69,15 +71,21 @@ static void on_progress(void *opaque, const struct clone_stats *st)
   long status;
   const char *state;
 
+  agent_metrics_task(t->disk, st);
   if (since(&t->last) < 2.0 && st->read_bytes < st->alloc_bytes)
     return;
   clock_gettime(CLOCK_MONOTONIC, &t->last);
   snprintf(path, sizeof path, "/v1/agent/tasks/%lld/progress", t->id);
-  body = json_pack("{s:I, s:I, s:f, s:f}", "done_bytes",
-                   (json_int_t)st->read_bytes, "total_bytes",
+  body = json_pack("{s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:I}",
+                   "done_bytes", (json_int_t)st->read_bytes, "total_bytes",
                    (json_int_t)st->alloc_bytes, "rate", rate, "eta",
                    rate > 0 ? (double)(st->alloc_bytes - st->read_bytes) /
-                              rate : 0.0);
+                              rate : 0.0,
+                   "sent_bytes", (json_int_t)st->sent_bytes,
+                   "zero_chunks", (json_int_t)st->zero_chunks,
+                   "sent_chunks", (json_int_t)st->sent_chunks,
+                   "reused_chunks", (json_int_t)st->reused_chunks,
+                   "carried_chunks", (json_int_t)st->carried_chunks);
   status = client_call(t->c, "POST", path, body, &resp, 1, 20);
   json_decref(body);
   if (t->c->revoked) {
@@ -255,12 +263,15 @@ static json_t *run_clone(struct task_run *t, json_t *spec,
   o.store = store;
   o.progress = on_progress;
   o.opaque = t;
+  t->disk = disk;
   log_info("task %lld: %s %s (%s) to %s", t->id,
            sync ? "syncing" : "cloning", disk, source, image);
   if (agent_clone(&o, source, quiesce, NULL, 0, &st) == -1) {
+    agent_metrics_task_end(disk, NULL);
     ferry_error_prefix("clone %s to %s: ", source, image);
     goto out;
   }
+  agent_metrics_task_end(disk, &st);
   digest_to_hex(st.manifest.image_digest, hex);
   res = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:f,"
                   " s:b, s:I, s:I, s:I, s:b, s:I, s:I, s:I}",
@@ -385,6 +396,13 @@ int cmd_run(int argc, char **argv)
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+  if (cfg.metrics_listen && agent_metrics_start(cfg.metrics_listen) == -1) {
+    fprintf(stderr, "ferry-agent: %s: %s\n", cfg.path ? cfg.path : "config",
+            ferry_errmsg());
+    client_free(&cl);
+    config_free(&cfg);
+    return 1;
+  }
 
   inv = discover_inventory(cfg.root);
   hn = inv ? json_string_value(json_object_get(inv, "hostname")) : NULL;
@@ -477,6 +495,7 @@ int cmd_run(int argc, char **argv)
   }
   log_info("stopping");
 out:
+  agent_metrics_stop();
   json_decref(inv);
   client_free(&cl);
   config_free(&cfg);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "net/http_stats.h"
 #include "util/error.h"
 
 /* Latency buckets, seconds: API calls are milliseconds, an agent's long
@@ -430,6 +431,7 @@ char *metrics_render(sqlite3 *db, long long project)
     return NULL;
   }
   render_api(&o);
+  http_stats_render(o.f);         /* the server's own: clouds, stores */
   if (render_db(&o, db, project) == -1) {
     fclose(o.f);
     free(o.text);

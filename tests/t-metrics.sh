@@ -9,18 +9,30 @@
 # "unmatched", an invented method as "other"); no token is 401; another
 # project's viewer sees none of this host; a real Prometheus server
 # scrapes the test server with a bearer token and answers a query about it.
+# The agent, with metrics_listen set, serves the same clone figures for its
+# disk on 127.0.0.1 with its HTTP requests to the store (a real S3: Swift)
+# and to the server, by kind, method and status, with latency histograms;
+# it refuses a metrics_listen that is not loopback.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/servers.sh"
 # prometheus and promtool: Debian's package, unpacked by scripts/setup.sh test
 export PATH="${FERRY_TOOLS_DIR:-/var/cache/ferry}/prometheus/usr/bin:$PATH"
 requires curl jq promtool prometheus
 
+swift_start
 start_server "$T/ferry.db"
 make_disk "$T/m.img" 8M random
 make_root "$T/root" m01 sda=$((8 << 20))
-start_agent m01 "$(make_agent m01 "$T/root" "sda=$T/m.img")"
+conf=$(make_agent m01 "$T/root" "sda=$T/m.img")
+cp "$conf" "$T/public.conf"
+echo "metrics_listen = 0.0.0.0:9" >> "$T/public.conf"
+expect_fail "metrics_listen 0.0.0.0 is not a loopback address" ferry-agent run --config "$T/public.conf"
+aport=$(free_port)
+echo "metrics_listen = 127.0.0.1:$aport" >> "$conf"
+start_agent m01 "$conf"
 wait_for 20 eval 'api GET /v1/hosts | jq -e ".hosts | any(.hostname == \"m01\")" >/dev/null' ||
   fail "the agent did not register"
-printf 'name: m\nprovider: local\nstore: file://%s/store\noptions:\n  chunk_size: 1M\nhosts:\n  - name: m01\n    format: raw\n' "$T" > "$T/m.yaml"
+printf 'name: m\nprovider: local\nstore: s3://test/m\noptions:\n  chunk_size: 1M\nhosts:\n  - name: m01\n    format: raw\n' > "$T/m.yaml"
 ferry blueprint apply "$T/m.yaml" >/dev/null || fail "apply"
 ferry migrate m01 --blueprint m >/dev/null || fail "migrate"
 timeout 120 ferry job watch 1 >"$T/watch.out" 2>&1 || fail "the migration did not finish: $(tail -5 "$T/watch.out")"
@@ -62,6 +74,27 @@ n=$(val 'ferry_api_requests_total{route="/v1/hosts",method="GET",code="200"}') |
 c=$(val 'ferry_api_request_duration_seconds_count{route="/v1/hosts",method="GET"}') || fail "no latency histogram"
 [ "$c" -ge "$n" ] || fail "the histogram counted $c requests, the counter $n"
 ok "API requests are counted by route pattern, method and status, with a latency histogram"
+
+# the agent's own listener
+curl -sS -o "$T/agent.txt" -w '%{http_code}' "http://127.0.0.1:$aport/metrics" > "$T/agent.code" ||
+  fail "the agent's metrics listener does not answer"
+[ "$(cat "$T/agent.code")" = 200 ] || fail "the agent's /metrics answered $(cat "$T/agent.code")"
+promtool check metrics < "$T/agent.txt" >"$T/promtool2.out" 2>&1 ||
+  fail "promtool check metrics on the agent's: $(cat "$T/promtool2.out")"
+aval() { awk -v s="$1" '$1 == s {print $2; found=1} END {exit !found}' "$T/agent.txt"; }
+[ "$(aval 'ferry_agent_read_bytes_total{disk="sda"}')" = $((8 << 20)) ] ||
+  fail "the agent's read bytes: $(grep ferry_agent_read "$T/agent.txt")"
+[ "$(aval 'ferry_agent_sent_bytes_total{disk="sda"}')" = "$sent" ] || fail "the agent's sent bytes differ from the server's $sent"
+puts=$(aval 'ferry_http_requests_total{kind="store",method="PUT",code="200"}') ||
+  fail "no store PUTs counted: $(grep ferry_http_requests_total "$T/agent.txt")"
+[ "$puts" -ge 8 ] || fail "$puts store PUTs for 8 data chunks and a manifest"
+n=$(aval 'ferry_http_request_duration_seconds_count{kind="store",method="PUT"}') || fail "no store latency histogram"
+[ "$n" = "$(grep -E '^ferry_http_requests_total\{kind="store",method="PUT"' "$T/agent.txt" | awk '{s += $2} END {print s}')" ] ||
+  fail "the histogram's count is not the PUTs counted"
+aval 'ferry_http_requests_total{kind="api",method="GET",code="200"}' >/dev/null ||
+  fail "the agent's calls to the server are not counted"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$aport/other")" = 404 ] || fail "the agent's listener answers other paths"
+ok "the agent's listener (127.0.0.1 only) serves its disk's bytes and its store (S3) and server requests with latency histograms ($puts PUTs); promtool passes it"
 
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVER_URL/metrics")" = 401 ] || fail "GET /metrics without a token is not 401"
 ferry project create other >/dev/null || fail "project create"

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "net/http_stats.h"
 #include "util/error.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -159,6 +160,7 @@ int http_do(const struct http_request *req, struct http_response *resp)
   struct bodies bodies = { 0 };
   struct sink *body = &bodies.ok, hdrs = { 0 };
   struct body_src src = { 0 };
+  struct timespec t0, t1;
   CURLcode rc;
   CURL *h;
 
@@ -223,8 +225,14 @@ int http_do(const struct http_request *req, struct http_response *resp)
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
   }
 
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   rc = curl_easy_perform(h);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+  http_stats_record(req->stats, req->method, rc == CURLE_OK ? resp->status
+                                                            : 0,
+                    (double)(t1.tv_sec - t0.tv_sec) +
+                    (t1.tv_nsec - t0.tv_nsec) / 1e9);
   if (bodies.state == 2) {
     body = &bodies.err;
     resp->body = body->buf;

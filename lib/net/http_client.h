@@ -40,6 +40,9 @@ struct http_request {
    * such a connection is never reused. */
   const char *ca_file;
   int tls_unverified;
+  /* What the request is for, in the process's HTTP metrics ("store",
+   * "api", "cloud": net/http_stats.h); NULL: not counted. */
+  const char *stats;
 };
 
 struct http_response {

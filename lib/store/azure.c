@@ -366,6 +366,7 @@ static int az_call(struct az_call *c, struct http_response *resp)
       .method = c->method, .url = url, .body = c->body,
       .body_len = c->body_len, .out = c->out, .out_cap = c->out_cap,
       .body_cap = c->body_cap ? c->body_cap : AZ_SMALL_CAP,
+      .stats = "store",
     };
 
     r = store_http_request(&req, resp, az_prepare, c, c->what);

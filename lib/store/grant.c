@@ -382,7 +382,7 @@ static int gs_put_hashed(struct store *st, const char *key, const void *buf,
   char hex[DIGEST_HEX_LEN + 1], what[192];
   struct http_request req = {
     .method = "PUT", .body = buf, .body_len = len,
-    .body_cap = GRANT_GET_CAP,
+    .body_cap = GRANT_GET_CAP, .stats = "store",
   };
   struct http_response resp;
   int r = 0;
@@ -447,6 +447,7 @@ static int gs_get(struct store *st, const char *key, uint64_t off, void *buf,
   char range[64], what[192];
   struct http_request req = {
     .method = "GET", .out = buf, .out_cap = len, .body_cap = GRANT_GET_CAP,
+    .stats = "store",
   };
   struct http_response resp;
   int r = 0;
@@ -478,7 +479,7 @@ static int gs_get(struct store *st, const char *key, uint64_t off, void *buf,
 static int gs_head(struct store *st, const char *key, uint64_t *size)
 {
   struct store_grantee *gs = gs_of(st);
-  struct http_request req = { .method = "HEAD" };
+  struct http_request req = { .method = "HEAD", .stats = "store" };
   struct http_response resp;
   char what[192];
   int r;

@@ -436,6 +436,7 @@ static int s3_call(struct s3_call *c, struct http_response *resp)
            c->object ? c->object : s->bucket);
   req.method = c->method;
   req.url = url;
+  req.stats = "store";
   req.body = c->body;
   req.body_len = c->body_len;
   req.out = c->out;

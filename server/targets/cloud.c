@@ -166,7 +166,7 @@ int cloud_request(struct task_ctx *t, const struct cloud_req *r,
   for (i = 0;; i++) {
     struct http_request req = {
       .method = r->method, .url = r->url, .body = r->body,
-      .body_len = r->body_len, .body_cap = r->body_cap,
+      .body_len = r->body_len, .body_cap = r->body_cap, .stats = "cloud",
       .timeout = r->timeout ? r->timeout : ATTEMPT_TIMEOUT_DEFAULT,
       .connect_timeout = 10,
     };
