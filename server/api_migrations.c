@@ -736,8 +736,10 @@ enum MHD_Result api_migration_cutover(struct request *r)
 
     db_run(r->srv->db, "UPDATE migrations SET cutover = 1, updated = ?2 "
            "WHERE id = ?1", "it", id, db_now(now));
+    /* not a phase change: the migration stays in its phase until the
+     * orchestrator starts the final sync (phase cutover) */
     event_add(r->srv->db, id, json_integer_value(json_object_get(m,
-              "host_id")), "phase", phase, "cutover requested by the "
+              "host_id")), "cutover", phase, "cutover requested by the "
               "operator%s", strcmp(phase, "ready") == 0 ? ""
               : ": it starts when the current sync ends");
   }

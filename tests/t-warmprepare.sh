@@ -60,8 +60,8 @@ rc=0; timeout 900 ferry job watch 1 >"$T/watch.out" 2>&1 || rc=$?
 job > "$T/m.json"
 # the order of phases: cutover (final sync), cloned, preparing, converting
 phases=$(jq -r '[.events[] | select(.kind == "phase") | .phase] | join(" ")' "$T/m.json")
-[[ $phases == *"cutover cloned preparing converting converted creating done" ]] ||
-  fail "phases after the cutover are not cutover cloned preparing converting ...: $phases"
+[ "$phases" = "discovered preflight prepared cloning ready cutover cloned preparing converting converted creating done" ] ||
+  fail "the phases are not ... ready cutover cloned preparing converting ...: $phases"
 jq -e '.events | any(.message | startswith("prepared /etc/fstab: line"))' "$T/m.json" >/dev/null ||
   fail "no preparation event for fstab: $(jq -r '.events[].message' "$T/m.json" | grep -i prep)"
 ok "the cutover runs the final sync, then prepares the guest, converts and creates: $phases"
