@@ -7,7 +7,6 @@
 # source's) still converts to the source disk byte for byte; a dry run
 # and a change that cannot be made write nothing; a preparation killed
 # mid-way commits nothing; the source image is never modified.
-# ferry-test-alone: libguestfs' appliance and TCG boots within timeouts
 . "$(dirname "$0")/lib.sh"
 requires ferry-prepare guestfish qemu-img sfdisk mke2fs grub-mkimage busybox cpio jq debugfs
 export FERRY_QEMU_ACCEL=tcg LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg

@@ -7,7 +7,6 @@
 # disk that booted, the final sync's generation is still the source's
 # disk byte for byte, and every sync compares with the source's own
 # generations, never with a prepared one.
-# ferry-test-alone: libguestfs' appliance and a TCG boot within timeouts
 . "$(dirname "$0")/lib.sh"
 requires ferry-prepare guestfish qemu-system-x86_64 sfdisk mke2fs grub-mkimage busybox cpio jq curl
 export FERRY_QEMU_ACCEL=tcg LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
