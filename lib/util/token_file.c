@@ -84,7 +84,10 @@ int token_file_write(const char *path, const char *token, int replace)
   size_t len = strlen(token);
   int fd;
 
-  if (asprintf(&tmp, "%s.tmp", path) == -1) {
+  /* a name of this process's own: two servers making the same token file
+   * at once must not remove each other's temporary file (the loser's
+   * link() then fails with EEXIST, and it reads the winner's token) */
+  if (asprintf(&tmp, "%s.%ld.tmp", path, (long)getpid()) == -1) {
     ferry_error("out of memory");
     return -1;
   }
