@@ -11,7 +11,6 @@
  * units (_bytes, _seconds), _total for counters. */
 #include "metrics.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,89 +24,21 @@
  * poll up to its timeout (about 25 s). */
 static const double api_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                       0.5, 1, 2.5, 5, 10, 30 };
-#define NB (sizeof api_buckets / sizeof api_buckets[0])
 
 /* Conversion durations, seconds. */
 static const double conv_buckets[] = { 1, 5, 15, 60, 300, 900, 3600, 14400 };
 #define NCB (sizeof conv_buckets / sizeof conv_buckets[0])
 
-#define MAX_SERIES 512
-
-struct api_series {
-  const char *route;            /* the route table's pattern (static) */
-  const char *method;           /* one of methods[] (static) */
-  unsigned status;
-  unsigned long long count;
-};
-
-struct api_latency {
-  const char *route, *method;
-  unsigned long long buckets[NB]; /* not cumulative; summed at render */
-  unsigned long long count;
-  double sum;
-};
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct api_series series[MAX_SERIES];
-static size_t nseries;
-static struct api_latency latency[MAX_SERIES];
-static size_t nlatency;
-static unsigned long long dropped;   /* calls past MAX_SERIES series */
-
-static const char *const methods[] = { "GET", "POST", "PUT", "DELETE",
-                                       "HEAD", "PATCH", "OPTIONS" };
-
-/* A method as a label: only the known ones, so a client cannot make new
- * series by inventing methods. */
-static const char *method_label(const char *m)
-{
-  size_t i;
-
-  for (i = 0; m && i < sizeof methods / sizeof methods[0]; i++)
-    if (strcmp(m, methods[i]) == 0)
-      return methods[i];
-  return "other";
-}
+/* the API requests this server answered, by route pattern and method */
+static struct req_stats api = REQ_STATS_INIT(
+  "ferry_api", "route", "API requests answered (route: the route table's "
+  "pattern, unmatched for a path no route knows)", api_buckets);
 
 void metrics_api(const char *method, const char *route, unsigned status,
                  double seconds)
 {
-  const char *m = method_label(method);
-  size_t i, b;
-
-  if (route == NULL)
-    route = "unmatched";
-  if (seconds < 0)
-    seconds = 0;
-  pthread_mutex_lock(&lock);
-  for (i = 0; i < nseries; i++)
-    if (series[i].route == route && series[i].method == m &&
-        series[i].status == status)
-      break;
-  if (i == nseries && nseries < MAX_SERIES)
-    series[nseries++] = (struct api_series){ route, m, status, 0 };
-  if (i < nseries)
-    series[i].count++;
-  else
-    dropped++;
-  for (i = 0; i < nlatency; i++)
-    if (latency[i].route == route && latency[i].method == m)
-      break;
-  if (i == nlatency && nlatency < MAX_SERIES) {
-    memset(&latency[i], 0, sizeof latency[i]);
-    latency[i].route = route;
-    latency[i].method = m;
-    nlatency++;
-  }
-  if (i < nlatency) {
-    for (b = 0; b < NB && seconds > api_buckets[b]; b++)
-      ;
-    if (b < NB)
-      latency[i].buckets[b]++;
-    latency[i].count++;
-    latency[i].sum += seconds;
-  }
-  pthread_mutex_unlock(&lock);
+  req_stats_record(&api, route ? route : "unmatched", method, status,
+                   seconds);
 }
 
 /* ---- text output ---- */
@@ -185,40 +116,6 @@ static void put_histogram(struct out *o, const char *name, const char *labels,
   put(o, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, count);
   put(o, "%s_sum{%s} %.6f\n", name, labels, sum);
   put(o, "%s_count{%s} %llu\n", name, labels, count);
-}
-
-static void render_api(struct out *o)
-{
-  size_t i, b;
-
-  pthread_mutex_lock(&lock);
-  help(o, "ferry_api_requests_total", "counter", "API requests answered, "
-       "by route (the route table's pattern), method and HTTP status.");
-  for (i = 0; i < nseries; i++) {
-    put(o, "ferry_api_requests_total{route=\"");
-    put_label(o, series[i].route);
-    put(o, "\",method=\"%s\",code=\"%u\"} %llu\n", series[i].method,
-        series[i].status, series[i].count);
-  }
-  help(o, "ferry_api_requests_dropped_total", "counter", "API requests "
-       "not counted by route: more distinct series than the server keeps.");
-  put(o, "ferry_api_requests_dropped_total %llu\n", dropped);
-  help(o, "ferry_api_request_duration_seconds", "histogram", "Time from "
-       "a request's headers to its answer, by route and method.");
-  for (i = 0; i < nlatency; i++) {
-    static const char *const names[] = { "route", "method", NULL };
-    const char *values[] = { latency[i].route, latency[i].method };
-    unsigned long long cum[NB], run = 0;
-    char *labels = labels_text(names, values);
-
-    for (b = 0; b < NB; b++)
-      cum[b] = run += latency[i].buckets[b];
-    if (labels)
-      put_histogram(o, "ferry_api_request_duration_seconds", labels,
-                    api_buckets, NB, cum, latency[i].count, latency[i].sum);
-    free(labels);
-  }
-  pthread_mutex_unlock(&lock);
 }
 
 static const char *s(json_t *row, const char *k)
@@ -430,7 +327,7 @@ char *metrics_render(sqlite3 *db, long long project)
     ferry_error("out of memory");
     return NULL;
   }
-  render_api(&o);
+  req_stats_render(&api, o.f);
   http_stats_render(o.f);         /* the server's own: clouds, stores */
   if (render_db(&o, db, project) == -1) {
     fclose(o.f);
