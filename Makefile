@@ -15,6 +15,7 @@
 #   make check-fuzz           run each for FUZZ_SECONDS (default 30) on its
 #                             seed corpus; a crash, leak or timeout fails
 #   make bench                benchmarks against the peers (docs/PERFORMANCE.md)
+#   make dashboard-screenshots the dashboard's pages into docs/dashboard/
 #   make check-prepare-matrix guest preparation's whole boot proof
 #                             (docs/PREPARATION.md)
 #   make deb                  the ferry-agent Debian package in dist/
@@ -82,6 +83,7 @@ PROGRAMS := $(BIN)/ferry-agent $(BIN)/ferry-server $(BIN)/ferry-convert \
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean check check-tsan check-unit check-shell demo bench deps \
+        dashboard-screenshots \
         deps-build checksrc unit deb fuzz fuzzers check-fuzz \
         check-prepare-matrix check-boot-matrix
 
@@ -211,6 +213,10 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 30
 
+# the dashboard's files are embedded by .incbin (server/api_ui.c), which
+# -MMD does not see
+$(O)/server/api_ui.o: $(wildcard server/ui/*)
+
 $(O)/libferry-server.a: $(call obj,$(filter-out server/main.c,$(SERVER_SRC)))
 	@rm -f $@
 	$(call say,AR,$@)$(AR) rcs $@ $^
@@ -242,6 +248,13 @@ check-boot-matrix: deps
 	@$(MAKE) --no-print-directory all
 	@FERRY_BIN=$(abspath $(BIN)) FERRY_TEST_VERBOSE=1 \
 	  FERRY_BOOT_FORMATS="raw vhd vhd-dynamic vmdk qcow2 gce" bash tests/run.sh t-boot
+
+# The dashboard's screenshots in docs/dashboard/ (docs/DASHBOARD.md),
+# taken by the browser test against a server mid-migration.
+dashboard-screenshots: deps
+	@$(MAKE) --no-print-directory all
+	@FERRY_BIN=$(abspath $(BIN)) FERRY_DASHBOARD_SHOTS=$(CURDIR)/docs/dashboard \
+	  bash tests/run.sh t-dashboard
 
 demo:
 	@bash scripts/setup.sh demo

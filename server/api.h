@@ -142,6 +142,14 @@ enum MHD_Result api_agent_revoke(struct request *r);
 enum MHD_Result api_agent_rotate(struct request *r);
 enum MHD_Result api_agent_token_rotate(struct request *r);
 enum MHD_Result api_ca_get(struct request *r);              /* api_ca.c */
+enum MHD_Result api_ui_root(struct request *r);             /* api_ui.c */
+enum MHD_Result api_ui_index(struct request *r);
+enum MHD_Result api_ui_file(struct request *r);
+enum MHD_Result api_whoami(struct request *r);
+
+/* "viewer", "operator" or "admin" for an operator token's scope, else
+ * NULL (httpd.c). */
+const char *scope_role_name(enum scope s);
 
 /* Store an inventory for host (hostname, machine_id from it) in project;
  * the host's id, 0 when that machine is a host of another project, or -1

@@ -10,6 +10,20 @@
 #include "util/error.h"
 #include "events.h"
 
+/* Every finding on a parsed blueprint, against the project's hosts as
+ * they are now; the number of errors. */
+static int check(struct request *r, json_t *bp, json_t *lines,
+                 json_t *findings)
+{
+  int errors = blueprint_validate(bp, lines, findings);
+
+  db_lock();
+  errors += blueprint_check_hosts(bp, lines, r->srv->db, r->project_id,
+                                  findings);
+  db_unlock();
+  return errors;
+}
+
 /* Parse and validate the body; NULL after replying when unreadable. */
 static json_t *check_body(struct request *r, json_t **findings, int *errors,
                           enum MHD_Result *ret)
@@ -36,11 +50,7 @@ static json_t *check_body(struct request *r, json_t **findings, int *errors,
     return NULL;
   }
   *findings = json_array();
-  *errors = blueprint_validate(bp, lines, *findings);
-  db_lock();
-  *errors += blueprint_check_hosts(bp, lines, r->srv->db, r->project_id,
-                                   *findings);
-  db_unlock();
+  *errors = check(r, bp, lines, *findings);
   json_decref(lines);
   return bp;
 }
@@ -123,7 +133,9 @@ enum MHD_Result api_blueprints_list(struct request *r)
 enum MHD_Result api_blueprint_get(struct request *r)
 {
   long long id = request_id(r, 0);
-  json_t *row;
+  json_t *row, *bp, *lines = NULL, *findings;
+  const char *source;
+  int errors;
 
   db_lock();
   /* by id, or by name when the parameter is not a number */
@@ -137,5 +149,17 @@ enum MHD_Result api_blueprint_get(struct request *r)
     return reply_error(r, 500, NULL, "%s", ferry_errmsg());
   if (json_is_null(row))
     return reply_error(r, 404, "id", "no blueprint '%s'", r->params[0]);
+  /* its findings today: hosts discovered since it was applied, or gone,
+   * change them (the dashboard shows them beside the source's lines) */
+  source = json_string_value(json_object_get(row, "source"));
+  bp = source ? blueprint_parse(source, strlen(source), &lines) : NULL;
+  if (bp) {
+    findings = json_array();
+    errors = check(r, bp, lines, findings);
+    json_object_set_new(row, "findings", findings);
+    json_object_set_new(row, "errors", json_integer(errors));
+  }
+  json_decref(bp);
+  json_decref(lines);
   return reply_json(r, 200, row);
 }

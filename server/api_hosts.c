@@ -117,10 +117,29 @@ static json_t *host_summary(sqlite3_stmt *st)
                 "first_seen", (const char *)sqlite3_column_text(st, 3),
                 "last_seen", (const char *)sqlite3_column_text(st, 4));
   if (h && inv) {
-    json_t *os = json_object_get(inv, "os");
+    json_t *os = json_object_get(inv, "os"), *nics = json_array(), *nic;
+    json_t *ifs = json_object_get(json_object_get(inv, "network"),
+                                  "interfaces");
+    size_t i;
 
     json_object_set(h, "os", os ? json_object_get(os, "pretty_name") : NULL);
     json_object_set(h, "disks", json_object_get(inv, "disks"));
+    /* what a fleet view shows at a glance (the dashboard's hosts page) */
+    json_object_set(h, "boot_mode", json_object_get(json_object_get(inv,
+                    "boot"), "mode"));
+    json_object_set(h, "hypervisor", json_object_get(json_object_get(inv,
+                    "platform"), "hypervisor"));
+    json_object_set(h, "cpus", json_object_get(json_object_get(inv, "cpu"),
+                    "threads"));
+    json_object_set(h, "memory", json_object_get(inv, "memory"));
+    json_array_foreach(ifs, i, nic)
+      if (!json_is_true(json_object_get(nic, "virtual")))
+        json_array_append_new(nics, json_pack("{s:O?, s:O?, s:O?, s:O?}",
+                              "name", json_object_get(nic, "name"),
+                              "mac", json_object_get(nic, "mac"),
+                              "driver", json_object_get(nic, "driver"),
+                              "ipv4", json_object_get(nic, "ipv4")));
+    json_object_set_new(h, "nics", nics);
   }
   if (h) {
     if (json_object_get(h, "os") == NULL)

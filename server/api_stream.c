@@ -177,9 +177,17 @@ enum MHD_Result api_events_stream(struct request *r)
                        "migration id, not '%s'", mig);
   if (last && *last)
     after = last;
-  if (after && ((a = strtoll(after, &end, 10)) < 0 || *end))
+  if (after && strcmp(after, "now") == 0) {
+    /* only what happens from now on (the dashboard: it has just read
+     * the state, and need not replay a project's whole history) */
+    db_lock();
+    a = db_int(r->srv->db, 0, "SELECT coalesce(max(id), 0) FROM events "
+               "WHERE project_id = ?1", "i", r->project_id);
+    db_unlock();
+  } else if (after && ((a = strtoll(after, &end, 10)) < 0 || *end))
     return reply_error(r, 400, "after", "the event id to resume after "
-                       "(Last-Event-ID or 'after') must be a number, not "
+                       "(Last-Event-ID or 'after') must be a number (or 'now'), "
+                       "not "
                        "'%s'", after);
   if (atomic_fetch_add(&streams, 1) >= STREAMS_MAX) {
     atomic_fetch_sub(&streams, 1);

@@ -56,8 +56,13 @@ static const struct route routes[] = {
   { "POST", "/v1/tokens", SCOPE_ADMIN, api_token_create },
   { "POST", "/v1/tokens/{id}/revoke", SCOPE_ADMIN, api_token_revoke },
   { "GET", "/v1/agents", SCOPE_VIEWER, api_agents_list },
+  { "GET", "/v1/whoami", SCOPE_VIEWER, api_whoami },
   { "POST", "/v1/agents/{id}/revoke", SCOPE_ADMIN, api_agent_revoke },
   { "POST", "/v1/agents/{id}/rotate", SCOPE_ADMIN, api_agent_rotate },
+  /* the dashboard's own files (api_ui.c): no token, no data in them */
+  { "GET", "/", SCOPE_NONE, api_ui_root },
+  { "GET", "/ui/", SCOPE_NONE, api_ui_index },
+  { "GET", "/ui/{file}", SCOPE_NONE, api_ui_file },
 };
 
 const struct route *api_routes(size_t *n)
@@ -84,6 +89,11 @@ struct auth_refusal {
   const char *code;
   char msg[256];
 };
+
+const char *scope_role_name(enum scope s)
+{
+  return s >= SCOPE_VIEWER && s <= SCOPE_ADMIN ? role_names[s] : NULL;
+}
 
 static enum scope role_parse(const char *s)
 {
