@@ -31,7 +31,10 @@ test_pkgs=("${demo_pkgs[@]}" qemu-system-x86 nbdkit libnbd-bin
   keystone glance-api python3-openstackclient python3-neutron python3-nova
   # guestfish: t-nbdexport and the test guests (tests/guests/), built with
   # libguestfs (XFS and LVM for the RHEL-shaped one); debootstrap above
-  guestfish libguestfs-xfs lvm2 linux-image-cloud-amd64)
+  guestfish libguestfs-xfs lvm2 linux-image-cloud-amd64
+  # the dashboard's browser test (t-dashboard): headless, driven by
+  # puppeteer-core from npm (below)
+  chromium)
 
 case $what in
   build) want=("${build_pkgs[@]}") ;;
@@ -53,6 +56,8 @@ fi
 #   prometheus and promtool (Debian's prometheus package), unpacked the
 #     same way: t-metrics runs a real Prometheus that scrapes a test server,
 #     and no system-wide Prometheus (or its node exporter) starts;
+#   puppeteer-core, which drives Debian's chromium in t-dashboard (the
+#     library only: it downloads no browser);
 #   the Compute Engine v1 API model for tests/gcp_contract.py: the one file
 #     compute/v1/compute-gen.go of golang-google-api-dev (Google's generated
 #     client, which embeds every method's discovery entry and every schema),
@@ -60,6 +65,8 @@ fi
 # Each is checked with one test and skipped when present.
 TOOLS_DIR=${FERRY_TOOLS_DIR:-/var/cache/ferry}
 AZURITE_VERSION=3.37.0
+# the last line that runs on Debian 12's node 18
+PUPPETEER_VERSION=24.43.1
 # fetch_deb PACKAGE DIR: the Debian package unpacked into $TOOLS_DIR/DIR
 # (apt-get download and dpkg -x: nothing installed, no daemon started)
 fetch_deb() {
@@ -100,6 +107,13 @@ test_tools() {
     mkdir -p "$TOOLS_DIR/azurite"
     npm install --prefix "$TOOLS_DIR/azurite" --no-audit --no-fund \
       --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null
+  fi
+  local pup=$TOOLS_DIR/puppeteer/node_modules/puppeteer-core/package.json
+  if ! grep -q "\"version\": \"$PUPPETEER_VERSION\"" "$pup" 2>/dev/null; then
+    echo "setup.sh: npm install puppeteer-core@$PUPPETEER_VERSION into $TOOLS_DIR" >&2
+    mkdir -p "$TOOLS_DIR/puppeteer"
+    PUPPETEER_SKIP_DOWNLOAD=1 npm install --prefix "$TOOLS_DIR/puppeteer" --no-audit \
+      --no-fund --loglevel=error "puppeteer-core@$PUPPETEER_VERSION" >/dev/null
   fi
   # moto's server mode for tests/t-aws.sh, into the python3 on PATH (pip)
   if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
