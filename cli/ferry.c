@@ -406,14 +406,93 @@ static int cmd_job_show(const char *id)
   return 0;
 }
 
+/* An event stream's bytes: ends the request at the first event (a
+ * message whose "event:" field is "event"), or at progress when the
+ * caller draws a bar and the wait is old enough (the stream sends running
+ * tasks' progress at once: without that floor a bar would poll), never
+ * at the "retry:" line or a keep-alive comment. */
+struct stream_wait {
+  char line[24];                       /* the current line's start */
+  size_t len;
+  int kind;                            /* of the message: 1 event, 2 progress */
+  int progress_wakes;
+  time_t progress_after;
+};
+
+static int stream_bytes(void *cls, const char *data, size_t n)
+{
+  struct stream_wait *w = cls;
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    if (data[i] == '\n') {
+      if (w->len == 0) {
+        if (w->kind == 1 || (w->kind == 2 && w->progress_wakes &&
+                             time(NULL) >= w->progress_after))
+          return -1;
+        w->kind = 0;
+      }
+      if (w->len == 12 && memcmp(w->line, "event: event", 12) == 0)
+        w->kind = 1;
+      else if (w->len == 15 && memcmp(w->line, "event: progress", 15) == 0)
+        w->kind = 2;
+      w->len = 0;
+    } else if (w->len < sizeof w->line) {
+      w->line[w->len++] = data[i];
+    }
+  }
+  return 0;
+}
+
+/* Wait until migration id has news after event `after` (an event, or with
+ * progress its running tasks' progress, every 2 s at most), at most
+ * seconds: GET /v1/events/stream instead of polling.  0 when woken or
+ * the wait ran out, -1 when the stream cannot be had (then the caller
+ * polls). */
+static int wait_for_news(const char *id, long long after, unsigned seconds,
+                         int progress)
+{
+  CLEANUP_FREE char *url = NULL;
+  struct curl_slist *hdrs = NULL;
+  struct stream_wait w = { 0 };
+  struct http_response r;
+  struct http_request req = {
+    .method = "GET", .timeout = (long)seconds, .ca_file = ca_file,
+    .on_data = stream_bytes, .on_data_cls = &w,
+  };
+  int rc;
+
+  if (asprintf(&url, "%s/v1/events/stream?migration=%s&after=%lld",
+               server_url, id, after) == -1 ||
+      (token[0] &&
+       http_header_add(&hdrs, "Authorization: Bearer %s", token) == -1) ||
+      (project &&
+       http_header_add(&hdrs, "X-Ferry-Project: %s", project) == -1)) {
+    curl_slist_free_all(hdrs);
+    return -1;
+  }
+  req.url = url;
+  req.headers = hdrs;
+  w.progress_wakes = progress;
+  w.progress_after = time(NULL) + 2;
+  (void)http_do(&req, &r);
+  /* ended by us (news), by the clock or by the server: all a wake-up */
+  rc = r.status == 200 ? 0 : -1;
+  http_response_free(&r);
+  curl_slist_free_all(hdrs);
+  return rc;
+}
+
 /* Follow a job: new events as they happen and a progress bar; exit 0
- * when it is done, 1 when it failed or was canceled. */
+ * when it is done, 1 when it failed or was canceled.  Between reads it
+ * waits on the event stream, so an idle job costs the server nothing. */
 static int cmd_job_watch(const char *id, unsigned timeout)
 {
   char path[128];
   long long last_event = 0;
   time_t start = time(NULL);
   int tty = isatty(STDOUT_FILENO), drawn = 0;
+  unsigned wait;
 
   snprintf(path, sizeof path, "/v1/migrations/%s", id);
   for (;;) {
@@ -480,7 +559,11 @@ static int cmd_job_watch(const char *id, unsigned timeout)
               "to keep following)\n", timeout, id);
       return 1;
     }
-    sleep(1);
+    wait = 600;
+    if (timeout && (unsigned)(time(NULL) - start) + wait > timeout)
+      wait = timeout - (unsigned)(time(NULL) - start) + 1;
+    if (wait_for_news(id, last_event, wait, tty) == -1)
+      sleep(1);
   }
 }
 

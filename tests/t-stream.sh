@@ -74,6 +74,32 @@ jq -e '[.[] | select(.data.migration_id == 1 or (.data.message // "" | contains(
 grep -q 'must be a number' "$T/bad.json" || fail "the 400 does not say why: $(cat "$T/bad.json")"
 ok "another project's viewer streams nothing of it; no token is 401; a bad Last-Event-ID is 400"
 
+# after=now: only what happens from then on
+stream "$T/now.sse" --max-time 2 --get --data after=now; wait $! || true
+! grep -q '^event: event' "$T/now.sse" || fail "after=now replayed old events: $(head -c 300 "$T/now.sse")"
+# ferry job watch waits on the stream: a warm job sitting in ready costs
+# one read of the migration while watched, not one a second
+printf 'name: w\nprovider: local\nstore: file://%s/wstore\noptions:\n  sync_interval: 1h\nhosts:\n  - name: s01\n    format: raw\n    warm: true\n' "$T" > "$T/w.yaml"
+ferry blueprint apply "$T/w.yaml" >/dev/null || fail "apply w"
+wid=$(ferry migrate s01 --blueprint w | grep -o 'migration [0-9]*' | grep -o '[0-9]*' | head -n 1)
+wait_for 60 eval 'api GET /v1/migrations/$wid | jq -e ".phase == \"ready\"" >/dev/null' ||
+  fail "the warm job did not get ready: $(ferry job show "$wid")"
+gets() { api GET /metrics | awk '/^ferry_api_requests_total\{/ && /route="\/v1\/migrations\/\{id\}"/ && /method="GET"/ {n += $2} END {print n + 0}'; }
+g0=$(gets)
+timeout 8 ferry job watch "$wid" >"$T/watch.out" 2>&1 && fail "the watch of a job in ready ended: $(cat "$T/watch.out")"
+g1=$(gets)
+[ $((g1 - g0)) -le 2 ] || fail "ferry job watch read the migration $((g1 - g0)) times in 8 s while nothing happened"
+stream "$T/cut.sse" --max-time 20 --get --data after=now --data "migration=$wid"; cut_pid=$!
+sleep 1
+timeout 60 ferry job watch "$wid" >"$T/watch2.out" 2>&1 & watch_pid=$!
+sleep 1
+ferry cutover "$wid" >/dev/null || fail "cutover"
+wait $watch_pid || fail "ferry job watch did not follow the cutover to done: $(cat "$T/watch2.out")"
+grep -q "migration $wid done" "$T/watch2.out" || fail "the watch did not say done: $(cat "$T/watch2.out")"
+grep -q '"phase":"done"' "$T/cut.sse" || fail "an after=now stream missed the cutover's events"
+kill $cut_pid 2>/dev/null || true
+ok "after=now streams only new events; ferry job watch waits on the stream (read the idle job $((g1 - g0)) time(s) in 8 s) and follows a cutover to done"
+
 kill "$SERVER_PID"
 for i in $(seq 50); do kill -0 "$all_pid" 2>/dev/null || break; sleep 0.1; done
 ! kill -0 "$all_pid" 2>/dev/null || fail "the stream did not end when the server stopped"

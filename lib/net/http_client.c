@@ -82,6 +82,7 @@ static int sink_put(struct sink *s, const char *data, size_t n)
  * neither overwrites nor overflows the caller's. */
 struct bodies {
   struct sink ok, err;
+  const struct http_request *req;
   CURL *h;
   int state;                /* 0 undecided, 1 ok, 2 err */
 };
@@ -94,8 +95,12 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque)
     long code = 0;
 
     curl_easy_getinfo(b->h, CURLINFO_RESPONSE_CODE, &code);
-    b->state = b->ok.fixed && (code < 200 || code > 299) ? 2 : 1;
+    b->state = (b->ok.fixed || b->req->on_data) &&
+               (code < 200 || code > 299) ? 2 : 1;
   }
+  if (b->state == 1 && b->req->on_data)
+    return b->req->on_data(b->req->on_data_cls, data, size * nmemb) == 0
+           ? size * nmemb : 0;
   return sink_put(b->state == 1 ? &b->ok : &b->err, data, size * nmemb) == 0
          ? size * nmemb : 0;
 }
@@ -172,6 +177,7 @@ int http_do(const struct http_request *req, struct http_response *resp)
     return -1;
   }
   bodies.h = h;
+  bodies.req = req;
   bodies.err.limit = req->body_cap ? req->body_cap : HTTP_BODY_CAP_DEFAULT;
   if (req->out) {
     body->buf = req->out;

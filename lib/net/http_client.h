@@ -29,6 +29,11 @@ struct http_request {
   void *out;
   size_t out_cap;
   size_t body_cap;
+  /* Or a 2xx body handed to on_data as it arrives, nothing kept (an event
+   * stream): on_data returns 0 to go on, -1 to end the request there
+   * (http_do then returns -1; the caller knows why). */
+  int (*on_data)(void *cls, const char *data, size_t len);
+  void *on_data_cls;
   long connect_timeout;            /* seconds; 0: 10 */
   long timeout;                    /* whole request, seconds; 0: 300 */
   long low_speed_time;             /* abort if < 1 KiB/s this long; 0: 60 */
