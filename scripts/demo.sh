@@ -124,3 +124,12 @@ printf '  boot check     %s after %.1f s (qemu %s)\n' \
 printf '  migration      %s -> %s\n' "$(jq -r .created <<<"$R")" "$(jq -r .updated <<<"$R")"
 printf '  image digest   %s\n' "$(jq -r .image_digest <<<"$clone")"
 printf '  files          %s\n' "$DIR"
+
+# the dashboard, on the same server and TLS, until the user is done
+say "dashboard: $FERRY_SERVER/ui/"
+echo "  sign in with the operator token in $DIR/state/operator.token (mode 0600: paste it into the form; it stays in that browser tab)"
+echo "  the server's certificate is signed by its own CA: trust $DIR/state/ca.pem in the browser (or accept the certificate once)"
+echo "  from another machine: ssh -L $PORT:127.0.0.1:$PORT root@$(hostname), then open the same URL"
+if [ "${DEMO_KEEP:-1}" != 0 ] && [ -t 0 ]; then
+  read -r -p "  press Enter to stop the server and end the demo (DEMO_KEEP=0 does not wait) " _
+fi
