@@ -136,7 +136,7 @@ $(O)/tests/%: tests/unit/%.c $(LIBFERRY) \
 	  $(LIBFERRY) $(LIBS)
 
 # Helpers the shell tests drive (not run as unit tests).
-TEST_TOOLS := $(O)/tests/store-tool $(O)/tests/nbd-serve
+TEST_TOOLS := $(O)/tests/store-tool $(O)/tests/nbd-serve $(O)/tests/fleet
 
 $(O)/tests/store-tool: tests/tools/store_tool.c $(LIBFERRY)
 	@mkdir -p $(dir $@)
@@ -147,6 +147,11 @@ $(O)/tests/nbd-serve: tests/tools/nbd_serve.c $(LIBFERRY)
 	@mkdir -p $(dir $@)
 	$(call say,TOOL,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 	  $(LIBFERRY) $(LIBS)
+
+# simulated agents for the control plane's load test (bench/fleet.sh)
+$(O)/tests/fleet: tests/tools/fleet.c
+	@mkdir -p $(dir $@)
+	$(call say,TOOL,$@)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBS)
 
 # Benchmark programs that bench/*.sh run; built with the unit tests so
 # that they keep compiling.

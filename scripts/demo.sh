@@ -16,7 +16,7 @@ say() { printf '\n==> %s\n' "$*"; }
 
 rm -rf "$DIR"; mkdir -p "$DIR/state" "$DIR/agent" "$DIR/root"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 
 say "building a bootable $SIZE server disk for host web01 (MBR, GRUB, /boot and / ext4 with a kernel, an init and the server's files; mostly free)"
 mkdir -p "$DIR/files/var/lib/db" "$DIR/files/var/log" "$DIR/files/etc"

@@ -267,14 +267,22 @@ static int task_disk_reported(sqlite3 *db, long long host_id, json_t *task,
   return found;
 }
 
+static int timespec_before(const struct timespec *a,
+                           const struct timespec *b)
+{
+  return a->tv_sec < b->tv_sec ||
+         (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
 /* Long poll: a task for this agent's host, or 204 after wait seconds. */
 enum MHD_Result api_agent_task_poll(struct request *r)
 {
   struct server *srv = r->srv;
   long wait = wait_arg(r);
-  struct timespec deadline;
+  struct timespec deadline, looked;
   char now[32];
   json_t *task;
+  int first = 1;
 
   if (wait < 0)
     return reply_error(r, 400, "wait", "query 'wait' must be a number of "
@@ -292,8 +300,12 @@ enum MHD_Result api_agent_task_poll(struct request *r)
     pthread_mutex_unlock(&srv->lock);
 
     db_lock();
-    db_run(srv->db, "UPDATE agents SET last_seen = ?2 WHERE id = ?1", "it",
-           r->agent_id, db_now(now));
+    /* the heartbeat and the re-offer below write: once per poll, not on
+     * every wake-up (a fleet's pollers woken together would queue a
+     * thousand writes behind the database lock) */
+    if (first)
+      db_run(srv->db, "UPDATE agents SET last_seen = ?2 WHERE id = ?1",
+             "it", r->agent_id, db_now(now));
     /* revoked while it waited: it takes nothing more.  An admin asked
      * for a new token (ferry agent rotate): the agent trades its token
      * before it takes more work. */
@@ -315,8 +327,10 @@ enum MHD_Result api_agent_task_poll(struct request *r)
     /* an agent polls only when it runs nothing: a task still marked as
      * running on it was lost (the agent restarted) and is offered again
      * now rather than when its lease runs out */
-    db_run(srv->db, "UPDATE tasks SET lease_until = 0 WHERE agent_id = ?1 "
-           "AND state = 'running'", "i", r->agent_id);
+    if (first)
+      db_run(srv->db, "UPDATE tasks SET lease_until = 0 WHERE agent_id = ?1 "
+             "AND state = 'running'", "i", r->agent_id);
+    first = 0;
     task = task_claim(srv->db, "agent", r->agent_host_id, r->agent_id,
                       srv->lease_seconds);
     /* bounded: each refusal spends one of the task's attempts */
@@ -352,9 +366,21 @@ enum MHD_Result api_agent_task_poll(struct request *r)
       return reply_json(r, 200, json_pack("{s:o}", "task", task));
     json_decref(task);
 
+    clock_gettime(CLOCK_REALTIME, &looked);
     pthread_mutex_lock(&srv->lock);
     while (!srv->stopping && srv->wake_seq == seq &&
            pthread_cond_timedwait(&srv->wake, &srv->lock, &deadline) == 0)
+      ;
+    /* A wake-up is for everyone (the orchestrator, the workers, every
+     * poller), and a busy server wakes many times a second: look again
+     * a second after the last look at the soonest, so that a burst of
+     * wake-ups costs each poller one look, not one each.  A task waits
+     * at most that second longer. */
+    looked.tv_sec += 1;
+    if (timespec_before(&deadline, &looked))
+      looked = deadline;
+    while (!srv->stopping &&
+           pthread_cond_timedwait(&srv->wake, &srv->lock, &looked) == 0)
       ;
     if (srv->stopping) {
       pthread_mutex_unlock(&srv->lock);
@@ -365,8 +391,7 @@ enum MHD_Result api_agent_task_poll(struct request *r)
       struct timespec t;
 
       clock_gettime(CLOCK_REALTIME, &t);
-      if (t.tv_sec > deadline.tv_sec ||
-          (t.tv_sec == deadline.tv_sec && t.tv_nsec >= deadline.tv_nsec))
+      if (!timespec_before(&t, &deadline))
         return reply_empty(r, 204);
     }
   }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 
 #define EXIT_USAGE 2
 #define DEFAULT_LISTEN "127.0.0.1:8700"
+#define MAX_CONNECTIONS_DEFAULT 4096
+#define FDS_OWN 128                    /* database, logs, children's pipes */
 
 static void usage(FILE *fp)
 {
@@ -58,6 +61,8 @@ static void usage(FILE *fp)
     "                             long (default 60)\n"
     "  --max-attempts N           tries per task before the job fails "
     "(default 3)\n"
+    "  --max-connections N        connections served at once (default 4096):\n"
+    "                             every agent holds one while it long-polls\n"
     "  --grant-ttl SECONDS        life of the store grants agents get "
     "(default 900)\n"
     "  --convert-bin PATH         ferry-convert (default: beside this "
@@ -103,6 +108,32 @@ static char *beside(const char *db, const char *name)
   return p;
 }
 
+/* Every agent of a fleet holds a connection while it long-polls, each a
+ * descriptor (and a thread): raise the soft limit of open files to fit
+ * want connections and the server's own files, as far as the hard limit
+ * allows.  The connections that fit. */
+static unsigned fd_room(unsigned want)
+{
+  struct rlimit rl;
+  rlim_t need = (rlim_t)want + FDS_OWN;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+    return want;
+  if (rl.rlim_cur < need) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need
+                  ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+      getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur >= need)
+    return want;
+  want = rl.rlim_cur > FDS_OWN + 16 ? (unsigned)(rl.rlim_cur - FDS_OWN) : 16;
+  log_warn("open files are limited to %llu: serving %u connections at "
+           "once (raise the limit, e.g. LimitNOFILE= in the unit, for "
+           "more agents)", (unsigned long long)rl.rlim_cur, want);
+  return want;
+}
+
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
   char msg[512];
@@ -132,6 +163,7 @@ int main(int argc, char **argv)
     { "http", no_argument, NULL, 'H' },
     { "insecure-http", no_argument, NULL, 'I' },
     { "log-format", required_argument, NULL, 'F' },
+    { "max-connections", required_argument, NULL, 'M' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -140,7 +172,7 @@ int main(int argc, char **argv)
   struct tls_opts tls = { 0 };
   struct tls_identity id = { 0 };
   struct MHD_OptionItem mopts[16];
-  unsigned flags, nopt = 0;
+  unsigned flags, nopt = 0, max_conns = MAX_CONNECTIONS_DEFAULT;
   int plain = 0, insecure = 0, rc = 1;
   struct server srv = {
     .convert_workers = 2, .lease_seconds = 60, .max_attempts = 3,
@@ -190,6 +222,11 @@ int main(int argc, char **argv)
     case 'A':
       if (parse_uint("--max-attempts", optarg, 1, 100,
                      &srv.max_attempts) == -1)
+        goto usage_error;
+      break;
+    case 'M':
+      if (parse_uint("--max-connections", optarg, 16, 65536,
+                     &max_conns) == -1)
         goto usage_error;
       break;
     case 'G':
@@ -317,12 +354,14 @@ int main(int argc, char **argv)
 
 #define OPT(o, v, p) \
   (mopts[nopt++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (p) })
+  /* poll(), not select(): a fleet's connections pass FD_SETSIZE */
   flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-          MHD_USE_ERROR_LOG;
+          MHD_USE_POLL | MHD_USE_ERROR_LOG;
+  max_conns = fd_room(max_conns);
   OPT(MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL);
   OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
   OPT(MHD_OPTION_NOTIFY_COMPLETED, api_completed, NULL);
-  OPT(MHD_OPTION_CONNECTION_LIMIT, 256, NULL);
+  OPT(MHD_OPTION_CONNECTION_LIMIT, max_conns, NULL);
   OPT(MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL);
   OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, 65536, NULL);
   if (!plain) {
