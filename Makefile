@@ -204,7 +204,7 @@ check: deps
 # workers with agents and conversions.  A race fails the run.
 TSAN_TESTS := unit/ t-server t-control t-warm t-blueprint t-bootcheck t-steps t-lease \
               t-roundtrip t-resume t-convert-errors t-grants t-projects t-metrics \
-              t-stream
+              t-stream t-fleet
 check-tsan: deps
 	@$(MAKE) --no-print-directory SANITIZE=thread all unit
 	@FERRY_BIN=$(abspath build-tsan/bin) FERRY_UNIT=$(abspath build-tsan/tests) FERRY_TEST_JOBS=$(TEST_JOBS) \

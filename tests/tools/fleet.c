@@ -385,7 +385,8 @@ int main(int argc, char **argv)
   reqs = json_object();
   held = json_array();
   for (i = 0; i < K_N; i++) {
-    qsort(lats[i].v, lats[i].n, sizeof *lats[i].v, cmp_double);
+    if (lats[i].n)
+      qsort(lats[i].v, lats[i].n, sizeof *lats[i].v, cmp_double);
     json_object_set_new(reqs, kind_names[i], json_pack(
       "{s:I, s:I, s:I, s:f, s:f, s:f}", "sent", (json_int_t)counts[i],
       "timed", (json_int_t)lats[i].n, "failed", (json_int_t)failures[i],
@@ -400,7 +401,8 @@ int main(int argc, char **argv)
     for (i = 0; i < K_N; i++)
       for (size_t k = 0; k < lats[i].n; k++)
         lat_add(&all, lats[i].v[k]);
-    qsort(all.v, all.n, sizeof *all.v, cmp_double);
+    if (all.n)
+      qsort(all.v, all.n, sizeof *all.v, cmp_double);
     for (i = 0; i < n; i++) {
       enrolled += agents[i].enrolled;
       discovered += agents[i].discovered;
@@ -438,5 +440,18 @@ int main(int argc, char **argv)
   }
   free(text);
   json_decref(report);
+  for (i = 0; i < n; i++) {
+    if (agents[i].busy)
+      curl_multi_remove_handle(m, agents[i].h);
+    curl_easy_cleanup(agents[i].h);
+    curl_slist_free_all(agents[i].hdrs);
+    free(agents[i].body);
+    free(agents[i].req_body);
+  }
+  for (i = 0; i < K_N; i++)
+    free(lats[i].v);
+  free(agents);
+  curl_multi_cleanup(m);
+  curl_global_cleanup();
   return 0;
 }
