@@ -103,13 +103,31 @@ async function main() {
     await noSecretsKept(page, OPERATOR, 'migrations page');
     const who = await page.$eval('#who', (e) => e.textContent);
     if (!/bob · operator · project default/.test(who)) fail('the header says "' + who + '"');
+    const rows0 = await page.$$eval('#migrations tbody tr', (trs) => trs.map((t) => t.textContent));
+    if (rows0.length !== 1 || !/db01/.test(rows0[0]) || !/done/.test(rows0[0])) fail('the migrations page lists: ' + JSON.stringify(rows0));
+    ok('an operator signs in: the migrations page lists db01 done, and no token is kept in the page, a cookie or localStorage');
+
+    // the operator starts web01's warm migration from its blueprint's page
+    await page.goto(URL0 + '/ui/#/blueprints/wave1', {waitUntil: 'domcontentloaded'});
+    await page.waitForSelector('#mapping tbody tr');
+    const migrate = await page.evaluateHandle(() => [...document.querySelectorAll('#mapping tbody tr')]
+      .find((tr) => /web01/.test(tr.cells[0].textContent)).querySelector('[data-action=migrate]'));
+    if (!migrate.asElement()) fail('no Migrate button for web01 on blueprint wave1');
+    await migrate.asElement().click();
+    await page.waitForSelector('#confirm[open]');
+    await page.click('#confirm-ok');
+    await page.waitForFunction((id) => location.hash === '#/migrations/' + id, {timeout: 10000}, MIG)
+      .catch(() => fail('Migrate did not lead to migration ' + MIG + ': ' + page.url()));
+    await page.goto(URL0 + '/ui/#/migrations', {waitUntil: 'domcontentloaded'});
+    await page.waitForFunction(() => document.querySelectorAll('#migrations tbody tr').length === 2);
     const rows = await page.$$eval('#migrations tbody tr', (trs) => trs.map((t) => t.textContent));
-    if (rows.length !== 2 || !rows.some((r) => /db01/.test(r) && /done/.test(r)) ||
-        !rows.some((r) => /web01/.test(r) && /cloning/.test(r))) {
-      fail('the migrations page lists: ' + JSON.stringify(rows));
+    if (!rows.some((r) => /web01/.test(r) && /active/.test(r))) fail('after Migrate the list shows ' + JSON.stringify(rows));
+    if (SHOTS) {                              // the picture with the bar moving
+      await page.waitForFunction(() => /of 64\.0 MiB/.test(document.querySelector('#migrations tbody').textContent),
+                                 {timeout: 15000}).catch(() => {});
     }
     await shot(page, 'migrations');
-    ok('an operator signs in: the migrations page lists db01 done and web01 cloning, and no token is kept in the page, a cookie or localStorage');
+    ok('Migrate on blueprint wave1\'s page, confirmed, starts migration ' + MIG + ' of web01 and the list shows it active');
 
     // the warm migration live: no navigation from here on
     let navigations = 0;
@@ -117,7 +135,7 @@ async function main() {
     await page.goto(URL0 + '/ui/#/migrations/' + MIG, {waitUntil: 'domcontentloaded'});
     navigations = 0;
     await page.evaluate(() => { window.__ferryMark = 'same page'; });
-    await page.waitForSelector('#tasks [data-task] .bar', {timeout: 20000});
+    await page.waitForSelector('#tasks [data-task] .bar', {timeout: 30000});
     const v0 = await barValue(page, '#tasks [data-task]');
     await page.waitForFunction((v) => {
       const b = document.querySelector('#tasks [data-task] .bar');
