@@ -60,6 +60,7 @@ ferry migrate db01 --blueprint wave1 >/dev/null || fail "migrate db01"
 timeout 60 ferry job watch 1 >/dev/null || fail "db01's migration did not finish: $(ferry job show 1)"
 ferry token create --role viewer --name alice --out "$T/viewer.token" >/dev/null || fail "viewer token"
 ferry token create --role operator --name bob --out "$T/operator.token" >/dev/null || fail "operator token"
+ferry project create other >/dev/null || fail "project create"
 
 # chromium trusts exactly this server's certificate (its key's SPKI
 # digest), not every certificate
@@ -68,6 +69,7 @@ leaf=$(openssl s_client -connect "127.0.0.1:$SERVER_PORT" </dev/null 2>/dev/null
 [ -n "$leaf" ] || fail "cannot read the server's certificate"
 export FERRY_URL=$SERVER_URL FERRY_SPKI=$leaf FERRY_MIGRATION=2 \
   FERRY_OPERATOR_TOKEN_FILE=$T/operator.token FERRY_VIEWER_TOKEN_FILE=$T/viewer.token \
+  FERRY_ADMIN_TOKEN_FILE=$OPERATOR_TOKEN_FILE \
   NODE_PATH=$TOOLS/puppeteer/node_modules
 node "$(dirname "$0")/dashboard/check.cjs" > "$T/check.out" 2>&1 &
 node_pid=$!

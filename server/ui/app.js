@@ -92,7 +92,7 @@ function progressBar(done, total, rate, finished, dataset) {
   const bar = el('div', {class: 'bar' + (finished ? ' done' : ''),
                          role: 'progressbar', 'aria-valuemin': 0,
                          'aria-valuemax': 100,
-                         'aria-valuenow': pct.toFixed(0)}, span);
+                         'aria-valuenow': Math.floor(pct)}, span);
   const label = el('div', {class: 'label'}, progressWords(done, total, rate, finished));
   return el('div', {class: 'progress', dataset: dataset || {}}, bar, label);
 }
@@ -111,7 +111,7 @@ function updateBar(node, done, total, rate, finished) {
   const pct = total > 0 ? Math.min(100, 100 * done / total) : 0;
   const bar = node.querySelector('.bar');
   bar.querySelector('span').style.width = pct.toFixed(1) + '%';
-  bar.setAttribute('aria-valuenow', pct.toFixed(0));
+  bar.setAttribute('aria-valuenow', String(Math.floor(pct)));
   node.querySelector('.label').textContent = progressWords(done, total, rate, finished);
 }
 

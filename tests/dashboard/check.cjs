@@ -13,6 +13,7 @@ const SHOTS = process.env.FERRY_DASHBOARD_SHOTS || '';
 const token = (v) => fs.readFileSync(process.env[v], 'utf8').trim();
 const OPERATOR = token('FERRY_OPERATOR_TOKEN_FILE');
 const VIEWER = token('FERRY_VIEWER_TOKEN_FILE');
+const ADMIN = token('FERRY_ADMIN_TOKEN_FILE');
 
 function fail(msg) { throw new Error(msg); }
 function ok(msg) { console.log('ok - ' + msg); }
@@ -245,6 +246,19 @@ async function main() {
       .catch(() => fail('the page never showed the migration done'));
     await shot(page, 'migration-done');
     ok('the page follows the migration to done without a reload');
+
+    // the server admin picks the project; another project shows none of these
+    const actx = await browser.createBrowserContext();
+    const apage = await newPage(actx, problems);
+    await signIn(apage, ADMIN);
+    await apage.waitForSelector('#project:not([hidden]) option[value=other]', {timeout: 10000})
+      .catch(() => fail('the server admin has no project selector with project other'));
+    await apage.select('#project', 'other');
+    await apage.waitForFunction(() => /project other/.test(document.querySelector('#who').textContent), {timeout: 10000});
+    await apage.waitForFunction(() => /No migrations yet/.test((document.querySelector('#migrations tbody') || {}).textContent || ''),
+                                {timeout: 10000}).catch(() => fail('project other lists migrations'));
+    await actx.close();
+    ok('the server admin switches to project other, which shows none of project default\'s migrations');
 
     // on a phone (sessionStorage is per tab: the new tab signs in)
     const phone = await newPage(ctx, problems, 390, 844);
