@@ -83,6 +83,10 @@ enum MHD_Result reply_error(struct request *r, unsigned status,
                             const char *field, const char *fmt, ...)
   __attribute__((format(printf, 4, 5)));
 enum MHD_Result reply_empty(struct request *r, unsigned status);
+/* Queue resp (and release it) as the answer, with its status recorded
+ * for the request's log line and metrics; NULL resp: MHD_NO. */
+enum MHD_Result reply_response(struct request *r, unsigned status,
+                               struct MHD_Response *resp);
 
 /* Parse the body as a JSON object; NULL after replying 400. */
 json_t *request_json(struct request *r, enum MHD_Result *result);

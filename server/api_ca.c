@@ -7,12 +7,10 @@
 #include <string.h>
 
 #include "api.h"
-#include "util/log.h"
 
 enum MHD_Result api_ca_get(struct request *r)
 {
   struct MHD_Response *resp;
-  enum MHD_Result ret;
 
   if (r->srv->ca_pem == NULL)
     return reply_error(r, 404, NULL, "this server has no CA to offer: it "
@@ -24,8 +22,5 @@ enum MHD_Result api_ca_get(struct request *r)
   if (resp == NULL)
     return MHD_NO;
   MHD_add_response_header(resp, "Content-Type", "application/x-pem-file");
-  ret = MHD_queue_response(r->conn, 200, resp);
-  MHD_destroy_response(resp);
-  log_debug("%s %s -> 200", r->method, r->path);
-  return ret;
+  return reply_response(r, 200, resp);
 }

@@ -167,7 +167,6 @@ enum MHD_Result api_events_stream(struct request *r)
   const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  "Last-Event-ID");
   struct MHD_Response *resp;
-  enum MHD_Result ret;
   struct stream *s;
   char *end;
   long long m = 0, a = 0;
@@ -218,8 +217,5 @@ enum MHD_Result api_events_stream(struct request *r)
   MHD_add_response_header(resp, "Content-Type", "text/event-stream");
   MHD_add_response_header(resp, "Cache-Control", "no-store");
   MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-  ret = MHD_queue_response(r->conn, 200, resp);
-  MHD_destroy_response(resp);
-  r->status = 200;
-  return ret;
+  return reply_response(r, 200, resp);
 }

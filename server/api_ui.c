@@ -55,7 +55,6 @@ static const struct ui_file ui_files[] = {
 static enum MHD_Result reply_file(struct request *r, const struct ui_file *f)
 {
   struct MHD_Response *resp;
-  enum MHD_Result ret;
 
   resp = MHD_create_response_from_buffer((size_t)(f->end - f->data),
                                          (void *)f->data,
@@ -70,25 +69,18 @@ static enum MHD_Result reply_file(struct request *r, const struct ui_file *f)
   MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
   MHD_add_response_header(resp, "X-Frame-Options", "DENY");
   MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-  ret = MHD_queue_response(r->conn, 200, resp);
-  MHD_destroy_response(resp);
-  r->status = 200;
-  return ret;
+  return reply_response(r, 200, resp);
 }
 
 enum MHD_Result api_ui_root(struct request *r)
 {
   struct MHD_Response *resp;
-  enum MHD_Result ret;
 
   resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
   if (resp == NULL)
     return MHD_NO;
   MHD_add_response_header(resp, "Location", "/ui/");
-  ret = MHD_queue_response(r->conn, 302, resp);
-  MHD_destroy_response(resp);
-  r->status = 302;
-  return ret;
+  return reply_response(r, 302, resp);
 }
 
 enum MHD_Result api_ui_index(struct request *r)

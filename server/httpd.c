@@ -280,7 +280,6 @@ struct pending {
 enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body)
 {
   struct MHD_Response *resp;
-  enum MHD_Result ret;
   char *text;
 
   text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -300,6 +299,16 @@ enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body)
   }
   MHD_add_response_header(resp, "Content-Type", "application/json");
   MHD_add_response_header(resp, "Cache-Control", "no-store");
+  return reply_response(r, status, resp);
+}
+
+enum MHD_Result reply_response(struct request *r, unsigned status,
+                               struct MHD_Response *resp)
+{
+  enum MHD_Result ret;
+
+  if (resp == NULL)
+    return MHD_NO;
   ret = MHD_queue_response(r->conn, status, resp);
   MHD_destroy_response(resp);
   r->status = status;
@@ -311,7 +320,6 @@ enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body)
 enum MHD_Result api_metrics(struct request *r)
 {
   struct MHD_Response *resp;
-  enum MHD_Result ret;
   char *text = metrics_render(r->srv->db, r->project_id);
 
   if (text == NULL)
@@ -325,10 +333,7 @@ enum MHD_Result api_metrics(struct request *r)
   MHD_add_response_header(resp, "Content-Type",
                           "text/plain; version=0.0.4; charset=utf-8");
   MHD_add_response_header(resp, "Cache-Control", "no-store");
-  ret = MHD_queue_response(r->conn, 200, resp);
-  MHD_destroy_response(resp);
-  r->status = 200;
-  return ret;
+  return reply_response(r, 200, resp);
 }
 
 enum MHD_Result reply_error(struct request *r, unsigned status,
@@ -353,16 +358,8 @@ enum MHD_Result reply_error(struct request *r, unsigned status,
 
 enum MHD_Result reply_empty(struct request *r, unsigned status)
 {
-  struct MHD_Response *resp;
-  enum MHD_Result ret;
-
-  resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-  if (resp == NULL)
-    return MHD_NO;
-  ret = MHD_queue_response(r->conn, status, resp);
-  MHD_destroy_response(resp);
-  r->status = status;
-  return ret;
+  return reply_response(r, status, MHD_create_response_from_buffer(0, NULL,
+                        MHD_RESPMEM_PERSISTENT));
 }
 
 const char *request_arg(struct request *r, const char *name)
