@@ -96,18 +96,6 @@ void agent_metrics_task_end(const char *disk, const struct clone_stats *st)
   pthread_mutex_unlock(&lock);
 }
 
-/* A label value as the text format wants it (\\, \", \n escaped). */
-static void put_label(FILE *o, const char *v)
-{
-  for (; *v; v++)
-    if (*v == '\\' || *v == '"')
-      fprintf(o, "\\%c", *v);
-    else if (*v == '\n')
-      fputs("\\n", o);
-    else
-      fputc(*v, o);
-}
-
 static unsigned long long field(const struct figures *f, size_t k)
 {
   switch (k) {
@@ -131,7 +119,7 @@ static void series(FILE *o, const char *name, const char *type,
 
     add(&t, &disks[i].now);
     fprintf(o, "%s{disk=\"", name);
-    put_label(o, disks[i].name);
+    prom_put_label(o, disks[i].name);
     fprintf(o, "\"} %llu\n", field(&t, k));
   }
 }
@@ -162,7 +150,7 @@ static char *render(void)
     add(&t, &disks[i].now);
     for (k = 0; k < 4; k++) {
       fputs("ferry_agent_chunks_total{disk=\"", o);
-      put_label(o, disks[i].name);
+      prom_put_label(o, disks[i].name);
       fprintf(o, "\",outcome=\"%s\"} %llu\n", outcomes[k],
               field(&t, 2 + k));
     }

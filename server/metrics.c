@@ -61,19 +61,6 @@ static void put(struct out *o, const char *fmt, ...)
   va_end(ap);
 }
 
-/* A label value, escaped as the format wants (\\, \", \n). */
-static void put_label(struct out *o, const char *v)
-{
-  for (v = v ? v : ""; *v; v++) {
-    if (*v == '\\' || *v == '"')
-      fprintf(o->f, "\\%c", *v);
-    else if (*v == '\n')
-      fputs("\\n", o->f);
-    else
-      fputc(*v, o->f);
-  }
-}
-
 static void help(struct out *o, const char *name, const char *type,
                  const char *text)
 {
@@ -91,7 +78,7 @@ static char *labels_text(const char *const *names, const char *const *values)
     return NULL;
   for (i = 0; names[i]; i++) {
     fprintf(l.f, "%s%s=\"", i ? "," : "", names[i]);
-    put_label(&l, values[i]);
+    prom_put_label(l.f, values[i]);
     fputc('"', l.f);
   }
   if (fclose(l.f) != 0) {
@@ -143,7 +130,7 @@ static void rows_series(struct out *o, json_t *rows, const char *name,
     put(o, "%s{", name);
     for (l = 0; labels[l]; l++) {
       put(o, "%s%s=\"", l ? "," : "", labels[l]);
-      put_label(o, s(row, labels[l]));
+      prom_put_label(o->f, s(row, labels[l]));
       put(o, "\"");
     }
     put(o, "} %.17g\n", num(row, column));
@@ -271,9 +258,9 @@ static int render_db(struct out *o, sqlite3 *db, long long project)
   json_array_foreach(bytes, i, row)
     for (c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
       put(o, "ferry_chunks_total{host=\"");
-      put_label(o, s(row, "host"));
+      prom_put_label(o->f, s(row, "host"));
       put(o, "\",disk=\"");
-      put_label(o, s(row, "disk"));
+      prom_put_label(o->f, s(row, "disk"));
       put(o, "\",outcome=\"%s\"} %.17g\n", chunks[c].outcome,
           num(row, chunks[c].col));
     }

@@ -54,10 +54,9 @@ void req_stats_record(struct req_stats *s, const char *label,
   pthread_mutex_unlock(&s->lock);
 }
 
-/* A label value as the text format wants it (\\, \", \n escaped). */
-static void put_label(FILE *f, const char *v)
+void prom_put_label(FILE *f, const char *v)
 {
-  for (; *v; v++)
+  for (v = v ? v : ""; *v; v++)
     if (*v == '\\' || *v == '"')
       fprintf(f, "\\%c", *v);
     else if (*v == '\n')
@@ -71,7 +70,7 @@ static void open_series(FILE *f, struct req_stats *s, const char *metric,
                         const char *label, const char *method)
 {
   fprintf(f, "%s%s{%s=\"", s->name, metric, s->label);
-  put_label(f, label);
+  prom_put_label(f, label);
   fprintf(f, "\",method=\"%s\"", method);
 }
 

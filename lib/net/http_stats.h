@@ -57,6 +57,10 @@ void req_stats_record(struct req_stats *s, const char *label,
  * included. */
 void req_stats_render(struct req_stats *s, FILE *f);
 
+/* Write a label value as Prometheus' text format wants it (\\, \", \n
+ * escaped); NULL writes nothing. */
+void prom_put_label(FILE *f, const char *v);
+
 /* This process's outgoing HTTP requests (counted by http_do for every
  * request that names its kind): ferry_http_*{kind, method}. */
 void http_stats_record(const char *kind, const char *method, long status,
