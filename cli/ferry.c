@@ -68,6 +68,19 @@ static int load_token(void)
 
 /* One API call; the status (and parsed body: on an error status only a
  * 422's) or -1 with an error. */
+/* The headers of every API request: the token, the body's type, the
+ * project; -1 on OOM. */
+static int api_headers(struct curl_slist **hdrs, const char *content_type)
+{
+  return (token[0] &&
+          http_header_add(hdrs, "Authorization: Bearer %s", token) == -1) ||
+         (content_type &&
+          http_header_add(hdrs, "Content-Type: %s", content_type) == -1) ||
+         (project &&
+          http_header_add(hdrs, "X-Ferry-Project: %s", project) == -1)
+         ? -1 : 0;
+}
+
 static long call(const char *method, const char *path, const char *body,
                  const char *content_type, json_t **out)
 {
@@ -83,12 +96,7 @@ static long call(const char *method, const char *path, const char *body,
   *out = NULL;
   req.ca_file = ca_file;
   if (asprintf(&url, "%s%s", server_url, path) == -1 ||
-      (token[0] &&
-       http_header_add(&hdrs, "Authorization: Bearer %s", token) == -1) ||
-      (content_type &&
-       http_header_add(&hdrs, "Content-Type: %s", content_type) == -1) ||
-      (project &&
-       http_header_add(&hdrs, "X-Ferry-Project: %s", project) == -1)) {
+      api_headers(&hdrs, content_type) == -1) {
     curl_slist_free_all(hdrs);
     ferry_error("out of memory");
     return -1;
@@ -464,10 +472,7 @@ static int wait_for_news(const char *id, long long after, unsigned seconds,
 
   if (asprintf(&url, "%s/v1/events/stream?migration=%s&after=%lld",
                server_url, id, after) == -1 ||
-      (token[0] &&
-       http_header_add(&hdrs, "Authorization: Bearer %s", token) == -1) ||
-      (project &&
-       http_header_add(&hdrs, "X-Ferry-Project: %s", project) == -1)) {
+      api_headers(&hdrs, NULL) == -1) {
     curl_slist_free_all(hdrs);
     return -1;
   }
